@@ -1,0 +1,36 @@
+import Type, { type Static } from 'typebox';
+
+/** How secret material reaches the worker. */
+export const SecretMountStrategy = Type.Union([Type.Literal('env'), Type.Literal('file'), Type.Literal('volume')]);
+/** Mount strategy. */
+export type SecretMountStrategy = Static<typeof SecretMountStrategy>;
+
+/**
+ * A reference to a secret in a credential instance. Only names and versions are stored; the host resolves the value
+ * and hands the provider {@link SecretMount} instructions for the worker being created.
+ */
+export const SecretRef = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 512 }),
+    credentials: Type.Optional(Type.String({ minLength: 1, description: 'credential instance; default instance when absent' })),
+    version: Type.Optional(Type.String({ minLength: 1, description: 'version id or stage (current, previous, pending)' })),
+    keys: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    mount: SecretMountStrategy,
+    envName: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' })),
+    path: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+/** Secret reference. */
+export type SecretRef = Static<typeof SecretRef>;
+
+/**
+ * Secret material resolved by the host for one worker. Providers deliver it exactly as told and never log,
+ * label or persist `value`.
+ */
+export const SecretMount = Type.Union([
+  Type.Object({ strategy: Type.Literal('env'), name: Type.String(), version: Type.String(), envName: Type.String(), value: Type.String() }, { additionalProperties: false }),
+  Type.Object({ strategy: Type.Union([Type.Literal('file'), Type.Literal('volume')]), name: Type.String(), version: Type.String(), path: Type.String(), value: Type.String() }, { additionalProperties: false }),
+]);
+/** Secret mount instruction. */
+export type SecretMount = Static<typeof SecretMount>;

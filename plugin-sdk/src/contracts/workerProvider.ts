@@ -1,0 +1,115 @@
+import Type from 'typebox';
+import { CAPABILITY_VERSION, type CapabilityName } from './capabilities.ts';
+import { Labels, WorkerId } from './common.ts';
+import { CapacityInfo } from './capacity.ts';
+import { ExecutionResult } from './execution.ts';
+import { LogChunk, LogOptions } from './logs.ts';
+import { call, stream, type Contract } from './operation.ts';
+import { RuntimeSpec } from './runtimeSpec.ts';
+import { SecretMount } from './secretRef.ts';
+import { Worker } from './worker.ts';
+import { WorkerState } from './workerState.ts';
+
+const ByWorker = Type.Object({ workerId: WorkerId }, { additionalProperties: false });
+
+/**
+ * The WorkerProvider contract (seed 000, table 5). Every provider plugin implements the `worker.lifecycle`
+ * operations; the others are optional capabilities. Workers are identified by the id the host gives them, and a
+ * provider labels every resource it creates with the owner labels of its plugin context.
+ */
+export const WorkerProviderContract = {
+  name: 'worker-provider',
+  version: CAPABILITY_VERSION,
+  operations: {
+    /** Creates and starts a worker; returns once it runs. Repeating it with the same workerId returns that worker. */
+    createWorker: call({
+      params: Type.Object(
+        {
+          workerId: WorkerId,
+          spec: RuntimeSpec,
+          /** Secret material resolved by the host for this worker only. Never log, label or persist it. */
+          secrets: Type.Optional(Type.Array(SecretMount)),
+        },
+        { additionalProperties: false },
+      ),
+      result: Worker,
+      capability: 'worker.lifecycle',
+      idempotent: true,
+    }),
+    /** Stops the worker (graceful, then forced) and removes what it used. Terminating a gone worker succeeds. */
+    terminateWorker: call({
+      params: Type.Object({ workerId: WorkerId, gracePeriodMs: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+      result: Type.Object({ workerId: WorkerId, state: WorkerState, alreadyGone: Type.Boolean() }, { additionalProperties: false }),
+      capability: 'worker.lifecycle',
+      idempotent: true,
+    }),
+    /** Current state; `Unknown` when the provider has no telemetry. Unknown worker: `WM_ERR_NOT_FOUND`. */
+    getWorkerStatus: call({ params: ByWorker, result: WorkerState, capability: 'worker.lifecycle', idempotent: true }),
+    /** Workers this instance owns (found through ownership labels), optionally filtered by labels. */
+    listWorkers: call({
+      params: Type.Object({ labels: Type.Optional(Labels) }, { additionalProperties: false }),
+      result: Type.Array(Worker),
+      capability: 'worker.lifecycle',
+      idempotent: true,
+    }),
+    /** The worker's output as a stream of chunks; with `follow` it stays open while the worker runs. */
+    getLogs: stream({
+      params: Type.Object({ workerId: WorkerId, options: Type.Optional(LogOptions) }, { additionalProperties: false }),
+      item: LogChunk,
+      capability: 'worker.logs',
+      idempotent: true,
+    }),
+    /** Opens a local endpoint (`host:port`) that reaches `remotePort` of the worker. */
+    portForward: call({
+      params: Type.Object(
+        { workerId: WorkerId, remotePort: Type.Integer({ minimum: 1, maximum: 65535 }), localPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })) },
+        { additionalProperties: false },
+      ),
+      result: Type.Object({ endpoint: Type.String() }, { additionalProperties: false }),
+      capability: 'worker.portForward',
+      idempotent: true,
+    }),
+    /** Total, used and available resources of this instance. */
+    getCapacity: call({ params: Type.Object({}, { additionalProperties: false }), result: CapacityInfo, capability: 'worker.capacity', idempotent: true }),
+    /** Runs a command in the worker's environment and returns its exit code and output. */
+    executeCommand: call({
+      params: Type.Object(
+        { workerId: WorkerId, command: Type.Array(Type.String(), { minItems: 1 }), timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })) },
+        { additionalProperties: false },
+      ),
+      result: ExecutionResult,
+      capability: 'worker.exec',
+      idempotent: false,
+    }),
+    /** Stops and starts the worker again with the same spec. */
+    restartWorker: call({ params: ByWorker, result: Worker, capability: 'worker.restart', idempotent: false }),
+    /** Freezes the worker; pausing a paused worker succeeds. */
+    pauseWorker: call({ params: ByWorker, result: WorkerState, capability: 'worker.pause', idempotent: true }),
+    /** Thaws a paused worker; resuming a running worker succeeds. */
+    resumeWorker: call({ params: ByWorker, result: WorkerState, capability: 'worker.pause', idempotent: true }),
+  },
+} as const satisfies Contract;
+
+/** The WorkerProvider contract type. */
+export type WorkerProviderContract = typeof WorkerProviderContract;
+
+/**
+ * The capabilities a request needs beyond the operation itself: a spec with a GPU needs `worker.resources.gpu`,
+ * a followed log needs `worker.logs.follow`. The host checks these before routing, so a provider is never asked for
+ * something it did not declare.
+ */
+export function capabilitiesForSpec(spec: RuntimeSpec, secrets: readonly SecretMount[] = []): CapabilityName[] {
+  const out = new Set<CapabilityName>();
+  if (spec.image !== undefined) out.add('worker.image');
+  if (spec.resources?.memoryMiB !== undefined) out.add('worker.resources.memory');
+  if (spec.resources?.cpuMillicores !== undefined) out.add('worker.resources.cpu');
+  if ((spec.resources?.gpu ?? 0) > 0) out.add('worker.resources.gpu');
+  if ((spec.ports?.length ?? 0) > 0) out.add('worker.ports');
+  if ((spec.volumes?.length ?? 0) > 0) out.add('worker.volumes');
+  const isolation = spec.network?.isolation;
+  if (isolation === 'Strict' || isolation === 'Complete') out.add('worker.network.isolation');
+  if (spec.healthCheck !== undefined) out.add('worker.healthCheck');
+  for (const ref of spec.secretRefs ?? []) out.add(ref.mount === 'env' ? 'worker.secrets.env' : 'worker.secrets.file');
+  for (const m of secrets) out.add(m.strategy === 'env' ? 'worker.secrets.env' : 'worker.secrets.file');
+  return [...out];
+}

@@ -1,0 +1,4 @@
+export * from './categories.ts';
+export * from './codes.ts';
+export * from './SerializedError.ts';
+export * from './WorkerManagerError.ts';

@@ -1,0 +1,9 @@
+/**
+ * The worker-manager plugin SDK: the only package a plugin imports.
+ * @packageDocumentation
+ */
+export * from './contracts/index.ts';
+export * from './errors/index.ts';
+export * from './definePlugin.ts';
+export * from './pluginMetadata.ts';
+export * from './version.ts';
