@@ -1,0 +1,153 @@
+import { registerErrorCatalog, WorkerManagerError, type ErrorCodeSpec, type WorkerManagerErrorOptions } from '@worker-manager/plugin-sdk';
+
+/**
+ * Error codes the host itself raises. Every error about a plugin carries `plugin`, `instance` and `version` in its
+ * details (STYLE 4). Documented in docs/errors.md; a test keeps the two in step.
+ */
+export const HOST_ERROR_CODES = {
+  HOST_ERR_CONFIG_NOT_FOUND: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The config file does not exist or cannot be read.',
+    howToSolve: 'Pass an existing file with --config.',
+  },
+  HOST_ERR_CONFIG_PARSE: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The config file is not valid YAML.',
+    howToSolve: 'Fix the syntax at the file:line:col given in the message.',
+  },
+  HOST_ERR_CONFIG_INVALID: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The config does not match the schema (a missing, unknown or wrongly typed field).',
+    howToSolve: 'Fix each field listed with its file:line:col; docs/configuration.md lists every field.',
+  },
+  HOST_ERR_CONFIG_ENV_MISSING: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The config refers to an environment variable (${NAME}) that is not set and has no default.',
+    howToSolve: 'Set the variable, or write ${NAME:-default}.',
+  },
+  HOST_ERR_DUPLICATE_PLUGIN: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'Two plugin entries share one name; the later one is ignored.',
+    howToSolve: 'Give each plugin entry a unique name.',
+  },
+  HOST_ERR_DUPLICATE_INSTANCE: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'Two instances share one name; the later one is not started.',
+    howToSolve: 'Give each instance a unique name.',
+  },
+  HOST_ERR_UNKNOWN_PLUGIN_REF: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'An instance names a plugin that no plugin entry defines.',
+    howToSolve: 'Add the plugin under plugins:, or fix the instance\'s plugin name.',
+  },
+  HOST_ERR_PLUGIN_NOT_FOUND: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin package cannot be found at the given path or npm name.',
+    howToSolve: 'Install the package (npm install NAME) or fix the path, relative to the config file.',
+  },
+  HOST_ERR_PLUGIN_METADATA_INVALID: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin package.json has no valid workerManager block.',
+    howToSolve: 'Regenerate it with npm run plugin:metadata; see docs/plugin-authoring.md.',
+  },
+  HOST_ERR_PLUGIN_VERSION_MISMATCH: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The installed plugin version is outside the range the config accepts.',
+    howToSolve: 'Install a version in range, or widen the version range in the config.',
+  },
+  HOST_ERR_HOST_API_MISMATCH: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin needs a host API version this host does not offer.',
+    howToSolve: 'Use a plugin release built for this host API version, or upgrade the host.',
+  },
+  HOST_ERR_CAPABILITY_MISSING: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin lacks a capability the host needs (or the instance requires), or declares it at an incompatible version.',
+    howToSolve: 'Use a plugin that declares the capability at a compatible version, or drop it from requireCapabilities.',
+  },
+  HOST_ERR_PLUGIN_KIND_MISMATCH: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin is of a different kind (provider / credentials) than the role the config gives it.',
+    howToSolve: 'Reference the plugin from the right place in the config.',
+  },
+  HOST_ERR_INSTANCE_CONFIG_INVALID: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The instance config does not match the config schema the plugin declares.',
+    howToSolve: 'Fix the fields listed; the plugin\'s configSchema says what it accepts.',
+  },
+  HOST_ERR_PLUGIN_LOAD_FAILED: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin entry module could not be loaded, or its definition differs from its package metadata.',
+    howToSolve: 'Read the cause; rebuild the plugin and regenerate its metadata.',
+  },
+  HOST_ERR_PLUGIN_SETUP_FAILED: {
+    category: 'PermanentInfrastructure', severity: 'High', transient: false,
+    description: 'The plugin setup function threw while the instance started.',
+    howToSolve: 'Read the cause; usually the instance config points at something unreachable.',
+  },
+  HOST_ERR_PLUGIN_CRASHED: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The plugin thread died (uncaught error or process.exit) while the call was in flight.',
+    howToSolve: 'Retry; the instance restarts within its restart budget. Report the plugin if it keeps crashing.',
+  },
+  HOST_ERR_PLUGIN_OUT_OF_MEMORY: {
+    category: 'ResourceLimits', severity: 'High', transient: true,
+    description: 'The plugin thread exceeded its heap limit and was stopped.',
+    howToSolve: 'Retry; raise limits.heapMb for the plugin if its workload needs it.',
+  },
+  HOST_ERR_PLUGIN_TIMEOUT: {
+    category: 'TransientInfrastructure', severity: 'Medium', transient: true,
+    description: 'The plugin did not answer before the call deadline; its thread was replaced.',
+    howToSolve: 'Retry; raise limits.callTimeoutMs if the operation is legitimately slow.',
+  },
+  HOST_ERR_PLUGIN_HUNG: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The plugin thread stopped sending heartbeats (a blocked event loop) and was replaced.',
+    howToSolve: 'Retry; report the plugin: it blocks its event loop.',
+  },
+  HOST_ERR_PLUGIN_QUARANTINED: {
+    category: 'PermanentInfrastructure', severity: 'Critical', transient: false,
+    description: 'The plugin instance used up its restart budget and is quarantined; calls are refused.',
+    howToSolve: 'Fix or replace the plugin, then restart the host (or the instance).',
+  },
+  HOST_ERR_PLUGIN_STOPPED: {
+    category: 'TransientInfrastructure', severity: 'Low', transient: true,
+    description: 'The plugin instance is stopping or stopped; the call was not run.',
+    howToSolve: 'Retry against a running host.',
+  },
+  HOST_ERR_PLUGIN_PROTOCOL: {
+    category: 'Internal', severity: 'Critical', transient: false,
+    description: 'A plugin thread sent a message that does not match the protocol or the contract.',
+    howToSolve: 'Report the plugin: it returned data outside its contract.',
+  },
+  HOST_ERR_INSTANCE_NOT_FOUND: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'No instance with this name is configured.',
+    howToSolve: 'List instances (startup report or wm providers list) and use one of them.',
+  },
+  HOST_ERR_INSTANCE_UNAVAILABLE: {
+    category: 'PermanentInfrastructure', severity: 'High', transient: false,
+    description: 'The instance exists but did not start (see its boot error) or was quarantined.',
+    howToSolve: 'Read the startup report for the instance\'s error and fix it.',
+  },
+  HOST_ERR_BOOT_ABORTED: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'A plugin with onBootFailure: abort failed to start, so the host did not start.',
+    howToSolve: 'Fix the failing plugin (its error is the cause) or set onBootFailure: continue.',
+  },
+  HOST_ERR_SHUTDOWN_TIMEOUT: {
+    category: 'Internal', severity: 'Medium', transient: false,
+    description: 'In-flight work did not drain before the stop timeout; it was cancelled.',
+    howToSolve: 'Raise the stop timeout, or look for calls that never finish.',
+  },
+} as const satisfies Record<string, ErrorCodeSpec>;
+
+/** A host error code. */
+export type HostErrorCode = keyof typeof HOST_ERROR_CODES;
+
+registerErrorCatalog(HOST_ERROR_CODES);
+
+/** Makes a host error; category, severity and transient come from the catalog. */
+export function hostError(code: HostErrorCode, message: string, options: WorkerManagerErrorOptions = {}): WorkerManagerError {
+  return new WorkerManagerError(code, message, options);
+}
