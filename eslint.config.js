@@ -1,0 +1,79 @@
+// @ts-check
+import path from 'node:path';
+import tseslint from 'typescript-eslint';
+
+// A relative import must stay inside the package that contains the importing file; a regex cannot know where a
+// package ends, so this resolves the path. Package roots: plugins/<id>/ and test/fixtures/plugins/<id>/.
+const stayInPackage = {
+  meta: { type: 'problem', schema: [], messages: { escape: "'{{spec}}' leaves the plugin package {{root}}; import @worker-manager/plugin-sdk instead." } },
+  create(context) {
+    const file = context.filename;
+    // Match on the path below the project root, so a checkout that itself lives under a 'plugins' folder still works.
+    const match = /^((?:test\/fixtures\/)?plugins\/[^/]+)\//.exec(path.relative(context.cwd, file));
+    if (match === null) return {};
+    const root = path.join(context.cwd, match[1]);
+    const check = (node, spec) => {
+      if (typeof spec !== 'string' || !spec.startsWith('.')) return;
+      const target = path.resolve(path.dirname(file), spec);
+      if (target !== root && !target.startsWith(`${root}/`)) context.report({ node, messageId: 'escape', data: { spec, root: path.basename(root) } });
+    };
+    return {
+      ImportDeclaration: (node) => check(node, node.source.value),
+      ExportNamedDeclaration: (node) => node.source && check(node, node.source.value),
+      ExportAllDeclaration: (node) => check(node, node.source.value),
+      ImportExpression: (node) => node.source.type === 'Literal' && check(node, node.source.value),
+    };
+  },
+};
+
+// Plugins may import only the SDK, Node built-ins and their own files; this is what lets a vendor ship a plugin
+// built against plugin-sdk alone, and what lets the host change without breaking plugins.
+const pluginBoundary = {
+  'no-restricted-imports': ['error', {
+    patterns: [
+      {
+        regex: '^(?!@worker-manager/plugin-sdk(/testing)?$|node:|\\.{1,2}/)',
+        message: 'Plugins import only @worker-manager/plugin-sdk (and node: built-ins).',
+      },
+    ],
+  }],
+};
+
+// The SDK is published on its own and must never depend on the host.
+const sdkBoundary = {
+  'no-restricted-imports': ['error', {
+    patterns: [
+      { regex: '^@worker-manager/(host|plugin-)', message: 'plugin-sdk must not import the host or plugins.' },
+      { regex: '(^|/)(host|plugins)/', message: 'plugin-sdk must not import the host or plugins by path.' },
+    ],
+  }],
+};
+
+// Host core talks to infrastructure only through ports; clients live in plugins or in bus adapters (STYLE 7).
+const hostBoundary = {
+  'no-restricted-imports': ['error', {
+    patterns: [
+      { regex: '^(dockerode|@kubernetes/client-node|node-vault|@aws-sdk/)', message: 'Infrastructure clients belong in plugins, not in the host.' },
+      { regex: '^@worker-manager/plugin-(?!sdk)', message: 'The host loads plugins through the registry, never by import.' },
+      { regex: '(^|/)plugins/[a-z-]+/src/', message: 'The host loads plugins through the registry, never by import.' },
+    ],
+  }],
+};
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '.wm-state/**', '.tools/**', 'dist/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['plugins/**/*.ts', 'test/fixtures/plugins/**/*.ts'],
+    plugins: { wm: { rules: { 'stay-in-package': stayInPackage } } },
+    rules: { ...pluginBoundary, 'wm/stay-in-package': 'error' },
+  },
+  { files: ['plugin-sdk/**/*.ts'], rules: sdkBoundary },
+  { files: ['host/**/*.ts'], ignores: ['host/src/bus/adapters/**'], rules: hostBoundary },
+);

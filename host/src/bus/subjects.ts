@@ -1,0 +1,55 @@
+/**
+ * Subject catalog (seed 003, table 11) under a configurable prefix. Kept in one place so that adapters,
+ * publishers and subscribers cannot drift.
+ */
+export const SUBJECT_STEMS = {
+  workerCreated: 'worker.created',
+  workerStateChanged: 'worker.state_changed',
+  workerTerminated: 'worker.terminated',
+  workerFailed: 'worker.failed',
+  secretRotated: 'secret.rotated',
+  secretRotationFailed: 'secret.rotation_failed',
+  authGranted: 'security.auth.granted',
+  authDenied: 'security.auth.denied',
+  pluginCrashed: 'plugin.crashed',
+  pluginQuarantined: 'plugin.quarantined',
+} as const;
+
+/** A well-known event name. */
+export type SubjectName = keyof typeof SUBJECT_STEMS;
+
+/** Subjects under one prefix. */
+export interface Subjects {
+  readonly prefix: string;
+  of(name: SubjectName): string;
+  /** Command subject for a worker operation: `<prefix>.worker.cmd.<op>`. */
+  command(operation: string): string;
+  /** CloudEvents `type` for a well-known event. */
+  typeOf(name: SubjectName): string;
+}
+
+/** Builds the subject set for a prefix (default `ci`). */
+export function subjectsFor(prefix: string): Subjects {
+  return {
+    prefix,
+    of: (name) => `${prefix}.${SUBJECT_STEMS[name]}`,
+    command: (operation) => `${prefix}.worker.cmd.${operation}`,
+    typeOf: (name) => `dev.worker-manager.${SUBJECT_STEMS[name]}`,
+  };
+}
+
+/**
+ * NATS subject matching: tokens split on `.`, `*` matches one token, `>` (last) matches one or more. The memory
+ * adapter uses it so that patterns mean the same thing embedded and in production.
+ */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i];
+    if (token === '>') return i === p.length - 1 && s.length > i;
+    if (i >= s.length) return false;
+    if (token !== '*' && token !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
