@@ -1,48 +1,64 @@
 import Type, { type Static } from 'typebox';
 
-const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$', description: 'lowercase letters, digits and dashes' });
+// Every field carries a `description`: docs/configuration.md is generated from this file (describeSchema.ts), and a
+// test fails when a field has none or the doc is out of date.
+
+const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
+
+const Name = (description: string) => Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$', description });
 
 /** Restart policy of a plugin instance: at most `maxRestarts` within `windowMs`, then quarantine. */
 export const RestartPolicy = Type.Object(
   {
-    maxRestarts: Type.Integer({ minimum: 0, default: 5 }),
-    windowMs: Type.Integer({ minimum: 1, default: 60_000 }),
-    backoffMs: Type.Integer({ minimum: 0, default: 100 }),
-    maxBackoffMs: Type.Integer({ minimum: 0, default: 5_000 }),
+    maxRestarts: Type.Integer({ minimum: 0, default: 5, description: 'Restarts allowed within `windowMs`; one more crash quarantines the instance.' }),
+    windowMs: Type.Integer({ minimum: 1, default: 60_000, description: 'Sliding window, in ms, over which restarts are counted.' }),
+    backoffMs: Type.Integer({ minimum: 0, default: 100, description: 'Delay before the first restart, in ms; doubles on each further restart.' }),
+    maxBackoffMs: Type.Integer({ minimum: 0, default: 5_000, description: 'Upper bound of the restart delay, in ms.' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Restart budget of each instance of the plugin.' },
 );
 
 /** Resource limits of a plugin's threads. */
 export const PluginLimits = Type.Object(
   {
-    threads: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
-    concurrentCallsPerThread: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
-    heapMb: Type.Integer({ minimum: 16, maximum: 16_384, default: 256 }),
-    callTimeoutMs: Type.Integer({ minimum: 1, default: 30_000 }),
-    heartbeatMs: Type.Integer({ minimum: 10, default: 1_000 }),
-    hangTimeoutMs: Type.Integer({ minimum: 50, default: 10_000 }),
+    threads: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Worker threads per instance.' }),
+    concurrentCallsPerThread: Type.Integer({ minimum: 1, maximum: 1024, default: 16, description: 'Calls one thread runs at the same time.' }),
+    heapMb: Type.Integer({ minimum: 16, maximum: 16_384, default: 256, description: 'V8 heap limit of each thread, in MiB; Buffers are not counted.' }),
+    callTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Deadline of one call, in ms; the thread is replaced when it passes.' }),
+    heartbeatMs: Type.Integer({ minimum: 10, default: 1_000, description: 'Interval, in ms, at which each thread proves its event loop is alive.' }),
+    hangTimeoutMs: Type.Integer({ minimum: 50, default: 10_000, description: 'A thread without a heartbeat for this long, in ms, is hung and replaced.' }),
     restart: RestartPolicy,
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Resource limits of the plugin\'s threads.' },
 );
 
 /** One plugin package the host loads. */
 export const PluginEntry = Type.Object(
   {
-    name: Name,
-    /** A path (starting with `.` or `/`, relative to the config file) or an installed npm package name. */
-    package: Type.String({ minLength: 1 }),
-    /** Semver range of plugin versions accepted. */
-    version: Type.String({ minLength: 1, default: '*' }),
-    /** `restricted` runs plugin threads under Node's permission model: read own package only, no processes. */
-    isolation: Type.Union([Type.Literal('trusted'), Type.Literal('restricted')], { default: 'trusted' }),
-    onBootFailure: Type.Union([Type.Literal('continue'), Type.Literal('abort')], { default: 'continue' }),
-    /** The only environment variables plugin threads see. */
-    env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { default: {} }),
+    name: Name('Name instances use to refer to this plugin: lowercase letters, digits and dashes.'),
+    package: Type.String({
+      minLength: 1,
+      description: 'A path (starting with `.` or `/`, relative to the config file) or an installed npm package name.',
+    }),
+    version: Type.String({ minLength: 1, default: '*', description: 'Semver range of plugin versions accepted.' }),
+    isolation: Type.Union([Type.Literal('trusted'), Type.Literal('restricted')], {
+      default: 'trusted',
+      description: '`restricted` runs plugin threads under Node\'s permission model: read own package only, no processes.',
+    }),
+    onBootFailure: Type.Union([Type.Literal('continue'), Type.Literal('abort')], {
+      default: 'continue',
+      description: 'When an instance of this plugin fails to start: `continue` without it, or `abort` the host start.',
+    }),
+    env: Type.Record(Type.String({ pattern: ENV_NAME }), Type.String(), {
+      default: {},
+      // A record only checks keys that match its pattern: without propertyNames `1PATH: 3` would pass unchecked.
+      // (Not `additionalProperties: false`: typebox 1.4's Value.Default throws on it inside a Record.)
+      propertyNames: { pattern: ENV_NAME },
+      description: 'The only environment variables plugin threads see (name to value).',
+    }),
     limits: PluginLimits,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'One plugin package the host loads.' },
 );
 /** Plugin entry. */
 export type PluginEntry = Static<typeof PluginEntry>;
@@ -50,15 +66,19 @@ export type PluginEntry = Static<typeof PluginEntry>;
 /** One instance: a plugin started with one config. */
 export const InstanceEntry = Type.Object(
   {
-    name: Name,
-    plugin: Name,
-    /** Workers that name no provider go to the default provider instance. */
-    default: Type.Boolean({ default: false }),
-    /** Capabilities this instance must negotiate, or it does not boot. */
-    requireCapabilities: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
-    config: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+    name: Name('Unique instance name (workers name it as their provider): lowercase letters, digits and dashes.'),
+    plugin: Name('Name of the entry under `plugins` that this instance runs.'),
+    default: Type.Boolean({ default: false, description: 'Workers that name no provider go to the default provider instance.' }),
+    requireCapabilities: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Capabilities this instance must negotiate, or it does not boot.',
+    }),
+    config: Type.Record(Type.String(), Type.Unknown(), {
+      default: {},
+      description: 'The plugin\'s own config, validated by the registry against the plugin\'s `configSchema`.',
+    }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'One instance: a plugin started with one config.' },
 );
 /** Instance entry. */
 export type InstanceEntry = Static<typeof InstanceEntry>;
@@ -66,26 +86,32 @@ export type InstanceEntry = Static<typeof InstanceEntry>;
 /** The host's own settings. */
 export const HostSettings = Type.Object(
   {
-    /** Stable id of this host; put on every resource it owns. Defaults to the machine's hostname. */
-    id: Type.Optional(Name),
-    /** Relative paths are resolved against the config file's folder. */
-    stateDir: Type.String({ minLength: 1, default: './.wm-state' }),
-    shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000 }),
+    id: Type.Optional(Name('Stable id of this host; put on every resource it owns. Defaults to the machine\'s hostname.')),
+    stateDir: Type.String({
+      minLength: 1,
+      default: './.wm-state',
+      description: 'Folder for the host\'s and instances\' state. Relative paths are resolved against the config file\'s folder.',
+    }),
+    shutdownTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'How long, in ms, a stop waits for in-flight work before cancelling it.' }),
     logLevel: Type.Union(
       [Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')],
-      { default: 'info' },
+      { default: 'info', description: 'Least severe log level written.' },
     ),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'The host\'s own settings.' },
 );
 
 /** Event bus settings. Only `memory` exists until the JetStream adapter lands. */
 export const BusSettings = Type.Object(
   {
-    adapter: Type.Literal('memory', { default: 'memory' }),
-    subjectPrefix: Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', default: 'ci' }),
+    adapter: Type.Literal('memory', { default: 'memory', description: 'Bus implementation; only `memory` exists until the JetStream adapter lands.' }),
+    subjectPrefix: Type.String({
+      pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+      default: 'ci',
+      description: 'Prefix of every subject the host publishes, e.g. `ci` gives `ci.worker.created`.',
+    }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Event bus settings.' },
 );
 
 /** The whole manifest: the single source of truth for the YAML file's shape. */
@@ -93,8 +119,8 @@ export const HostConfig = Type.Object(
   {
     host: HostSettings,
     bus: BusSettings,
-    plugins: Type.Array(PluginEntry, { default: [] }),
-    instances: Type.Array(InstanceEntry, { default: [] }),
+    plugins: Type.Array(PluginEntry, { default: [], description: 'Plugin packages to load.' }),
+    instances: Type.Array(InstanceEntry, { default: [], description: 'Plugin instances to start, each with its own config.' }),
   },
   { additionalProperties: false },
 );
