@@ -7,3 +7,4 @@ export * from './errors/index.ts';
 export * from './definePlugin.ts';
 export * from './pluginMetadata.ts';
 export * from './version.ts';
+export * from './schema.ts';
