@@ -1,0 +1,99 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CredentialProviderContract, WorkerProviderContract, type WorkerEvent } from '@worker-manager/plugin-sdk';
+import type { Static } from 'typebox';
+import type { PluginLimits } from '../../../host/src/config/schema.ts';
+import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
+
+/** Absolute folder of a fixture plugin package. */
+export function fixtureDir(name: string): string {
+  return fileURLToPath(new URL(`../../fixtures/plugins/${name}`, import.meta.url));
+}
+
+/** Small limits that keep fault tests fast. */
+export function testLimits(overrides: Partial<Static<typeof PluginLimits>> = {}): Static<typeof PluginLimits> {
+  return {
+    threads: 1,
+    concurrentCallsPerThread: 16,
+    heapMb: 48,
+    callTimeoutMs: 5_000,
+    heartbeatMs: 50,
+    // Generous for a shared 2-core machine; the hang test sets its own.
+    hangTimeoutMs: 1_500,
+    restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 20, maxBackoffMs: 200 },
+    ...overrides,
+  };
+}
+
+const PROVIDER_METHODS = Object.keys(WorkerProviderContract.operations);
+
+/** What a test sandbox recorded through its callbacks. */
+export interface SandboxRecord {
+  sandbox: PluginSandbox;
+  plugin: string;
+  statuses: SandboxStatusChange[];
+  events: WorkerEvent[];
+  logs: Array<{ level: string; message: string; fields: Record<string, unknown> | undefined }>;
+  stateDir: string;
+}
+
+/** Options a test may change; the rest come from the fixture's folder. */
+export type HarnessOptions = Partial<Omit<SandboxOptions, 'limits'>> & { limits?: Partial<Static<typeof PluginLimits>> };
+
+/**
+ * A sandbox over a fixture plugin, stopped (and its state dir removed) when the test ends. Not started: tests
+ * that check start() call it themselves.
+ */
+export async function fixtureSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<SandboxRecord> {
+  const stateDir = await mkdtemp(join(tmpdir(), `wm-sandbox-test-${fixture}-`));
+  const statuses: SandboxStatusChange[] = [];
+  const events: WorkerEvent[] = [];
+  const logs: SandboxRecord['logs'] = [];
+  const dir = fixtureDir(fixture);
+  const { limits, ...rest } = overrides;
+  const sandbox = new PluginSandbox({
+    pluginId: fixture,
+    pluginVersion: '1.0.0',
+    kind: 'provider',
+    instance: `${fixture}-test`,
+    hostId: 'test-host',
+    entry: join(dir, 'index.ts'),
+    packageDir: dir,
+    config: {},
+    stateDir: join(stateDir, 'state'),
+    isolation: 'trusted',
+    env: {},
+    methods: PROVIDER_METHODS,
+    contract: WorkerProviderContract,
+    onStatus: (change) => statuses.push(change),
+    onEvent: (event) => events.push(event),
+    onLog: (level, message, fields) => logs.push({ level, message, fields }),
+    ...rest,
+    limits: testLimits(limits),
+  });
+  t.after(async () => {
+    await sandbox.stop({ timeoutMs: 0 });
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  return { sandbox, plugin: fixture, statuses, events, logs, stateDir };
+}
+
+/** A started sandbox over a fixture plugin. */
+export async function startedSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<SandboxRecord> {
+  const record = await fixtureSandbox(t, fixture, overrides);
+  await record.sandbox.start();
+  return record;
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export { CredentialProviderContract, WorkerProviderContract };
