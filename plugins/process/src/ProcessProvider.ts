@@ -1,0 +1,426 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isFinalState,
+  quotaShortfalls,
+  WorkerManagerError,
+  type CallContext,
+  type CapacityInfo,
+  type ExecutionResult,
+  type LogChunk,
+  type LogOptions,
+  type PluginContext,
+  type ProviderHandlers,
+  type ResourceAmounts,
+  type RuntimeSpec,
+  type SecretMount,
+  type Worker,
+  type WorkerState,
+} from '@worker-manager/plugin-sdk';
+import { checkSpec } from './checkSpec.ts';
+import type { ResolvedConfig } from './config.ts';
+import { executeInWorker } from './executeInWorker.ts';
+import { writeJsonAtomic } from './jsonFile.ts';
+import { observeWorker, wrapperAlive, type StopReason, type TerminatingMarker } from './observeWorker.ts';
+import { readEnviron } from './procfs.ts';
+import { readLogs } from './readLogs.ts';
+import { removeSecretFiles, writeSecretFiles } from './secretFiles.ts';
+import { spawnWrapped, wrapperReady } from './spawnWrapped.ts';
+import { signalGroup, stopWorker, waitUntil } from './stopWorker.ts';
+import { readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
+import { WorkerWatcher, type WatcherOptions } from './WorkerWatcher.ts';
+import { trashDir, workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
+
+// A folder without meta.json this old was left by a thread that died while creating the worker.
+const ABANDONED_CREATE_MS = 10_000;
+const MiB = 1024 * 1024;
+
+/** JSON with sorted keys, to compare specs whatever the key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+const notFound = (workerId: string): WorkerManagerError =>
+  new WorkerManagerError('WM_ERR_NOT_FOUND', `worker '${workerId}' does not exist`, { details: { workerId } });
+
+const conflict = (workerId: string, state: WorkerState, operation: string): WorkerManagerError =>
+  new WorkerManagerError('WM_ERR_CONFLICT', `cannot ${operation} worker '${workerId}': it is ${state.phase}`, { details: { workerId, phase: state.phase } });
+
+function ageMs(dir: string): number | undefined {
+  try {
+    const st = statSync(dir);
+    return Date.now() - Math.max(st.mtimeMs, st.ctimeMs);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The handlers of one plugin thread. Nothing here lives only in memory: every answer comes from the worker folders
+ * under `<stateDir>/workers/` and from `/proc`, so any thread of the instance (and any later one) can serve any
+ * call about any worker.
+ */
+export class ProcessProvider {
+  readonly #ctx: PluginContext<unknown>;
+  readonly #config: ResolvedConfig;
+  readonly #watcher: WorkerWatcher;
+  readonly #emitEvents: boolean;
+
+  constructor(ctx: PluginContext<unknown>, config: ResolvedConfig, emitEvents: boolean) {
+    this.#ctx = ctx;
+    this.#config = config;
+    this.#emitEvents = emitEvents;
+    mkdirSync(workersDir(ctx.stateDir), { recursive: true, mode: 0o700 });
+    mkdirSync(trashDir(ctx.stateDir), { recursive: true, mode: 0o700 });
+    const watcherOptions: WatcherOptions = {
+      stateDir: ctx.stateDir,
+      owner: ctx.owner,
+      logger: ctx.logger,
+      pollMs: config.pollIntervalMs,
+      retainFinishedMs: config.retainFinishedMs,
+      leaseStaleMs: config.leaseStaleMs,
+      stopForDeadline: async (workerId) => {
+        await this.#stop(workerId, 'deadline', config.defaultGracePeriodMs);
+      },
+    };
+    if (emitEvents) watcherOptions.emit = (event) => ctx.emit(event);
+    this.#watcher = new WorkerWatcher(watcherOptions);
+    ctx.signal.addEventListener('abort', () => this.#watcher.stop(), { once: true });
+    this.#watcher.start();
+  }
+
+  /** The handler table given to the host. */
+  handlers(): ProviderHandlers {
+    return {
+      createWorker: (p) => this.createWorker(p.workerId, p.spec, p.secrets ?? []),
+      terminateWorker: (p) => this.terminateWorker(p.workerId, p.gracePeriodMs),
+      getWorkerStatus: (p) => this.getWorkerStatus(p.workerId),
+      listWorkers: async (p) => this.listWorkers(p.labels),
+      getLogs: (p, call) => this.getLogs(p.workerId, p.options ?? {}, call),
+      getCapacity: async () => this.getCapacity(),
+      executeCommand: (p, call) => this.executeCommand(p.workerId, p.command, p.timeoutMs, call),
+      pauseWorker: (p) => this.pauseWorker(p.workerId),
+      resumeWorker: (p) => this.resumeWorker(p.workerId),
+      restartWorker: (p) => this.restartWorker(p.workerId),
+      close: () => this.#watcher.stop(),
+    };
+  }
+
+  #paths(workerId: string): WorkerPaths {
+    return workerPaths(this.#ctx.stateDir, workerId);
+  }
+
+  #ours(meta: WorkerMeta): boolean {
+    return (
+      meta.owner['worker-manager/host'] === this.#ctx.owner['worker-manager/host'] &&
+      meta.owner['worker-manager/instance'] === this.#ctx.owner['worker-manager/instance']
+    );
+  }
+
+  /** The worker's meta, waiting for a create in progress on another thread; undefined if there is no such worker. */
+  async #meta(workerId: string): Promise<WorkerMeta | undefined> {
+    const paths = this.#paths(workerId);
+    for (;;) {
+      const meta = readMeta(paths);
+      if (meta !== undefined) return this.#ours(meta) ? meta : undefined;
+      const age = ageMs(paths.dir);
+      if (age === undefined || age > ABANDONED_CREATE_MS) return undefined;
+      await sleep(20);
+    }
+  }
+
+  async #requireMeta(workerId: string): Promise<WorkerMeta> {
+    const meta = await this.#meta(workerId);
+    if (meta === undefined) throw notFound(workerId);
+    return meta;
+  }
+
+  #toWorker(meta: WorkerMeta, state: WorkerState): Worker {
+    return {
+      workerId: meta.workerId,
+      state,
+      labels: { ...meta.spec.labels, ...meta.owner },
+      createdAt: meta.createdAt,
+      providerRef: String(meta.pid),
+    };
+  }
+
+  #allMetas(): WorkerMeta[] {
+    let ids: string[];
+    try {
+      ids = readdirSync(workersDir(this.#ctx.stateDir));
+    } catch {
+      return [];
+    }
+    const out: WorkerMeta[] = [];
+    for (const id of ids) {
+      const meta = readMeta(this.#paths(id));
+      if (meta !== undefined && this.#ours(meta)) out.push(meta);
+    }
+    return out;
+  }
+
+  /** The worker environment: passed-through variables, spec.env, our own variables, then env secrets. */
+  #environment(workerId: string, spec: RuntimeSpec, paths: WorkerPaths, secrets: readonly SecretMount[]): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const name of this.#config.passEnv) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, spec.env);
+    env['WM_WORKER_ID'] = workerId;
+    if (secrets.some((s) => s.strategy !== 'env')) env['WM_SECRETS_DIR'] = paths.secrets;
+    for (const s of secrets) if (s.strategy === 'env') env[s.envName] = s.value;
+    return env;
+  }
+
+  /** Refuses a worker that would exceed maxWorkers or the machine's unreserved resources. */
+  #admit(spec: RuntimeSpec): void {
+    const capacity = this.getCapacity();
+    if (capacity.activeWorkers >= this.#config.maxWorkers) {
+      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `the instance already runs ${capacity.activeWorkers} workers, its maxWorkers`, {
+        details: { activeWorkers: capacity.activeWorkers, maxWorkers: this.#config.maxWorkers },
+      });
+    }
+    const shortfalls = quotaShortfalls(spec.resources ?? {}, capacity.available);
+    if (shortfalls.length > 0) {
+      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `not enough ${shortfalls.map((s) => s.resource).join(', ')} left for this worker`, {
+        details: { shortfalls },
+      });
+    }
+  }
+
+  async createWorker(workerId: string, spec: RuntimeSpec, secrets: readonly SecretMount[]): Promise<Worker> {
+    const plan = checkSpec(spec, secrets);
+    const paths = this.#paths(workerId);
+    // mkdir is the claim: of several threads creating one id, exactly one goes on; the others wait for its meta.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        mkdirSync(paths.dir, { mode: 0o700 });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const existing = await this.#meta(workerId);
+      if (existing !== undefined) return this.#existing(existing, spec);
+      if (readMeta(paths) !== undefined) {
+        throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${workerId}' exists and belongs to another host or instance`, { details: { workerId } });
+      }
+      if (attempt >= 2) {
+        throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' is being created and its folder cannot be claimed`, { details: { workerId } });
+      }
+      try {
+        renameSync(paths.dir, path.join(trashDir(this.#ctx.stateDir), `${workerId}-${randomBytes(4).toString('hex')}`));
+      } catch {
+        // another thread moved it first
+      }
+    }
+
+    let pid: number | undefined;
+    try {
+      this.#admit(spec);
+      const cwd = path.join(paths.work, plan.workingDir);
+      mkdirSync(cwd, { recursive: true });
+      if (secrets.length > 0) writeSecretFiles(paths, secrets);
+      const env = this.#environment(workerId, spec, paths, secrets);
+      const now = Date.now();
+      const started = spawnWrapped({ paths, argv: plan.argv, env, cwd, ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }) });
+      pid = started.pid;
+      const meta: WorkerMeta = {
+        v: 1,
+        workerId,
+        spec,
+        secrets: secrets.map(secretRecord),
+        owner: { ...this.#ctx.owner },
+        createdAt: new Date(now).toISOString(),
+        cwd,
+        generation: 0,
+        pid: started.pid,
+        startTime: started.startTime,
+        startedAt: new Date(now).toISOString(),
+      };
+      if (plan.memoryKiB !== undefined) meta.memoryKiB = plan.memoryKiB;
+      if (spec.timeoutMs !== undefined) meta.deadlineAt = now + spec.timeoutMs;
+      writeJsonAtomic(paths.reported, { phase: 'Creating' });
+      // Written before anything awaits, so a thread killed from here on leaves a worker others can find.
+      writeJsonAtomic(paths.meta, meta);
+      await wrapperReady(started, paths);
+      this.#watcher.watch(workerId, { phase: 'Creating' });
+      if (this.#emitEvents) this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: String(started.pid), timestamp: meta.createdAt });
+      this.#ctx.logger.info('process provider: worker started', { workerId, pid: started.pid });
+      return this.#toWorker(meta, observeWorker(paths, meta));
+    } catch (error) {
+      if (pid !== undefined) signalGroup(pid, 'SIGKILL');
+      rmSync(paths.dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  #existing(meta: WorkerMeta, spec: RuntimeSpec): Worker {
+    if (canonical(meta.spec) !== canonical(spec)) {
+      throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${meta.workerId}' exists with a different spec`, { details: { workerId: meta.workerId } });
+    }
+    return this.#toWorker(meta, observeWorker(this.#paths(meta.workerId), meta));
+  }
+
+  async getWorkerStatus(workerId: string): Promise<WorkerState> {
+    const paths = this.#paths(workerId);
+    const meta = readMeta(paths);
+    if (meta !== undefined && this.#ours(meta)) return observeWorker(paths, meta);
+    const age = ageMs(paths.dir);
+    if (meta === undefined && age !== undefined && age <= ABANDONED_CREATE_MS) return { phase: 'Creating' };
+    throw notFound(workerId);
+  }
+
+  listWorkers(labels: Record<string, string> | undefined): Worker[] {
+    const out: Worker[] = [];
+    for (const meta of this.#allMetas()) {
+      const worker = this.#toWorker(meta, observeWorker(this.#paths(meta.workerId), meta));
+      if (labels !== undefined && !Object.entries(labels).every(([k, v]) => worker.labels[k] === v)) continue;
+      out.push(worker);
+    }
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.workerId.localeCompare(b.workerId)));
+  }
+
+  /** Stops a running worker for `reason` and removes its secret files; returns its state and whether it was already gone. */
+  async #stop(workerId: string, reason: StopReason, gracePeriodMs: number): Promise<{ state: WorkerState; alreadyGone: boolean }> {
+    const meta = await this.#meta(workerId);
+    if (meta === undefined) return { state: { phase: 'Terminated' }, alreadyGone: true };
+    const paths = this.#paths(workerId);
+    const before = observeWorker(paths, meta);
+    if (isFinalState(before)) {
+      removeSecretFiles(paths);
+      return { state: before, alreadyGone: true };
+    }
+    try {
+      // The first reason wins: a terminate during a deadline stop still reports DeadlineExceeded.
+      writeFileSync(paths.terminating, JSON.stringify({ reason, at: Date.now() } satisfies TerminatingMarker), { flag: 'wx' });
+    } catch {
+      // a stop is already under way; stopping again is harmless
+    }
+    await stopWorker(paths, meta, gracePeriodMs);
+    removeSecretFiles(paths);
+    this.#ctx.logger.info('process provider: worker stopped', { workerId, reason });
+    return { state: observeWorker(paths, meta), alreadyGone: false };
+  }
+
+  async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
+    const r = await this.#stop(workerId, 'requested', gracePeriodMs ?? this.#config.defaultGracePeriodMs);
+    return { workerId, ...r };
+  }
+
+  async getLogs(workerId: string, options: LogOptions, call: CallContext): Promise<AsyncIterable<LogChunk>> {
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    return readLogs(paths, options, {
+      signal: AbortSignal.any([call.signal, this.#ctx.signal]),
+      pollMs: Math.min(this.#config.pollIntervalMs, 100),
+      isFinished: () => isFinalState(observeWorker(paths, readMeta(paths) ?? meta)),
+    });
+  }
+
+  getCapacity(): CapacityInfo {
+    let storageMiB = 0;
+    try {
+      const fs = statfsSync(this.#ctx.stateDir);
+      storageMiB = Math.floor((fs.blocks * fs.bsize) / MiB);
+    } catch {
+      // no statfs here: report no storage rather than fail
+    }
+    const total: ResourceAmounts = { cpuMillicores: os.cpus().length * 1000, memoryMiB: Math.floor(os.totalmem() / MiB), gpu: 0, storageMiB };
+    const used: ResourceAmounts = { cpuMillicores: 0, memoryMiB: 0, gpu: 0, storageMiB: 0 };
+    let activeWorkers = 0;
+    for (const meta of this.#allMetas()) {
+      if (isFinalState(observeWorker(this.#paths(meta.workerId), meta))) continue;
+      activeWorkers++;
+      const r = meta.spec.resources ?? {};
+      used.cpuMillicores += r.cpuMillicores ?? 0;
+      used.memoryMiB += r.memoryMiB ?? 0;
+      used.storageMiB += r.storageMiB ?? 0;
+    }
+    const available: ResourceAmounts = {
+      cpuMillicores: Math.max(0, total.cpuMillicores - used.cpuMillicores),
+      memoryMiB: Math.max(0, total.memoryMiB - used.memoryMiB),
+      gpu: 0,
+      storageMiB: Math.max(0, total.storageMiB - used.storageMiB),
+    };
+    return { total, used, available, activeWorkers, maxWorkers: this.#config.maxWorkers };
+  }
+
+  async executeCommand(workerId: string, command: string[], timeoutMs: number | undefined, call: CallContext): Promise<ExecutionResult> {
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    const state = observeWorker(paths, meta);
+    if (state.phase !== 'Running') throw conflict(workerId, state, 'run a command in');
+    // The worker's own environment, secrets included, read back from the live process rather than kept on disk.
+    const env = readEnviron(meta.pid);
+    if (env === undefined) throw conflict(workerId, observeWorker(paths, meta), 'run a command in');
+    const req: Parameters<typeof executeInWorker>[0] = { command, env, cwd: meta.cwd, maxBytes: this.#config.maxExecOutputBytes, signal: call.signal };
+    if (meta.memoryKiB !== undefined) req.memoryKiB = meta.memoryKiB;
+    if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;
+    return executeInWorker(req);
+  }
+
+  async pauseWorker(workerId: string): Promise<WorkerState> {
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    const state = observeWorker(paths, meta);
+    if (state.phase === 'Paused') return state;
+    if (state.phase !== 'Running') throw conflict(workerId, state, 'pause');
+    signalGroup(meta.pid, 'SIGSTOP');
+    await waitUntil(() => observeWorker(paths, meta).phase !== 'Running', 2_000, 5);
+    return observeWorker(paths, meta);
+  }
+
+  async resumeWorker(workerId: string): Promise<WorkerState> {
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    const state = observeWorker(paths, meta);
+    if (state.phase === 'Running') return state;
+    if (state.phase !== 'Paused') throw conflict(workerId, state, 'resume');
+    signalGroup(meta.pid, 'SIGCONT');
+    await waitUntil(() => observeWorker(paths, meta).phase !== 'Paused', 2_000, 5);
+    return observeWorker(paths, meta);
+  }
+
+  async restartWorker(workerId: string): Promise<Worker> {
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    const alive = wrapperAlive(meta);
+    let env = alive ? readEnviron(meta.pid) : undefined;
+    if (env === undefined) {
+      // The live environment ended with the process; it can be rebuilt unless it held secrets, which are not kept.
+      if (meta.secrets.length > 0) {
+        throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' has ended and its secrets are gone; create a new worker instead`, {
+          details: { workerId },
+        });
+      }
+      env = this.#environment(workerId, meta.spec, paths, []);
+    }
+    writeJsonAtomic(paths.terminating, { reason: 'restart', at: Date.now() } satisfies TerminatingMarker);
+    let next: WorkerMeta;
+    try {
+      if (alive) await stopWorker(paths, meta, this.#config.defaultGracePeriodMs);
+      rmSync(paths.exit, { force: true });
+      rmSync(paths.final, { force: true });
+      const now = Date.now();
+      const started = spawnWrapped({ paths, argv: checkSpec(meta.spec, []).argv, env, cwd: meta.cwd, ...(meta.memoryKiB === undefined ? {} : { memoryKiB: meta.memoryKiB }) });
+      await wrapperReady(started, paths);
+      next = { ...meta, generation: meta.generation + 1, pid: started.pid, startTime: started.startTime, startedAt: new Date(now).toISOString() };
+      if (meta.spec.timeoutMs !== undefined) next.deadlineAt = now + meta.spec.timeoutMs;
+      writeJsonAtomic(paths.meta, next);
+    } finally {
+      rmSync(paths.terminating, { force: true });
+      this.#watcher.watch(workerId);
+    }
+    this.#ctx.logger.info('process provider: worker restarted', { workerId, pid: next.pid, generation: next.generation });
+    return this.#toWorker(next, observeWorker(paths, next));
+  }
+}

@@ -1,0 +1,244 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
+import { isFinalState, type OwnerLabels, type PluginLogger, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
+import { readJson, writeJsonAtomic } from './jsonFile.ts';
+import { indexLogs } from './logIndex.ts';
+import { finishedAt, observeWorker } from './observeWorker.ts';
+import { readMeta, type WorkerMeta } from './WorkerMeta.ts';
+import { workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
+
+/** Settings of a {@link WorkerWatcher}. */
+export interface WatcherOptions {
+  stateDir: string;
+  owner: OwnerLabels;
+  logger: PluginLogger;
+  /** Where events go; undefined when the plugin does not emit events. */
+  emit?: (event: WorkerEvent) => void;
+  pollMs: number;
+  retainFinishedMs: number;
+  /** Stops a worker whose spec.timeoutMs has passed. */
+  stopForDeadline(workerId: string): Promise<void>;
+  /** A lease not refreshed for this long belongs to a dead thread; default 5000 ms. */
+  leaseStaleMs?: number;
+}
+
+interface Watched {
+  reported: WorkerState;
+  lastBeat: number;
+}
+
+const BEAT_MS = 1_000;
+const SCAN_MS = 2_000;
+const GC_MS = 60_000;
+
+const sameOwner = (a: OwnerLabels, b: OwnerLabels): boolean =>
+  a['worker-manager/host'] === b['worker-manager/host'] && a['worker-manager/instance'] === b['worker-manager/instance'];
+
+/**
+ * Watches workers for one plugin thread: emits lifecycle events, enforces deadlines, indexes logs, and removes
+ * folders of workers that finished longer ago than the retention.
+ *
+ * Several threads of one instance share the folder, so each worker is watched by exactly one thread, the holder of
+ * its lease file (a token, refreshed by mtime every second). The thread that creates a worker takes its lease; a
+ * thread that starts (or scans, every 2 s) takes over workers whose lease is missing or stale, i.e. whose watcher
+ * died. What was last emitted is kept in `reported.json`, so an adopting thread continues where the dead one
+ * stopped instead of repeating events. A takeover race between two threads can, rarely, emit one transition twice
+ * before the loser notices at its next heartbeat.
+ */
+export class WorkerWatcher {
+  readonly #o: WatcherOptions;
+  readonly #token = randomUUID();
+  readonly #watched = new Map<string, Watched>();
+  readonly #deadlineStops = new Set<string>();
+  readonly #leaseStaleMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #lastScan = 0;
+  #lastGc = 0;
+
+  constructor(options: WatcherOptions) {
+    this.#o = options;
+    this.#leaseStaleMs = options.leaseStaleMs ?? 5_000;
+  }
+
+  /** Adopts orphans at once, then checks every `pollMs`. */
+  start(): void {
+    this.#tick();
+  }
+
+  /** Starts watching a worker this thread just created or restarted (if no live thread watches it already). */
+  watch(workerId: string, reported?: WorkerState): void {
+    if (this.#stopped || this.#watched.has(workerId)) return;
+    const paths = workerPaths(this.#o.stateDir, workerId);
+    if (!this.#acquire(paths)) return;
+    this.#watched.set(workerId, { reported: reported ?? readJson<WorkerState>(paths.reported) ?? { phase: 'Creating' }, lastBeat: Date.now() });
+  }
+
+  /** Ids this thread watches (for tests and diagnostics). */
+  get watching(): string[] {
+    return [...this.#watched.keys()];
+  }
+
+  /** Stops the timer and hands every lease back, so another thread adopts the workers at once. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    for (const id of this.#watched.keys()) this.#release(workerPaths(this.#o.stateDir, id));
+    this.#watched.clear();
+  }
+
+  #tick(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    try {
+      if (now - this.#lastScan >= SCAN_MS) {
+        this.#lastScan = now;
+        this.#adopt();
+      }
+      for (const [id, w] of this.#watched) this.#check(id, w, now);
+      if (now - this.#lastGc >= GC_MS) {
+        this.#lastGc = now;
+        this.#collectGarbage(now);
+      }
+    } catch (error) {
+      this.#o.logger.warn('process provider: watcher pass failed', { error: error instanceof Error ? error.message : String(error) });
+    }
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => this.#tick(), this.#o.pollMs);
+    this.#timer.unref();
+  }
+
+  #check(workerId: string, w: Watched, now: number): void {
+    const paths = workerPaths(this.#o.stateDir, workerId);
+    const meta = readMeta(paths);
+    if (meta === undefined) {
+      this.#watched.delete(workerId);
+      return;
+    }
+    if (now - w.lastBeat >= BEAT_MS) {
+      if (!this.#holds(paths)) {
+        this.#watched.delete(workerId);
+        return;
+      }
+      try {
+        utimesSync(paths.lease, new Date(now), new Date(now));
+      } catch {
+        // removed under us; the next beat drops the worker
+      }
+      w.lastBeat = now;
+    }
+    const state = observeWorker(paths, meta);
+    const final = isFinalState(state);
+    if (!final && meta.deadlineAt !== undefined && now >= meta.deadlineAt && state.phase !== 'Terminating') this.#stopForDeadline(workerId);
+    indexLogs(paths, final);
+    if (state.phase !== w.reported.phase) {
+      this.#report(workerId, w.reported, state, now);
+      w.reported = state;
+      writeJsonAtomic(paths.reported, state);
+    }
+    if (final) {
+      this.#release(paths);
+      this.#watched.delete(workerId);
+    }
+  }
+
+  #report(workerId: string, oldState: WorkerState, newState: WorkerState, now: number): void {
+    const emit = this.#o.emit;
+    if (emit === undefined) return;
+    const timestamp = new Date(now).toISOString();
+    emit({ type: 'WorkerStateChanged', workerId, oldState, newState, timestamp });
+    if (newState.phase === 'Terminated') {
+      emit(newState.exitCode === undefined ? { type: 'WorkerTerminated', workerId, timestamp } : { type: 'WorkerTerminated', workerId, exitCode: newState.exitCode, timestamp });
+    } else if (newState.phase === 'Failed') {
+      emit({ type: 'WorkerFailed', workerId, reason: newState.reason, timestamp });
+    }
+  }
+
+  #stopForDeadline(workerId: string): void {
+    if (this.#deadlineStops.has(workerId)) return;
+    this.#deadlineStops.add(workerId);
+    this.#o.logger.info('process provider: worker reached its timeoutMs, stopping it', { workerId });
+    this.#o
+      .stopForDeadline(workerId)
+      .catch((error: unknown) => this.#o.logger.warn('process provider: deadline stop failed', { workerId, error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => this.#deadlineStops.delete(workerId));
+  }
+
+  /** Takes the workers nobody watches: not yet reported final, lease missing or stale. */
+  #adopt(): void {
+    for (const id of this.#ids()) {
+      if (this.#watched.has(id)) continue;
+      const paths = workerPaths(this.#o.stateDir, id);
+      const reported = readJson<WorkerState>(paths.reported);
+      if (reported !== undefined && isFinalState(reported)) continue;
+      const meta = readMeta(paths);
+      if (meta === undefined || !sameOwner(meta.owner, this.#o.owner)) continue;
+      if (!this.#acquire(paths)) continue;
+      this.#watched.set(id, { reported: reported ?? { phase: 'Creating' }, lastBeat: Date.now() });
+      this.#o.logger.debug('process provider: adopted worker', { workerId: id });
+    }
+  }
+
+  #collectGarbage(now: number): void {
+    for (const id of this.#ids()) {
+      if (this.#watched.has(id)) continue;
+      const paths = workerPaths(this.#o.stateDir, id);
+      const meta: WorkerMeta | undefined = readMeta(paths);
+      if (meta === undefined || !sameOwner(meta.owner, this.#o.owner)) continue;
+      if (!isFinalState(observeWorker(paths, meta))) continue;
+      const at = finishedAt(paths);
+      if (at !== undefined && now - at > this.#o.retainFinishedMs) {
+        rmSync(paths.dir, { recursive: true, force: true });
+        this.#o.logger.debug('process provider: removed the folder of a finished worker', { workerId: id });
+      }
+    }
+  }
+
+  #ids(): string[] {
+    try {
+      return readdirSync(workersDir(this.#o.stateDir));
+    } catch {
+      return [];
+    }
+  }
+
+  #holds(paths: WorkerPaths): boolean {
+    try {
+      return readFileSync(paths.lease, 'utf8') === this.#token;
+    } catch {
+      return false;
+    }
+  }
+
+  #acquire(paths: WorkerPaths): boolean {
+    try {
+      writeFileSync(paths.lease, this.#token, { flag: 'wx' });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+    }
+    if (this.#holds(paths)) return true;
+    try {
+      if (Date.now() - statSync(paths.lease).mtimeMs < this.#leaseStaleMs) return false;
+      // Renaming the stale lease away succeeds for one thread only.
+      const stale = `${paths.lease}.${this.#token}.stale`;
+      renameSync(paths.lease, stale);
+      unlinkSync(stale);
+      writeFileSync(paths.lease, this.#token, { flag: 'wx' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #release(paths: WorkerPaths): void {
+    if (this.#holds(paths)) {
+      try {
+        unlinkSync(paths.lease);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { groupMembers } from './procfs.ts';
+import { readExitStatus, wrapperAlive } from './observeWorker.ts';
+import type { WorkerMeta } from './WorkerMeta.ts';
+import type { WorkerPaths } from './workerPaths.ts';
+
+/** Sends a signal to the worker's process group; false when the group no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/** Polls until `done()` or the time is up; returns `done()`. */
+export async function waitUntil(done: () => boolean, timeoutMs: number, everyMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
+const ended = (paths: WorkerPaths, meta: WorkerMeta) => (): boolean => readExitStatus(paths) !== undefined || !wrapperAlive(meta);
+
+/**
+ * Stops a worker's processes: SIGTERM to the group (and SIGCONT, so a paused worker can act on it), then after the
+ * grace period SIGKILL to every member but the wrapper, so the wrapper still records the status; then SIGKILL to the
+ * whole group, which also removes leftovers the command started in the background, and waits until they are gone.
+ */
+export async function stopWorker(paths: WorkerPaths, meta: WorkerMeta, gracePeriodMs: number): Promise<void> {
+  const done = ended(paths, meta);
+  if (!done()) {
+    signalGroup(meta.pid, 'SIGTERM');
+    signalGroup(meta.pid, 'SIGCONT');
+    if (!(await waitUntil(done, gracePeriodMs))) {
+      for (const pid of groupMembers(meta.pid)) {
+        if (pid === meta.pid) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      if (!(await waitUntil(done, 2_000))) {
+        signalGroup(meta.pid, 'SIGKILL');
+        await waitUntil(() => !wrapperAlive(meta), 2_000);
+      }
+    }
+  }
+  if (signalGroup(meta.pid, 'SIGKILL')) await waitUntil(() => groupMembers(meta.pid).length === 0, 1_000);
+}

@@ -1,0 +1,15 @@
+import plugin from '@worker-manager/plugin-process';
+import { createPluginHarness, runProviderConformance } from '@worker-manager/plugin-sdk/testing';
+
+runProviderConformance({
+  name: 'process (in-process harness)',
+  capabilities: plugin.capabilities,
+  async setup() {
+    const harness = await createPluginHarness(plugin, { config: { defaultGracePeriodMs: 2_000 } });
+    return { provider: harness.proxy, events: () => harness.events, teardown: () => harness.close() };
+  },
+  longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 30`] }),
+  delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${delayMs / 1000}; echo ${marker}; exec sleep 30`] }),
+  shortSpec: (marker, exitCode) => ({ command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
+  testTimeoutMs: 10_000,
+});
