@@ -1,0 +1,173 @@
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { asFunction, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
+import { toWorkerManagerError } from '@worker-manager/plugin-sdk';
+import type { EventBus } from './bus/EventBus.ts';
+import { createEvent } from './bus/createEvent.ts';
+import { MemoryEventBus } from './bus/MemoryEventBus.ts';
+import { subjectsFor, type Subjects } from './bus/subjects.ts';
+import type { LoadedConfig } from './config/loadConfig.ts';
+import { hostError } from './errors.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { PluginRegistry, type RegistryHooks, type ReportRow } from './plugins/PluginRegistry.ts';
+import type { SandboxFactory } from './plugins/SandboxLike.ts';
+import { PluginSandbox } from './sandbox/PluginSandbox.ts';
+import { WorkerService } from './workers/WorkerService.ts';
+
+/** Everything the container holds; the composition root is the only code that reaches into it. */
+interface Cradle {
+  loaded: LoadedConfig;
+  hostId: string;
+  stateDir: string;
+  logger: Logger;
+  subjects: Subjects;
+  bus: EventBus;
+  sandboxFactory: SandboxFactory;
+  hooks: RegistryHooks;
+  registry: PluginRegistry;
+  workers: WorkerService;
+}
+
+/** Overrides for tests and embedding. */
+export interface HostOptions {
+  loaded: LoadedConfig;
+  logger?: Logger;
+  bus?: EventBus;
+  sandboxFactory?: SandboxFactory;
+}
+
+/** The id a host uses when the config names none: the hostname, made label-safe. */
+export function defaultHostId(): string {
+  const cleaned = os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^[^a-z]+/, '').slice(0, 63);
+  return cleaned.length > 0 ? cleaned : 'host';
+}
+
+type ShutdownHook = { name: string; run: (timeoutMs: number) => Promise<void> };
+
+/**
+ * The host process: composition root plus lifecycle. `start()` and `stop()` are idempotent; `stop()` runs the
+ * shutdown hooks last-registered-first, so what started last (plugins) stops first and the bus drains last.
+ */
+export class Host {
+  readonly #container: AwilixContainer<Cradle>;
+  readonly #shutdown: ShutdownHook[] = [];
+  #starting: Promise<ReportRow[]> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: HostOptions) {
+    const { config } = options.loaded;
+    const hostId = config.host.id ?? defaultHostId();
+    this.#container = createContainer<Cradle>({ injectionMode: InjectionMode.PROXY, strict: true });
+    this.#container.register({
+      loaded: asValue(options.loaded),
+      hostId: asValue(hostId),
+      stateDir: asValue(path.resolve(options.loaded.dir, config.host.stateDir)),
+      logger: asValue(options.logger ?? createLogger({ level: config.host.logLevel, hostId })),
+      subjects: asValue(subjectsFor(config.bus.subjectPrefix)),
+      bus: options.bus !== undefined
+        ? asValue(options.bus)
+        : asFunction(({ logger }: Cradle) => new MemoryEventBus({ onHandlerError: (err, event) => logger.error({ err: toWorkerManagerError(err).toJSON(), subject: event.busSubject }, 'event handler failed') })).singleton(),
+      sandboxFactory: asValue<SandboxFactory>(options.sandboxFactory ?? ((spec) => new PluginSandbox(spec))),
+      hooks: asFunction((cradle: Cradle) => this.#registryHooks(cradle)).singleton(),
+      registry: asFunction((c: Cradle) => new PluginRegistry({ loaded: c.loaded, hostId: c.hostId, stateDir: c.stateDir, sandboxFactory: c.sandboxFactory, hooks: c.hooks })).singleton(),
+      workers: asFunction((c: Cradle) => new WorkerService({ registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger })).singleton(),
+    });
+  }
+
+  get hostId(): string {
+    return this.#container.cradle.hostId;
+  }
+  get logger(): Logger {
+    return this.#container.cradle.logger;
+  }
+  get bus(): EventBus {
+    return this.#container.cradle.bus;
+  }
+  get subjects(): Subjects {
+    return this.#container.cradle.subjects;
+  }
+  get registry(): PluginRegistry {
+    return this.#container.cradle.registry;
+  }
+  get workers(): WorkerService {
+    return this.#container.cradle.workers;
+  }
+
+  /** Starts bus, plugins and services; resolves with the startup report. */
+  start(): Promise<ReportRow[]> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  /** Drains in-flight calls up to `timeoutMs` (config default), then stops everything. Safe to call twice. */
+  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.timeoutMs ?? this.#container.cradle.loaded.config.host.shutdownTimeoutMs);
+    return this.#stopping;
+  }
+
+  /** Registers work to do at stop; hooks run in reverse registration order. */
+  onShutdown(name: string, run: (timeoutMs: number) => Promise<void>): void {
+    this.#shutdown.push({ name, run });
+  }
+
+  async #start(): Promise<ReportRow[]> {
+    const { bus, registry, workers, stateDir, logger } = this.#container.cradle;
+    await mkdir(stateDir, { recursive: true });
+    await bus.start();
+    this.onShutdown('bus', () => bus.stop());
+    this.onShutdown('plugins', (timeoutMs) => registry.stop({ timeoutMs }));
+    try {
+      const report = await registry.boot();
+      await workers.start();
+      logger.info({ instances: report.map((r) => ({ instance: r.instance, plugin: r.plugin, version: r.version, state: r.state, error: r.error?.code ?? null })) }, 'host started');
+      return report;
+    } catch (error) {
+      await this.stop({ timeoutMs: 0 });
+      throw error;
+    }
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    // Stop waits for a start in progress, so nothing it starts is left running.
+    await this.#starting?.catch(() => undefined);
+    const errors: unknown[] = [];
+    for (const hook of [...this.#shutdown].reverse()) {
+      try {
+        await hook.run(timeoutMs);
+      } catch (error) {
+        errors.push(error);
+        this.logger.error({ hook: hook.name, err: toWorkerManagerError(error).toJSON() }, 'shutdown hook failed');
+      }
+    }
+    this.logger.flush?.();
+    if (errors.length > 0) {
+      throw hostError('HOST_ERR_SHUTDOWN_TIMEOUT', `${errors.length} shutdown hook(s) failed`, { cause: errors[0] });
+    }
+  }
+
+  #registryHooks(cradle: Cradle): RegistryHooks {
+    const publish = (name: 'pluginCrashed' | 'pluginQuarantined', data: Record<string, unknown>): void => {
+      cradle.bus.publish(createEvent(cradle.subjects, cradle.hostId, name, data)).catch(() => undefined);
+    };
+    return {
+      // Resolved lazily: the registry is built before the worker service that consumes its events.
+      onWorkerEvent: (instance, event) => this.#container.cradle.workers.onProviderEvent(instance, event),
+      onPluginLog: (instance, level, message, fields) => {
+        const log = cradle.logger.child({ instance, source: 'plugin' });
+        const fn = level === 'error' ? log.error : level === 'warn' ? log.warn : level === 'debug' ? log.debug : log.info;
+        fn.call(log, fields ?? {}, message);
+      },
+      onPluginStatus: (instance, plugin, change) => {
+        const data = { instance, plugin: plugin.id, version: plugin.version, state: change.state, reason: change.reason ?? null, code: change.code ?? null };
+        if (change.state === 'quarantined') {
+          cradle.logger.error(data, 'plugin instance quarantined');
+          publish('pluginQuarantined', data);
+        } else if (change.state === 'crashed' || change.state === 'restarting') {
+          cradle.logger.warn(data, 'plugin instance crashed');
+          if (change.state === 'crashed') publish('pluginCrashed', data);
+        }
+      },
+    };
+  }
+}

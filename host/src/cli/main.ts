@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
+import { Command, Option } from 'commander';
+import { runCommand } from './runCommand.ts';
+import { serveCommand } from './serveCommand.ts';
+import { validateCommand } from './validateCommand.ts';
+
+/** Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage. */
+export const EXIT = { ok: 0, failure: 1, config: 2 } as const;
+
+const program = new Command('wm')
+  .description('worker-manager: create, watch and tear down ephemeral CI/CD workers')
+  .showHelpAfterError()
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.config));
+
+program
+  .command('serve')
+  .description('start the host and keep it running until SIGINT/SIGTERM')
+  .addOption(new Option('-c, --config <file>', 'config file').default('config/default.yaml').env('WM_CONFIG'))
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await serveCommand(opts.config);
+  });
+
+program
+  .command('run')
+  .description('start the host, run one worker to completion with its output on this terminal, then stop')
+  .addOption(new Option('-c, --config <file>', 'config file').default('config/default.yaml').env('WM_CONFIG'))
+  .option('-p, --provider <instance>', 'provider instance (default: the default provider)')
+  .option('--timeout <ms>', 'stop the worker after this many milliseconds', (v) => Number.parseInt(v, 10))
+  .argument('<command...>', 'command and arguments to run as the worker (put them after --)')
+  .action(async (command: string[], opts: { config: string; provider?: string; timeout?: number }) => {
+    process.exitCode = await runCommand(opts.config, command, opts);
+  });
+
+const config = program.command('config').description('work with config files');
+config
+  .command('validate')
+  .description('check a config file and every plugin it names, without running plugin code')
+  .argument('<file>', 'config file')
+  .action(async (file: string) => {
+    process.exitCode = await validateCommand(file);
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`wm: ${isWorkerManagerError(error) ? `[${error.code}] ${error.message}` : String(error)}\n`);
+  process.exitCode = EXIT.failure;
+});

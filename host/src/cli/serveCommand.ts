@@ -1,0 +1,44 @@
+import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
+import { loadConfig } from '../config/loadConfig.ts';
+import { Host } from '../Host.ts';
+import { formatReport } from '../plugins/formatReport.ts';
+
+/** Prints a coded error and returns the exit code for it. */
+export function reportError(error: unknown): number {
+  if (isWorkerManagerError(error)) {
+    process.stderr.write(`wm: [${error.code}] ${error.message}\n`);
+    return error.category === 'Configuration' ? 2 : 1;
+  }
+  process.stderr.write(`wm: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  return 1;
+}
+
+/** `wm serve`: run until a signal arrives, then drain and stop. */
+export async function serveCommand(configFile: string): Promise<number> {
+  let host: Host;
+  try {
+    host = new Host({ loaded: await loadConfig(configFile) });
+    const report = await host.start();
+    process.stdout.write(`worker-manager host '${host.hostId}' started (bus: ${host.bus.adapter})\n${formatReport(report)}\n`);
+  } catch (error) {
+    return reportError(error);
+  }
+  await new Promise<void>((resolve) => {
+    // Signal listeners do not keep Node alive and plugin threads are unref'd, so without a handle of its own the
+    // process would exit as soon as start-up work drains.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const onSignal = (signal: NodeJS.Signals): void => {
+      clearInterval(keepAlive);
+      process.stdout.write(`received ${signal}, stopping\n`);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  try {
+    await host.stop();
+    return 0;
+  } catch (error) {
+    return reportError(error);
+  }
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { repoRoot } from '../helpers/startTestHost.ts';
+
+const tsx = path.join(repoRoot, 'node_modules', '.bin', 'tsx');
+const main = path.join(repoRoot, 'host', 'src', 'cli', 'main.ts');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `wm` as a real process, the way a user does. */
+function wm(args: string[], options: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tsx, [main, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wm ${args.join(' ')} did not finish in time; stdout: ${stdout}; stderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      options.onStdout?.(stdout, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+describe('wm CLI', () => {
+  let dir: string;
+  let config: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'wm-cli-'));
+    config = path.join(dir, 'wm.yaml');
+    await writeFile(
+      config,
+      `host: { id: cli-test, stateDir: ./state, logLevel: warn }
+plugins:
+  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "\${PATH}" }
+instances:
+  - { name: local, plugin: process, default: true }
+`,
+    );
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('wm run runs one worker end to end and exits with its exit code', async () => {
+    const r = await wm(['run', '--config', config, '--', 'sh', '-c', 'echo hello from a worker; echo oops >&2; exit 3']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stdout, /hello from a worker/);
+    assert.match(r.stderr, /oops/);
+    assert.match(r.stderr, /Failed|exit code 3/);
+  });
+
+  it('wm run reports a success as exit code 0', async () => {
+    const r = await wm(['run', '--config', config, '--', 'sh', '-c', 'echo done']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^done$/m);
+  });
+
+  it('wm config validate accepts the shipped configs and starts no plugin', async () => {
+    for (const file of ['config/default.yaml', 'config/examples/process-two-instances.yaml']) {
+      const r = await wm(['config', 'validate', file]);
+      assert.equal(r.code, 0, `${file}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /validated/);
+      assert.match(r.stdout, /config is valid/);
+    }
+  });
+
+  it('wm config validate names file:line:col of every problem and exits 2', async () => {
+    const bad = path.join(dir, 'bad.yaml');
+    await writeFile(bad, 'host:\n  stateDir: 42\nplugins:\n  - name: Process\n    package: x\n    colour: blue\n');
+    const r = await wm(['config', 'validate', bad]);
+    assert.equal(r.code, 2);
+    // Positions point at the key of the offending entry.
+    assert.match(r.stderr, /bad\.yaml:2:3: \/host\/stateDir: expected string, found integer/);
+    assert.match(r.stderr, /bad\.yaml:4:5: \/plugins\/0\/name/);
+    assert.match(r.stderr, /bad\.yaml:6:5: \/plugins\/0\/colour: unknown field 'colour'/);
+  });
+
+  it('wm config validate reports a plugin that would fail negotiation', async () => {
+    const bad = path.join(dir, 'negotiation.yaml');
+    await writeFile(bad, `plugins:\n  - name: old\n    package: ${repoRoot}test/fixtures/plugins/negotiation-host-api\ninstances:\n  - { name: old, plugin: old }\n`);
+    const r = await wm(['config', 'validate', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stdout, /HOST_ERR_HOST_API_MISMATCH/);
+  });
+
+  it('npm start: wm serve on config/default.yaml prints the startup report and stops cleanly on SIGTERM', async () => {
+    let signalled = false;
+    const r = await wm(['serve', '--config', 'config/default.yaml'], {
+      onStdout: (text, child) => {
+        if (!signalled && /local \(default\)\s+process\s+0\.1\.0\s+provider\s+trusted\s+running/.test(text)) {
+          signalled = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    assert.ok(signalled, `never saw the startup report: ${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /worker\.lifecycle@1\.0\.0/);
+    assert.match(r.stdout, /received SIGTERM, stopping/);
+  });
+
+  it('wm serve keeps serving until it is told to stop (regression: it exited once start-up work drained)', async () => {
+    let alive = false;
+    let sawReport = false;
+    const r = await wm(['serve', '--config', config], {
+      onStdout: (text, child) => {
+        if (sawReport || !/running/.test(text)) return;
+        sawReport = true;
+        // Plugin threads idle out and start-up timers end within a few seconds; the host must outlive them.
+        setTimeout(() => {
+          alive = child.exitCode === null && child.signalCode === null;
+          child.kill('SIGINT');
+        }, 5_000);
+      },
+    });
+    assert.ok(sawReport, r.stderr);
+    assert.ok(alive, 'wm serve exited on its own');
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
