@@ -1,4 +1,4 @@
-import { CAPABILITIES, CAPABILITY_VERSION, CredentialProviderContract, HOST_API_VERSION, WorkerProviderContract, type Contract, type PluginKind, type PluginMetadata } from '@worker-manager/plugin-sdk';
+import { acceptCapabilities, CAPABILITIES, CAPABILITY_VERSION, CredentialProviderContract, HOST_API_VERSION, WorkerProviderContract, type Contract, type PluginKind, type PluginMetadata } from '@worker-manager/plugin-sdk';
 import semver from 'semver';
 import { hostError } from '../errors.ts';
 
@@ -43,20 +43,7 @@ export function negotiatePlugin(meta: PluginMetadata, who: NegotiationSubject, h
     );
   }
   const contract = contractFor(meta.kind);
-  const capabilities: Record<string, string> = {};
-  const ignored: Negotiated['ignored'] = [];
-  for (const [name, version] of Object.entries(meta.capabilities)) {
-    const info = (CAPABILITIES as Record<string, { contract: string }>)[name];
-    if (info === undefined) {
-      ignored.push({ capability: name, version, reason: 'unknown to this host' });
-    } else if (info.contract !== contract.name) {
-      ignored.push({ capability: name, version, reason: `belongs to the ${info.contract} contract` });
-    } else if (semver.valid(version) === null || !semver.satisfies(version, CAPABILITY_RANGE)) {
-      ignored.push({ capability: name, version, reason: `host speaks ${CAPABILITY_RANGE}` });
-    } else {
-      capabilities[name] = version;
-    }
-  }
+  const { accepted: capabilities, ignored } = acceptCapabilities(contract.name, meta.capabilities);
   for (const [name, info] of Object.entries(CAPABILITIES)) {
     if (info.contract === contract.name && info.required && capabilities[name] === undefined) {
       const declared = meta.capabilities[name];

@@ -15,3 +15,4 @@ export * from './worker.ts';
 export * from './workerEvent.ts';
 export * from './workerProvider.ts';
 export * from './workerState.ts';
+export * from './acceptCapabilities.ts';

@@ -1,10 +1,9 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import semver from 'semver';
 import type { TSchema } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
-import { CAPABILITIES, CAPABILITY_VERSION } from '../contracts/capabilities.ts';
+import { acceptCapabilities } from '../contracts/acceptCapabilities.ts';
 import { CredentialProviderContract } from '../contracts/credentialProvider.ts';
 import type { CallContext, CallOptions, Contract, Operation, Proxied } from '../contracts/operation.ts';
 import type { SecretMount } from '../contracts/secretRef.ts';
@@ -81,18 +80,6 @@ function validatorOf(schema: TSchema): Validator {
     validators.set(schema, v);
   }
   return v;
-}
-
-/** Accepts what the host's negotiation accepts: a known capability of this contract at a compatible version. */
-function negotiatedCapabilities(def: PluginDefinition, contract: Contract): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, version] of Object.entries(def.capabilities)) {
-    const info = (CAPABILITIES as Record<string, { contract: string }>)[name];
-    if (info === undefined || info.contract !== contract.name) continue;
-    if (semver.valid(version) === null || !semver.satisfies(version, `^${CAPABILITY_VERSION}`)) continue;
-    out[name] = version;
-  }
-  return out;
 }
 
 /** What crosses a thread boundary is data: clone it as the host's MessagePort would. */
@@ -237,7 +224,7 @@ export async function createPluginHarness<K extends PluginKind, S extends TSchem
   const handlers = (await definition.setup(context as PluginContext<never>)) as unknown as Record<string, AnyHandler | undefined> & {
     close?: () => unknown;
   };
-  const capabilities = negotiatedCapabilities(definition, contract);
+  const capabilities = acceptCapabilities(contract.name, definition.capabilities).accepted;
   const methods = Object.entries(contract.operations)
     .filter(([, op]) => capabilities[op.capability] !== undefined)
     .map(([name]) => name);
