@@ -65,6 +65,8 @@ instances:
     assert.match(r.stdout, /hello from a worker/);
     assert.match(r.stderr, /oops/);
     assert.match(r.stderr, /Failed|exit code 3/);
+    // Host logs stay out of the way at the default level of wm run.
+    assert.doesNotMatch(r.stderr, /"msg":"host started"/);
   });
 
   it('wm run reports a success as exit code 0', async () => {

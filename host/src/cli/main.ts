@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { Command, Option } from 'commander';
+import type { LogLevel } from '../observability/logger.ts';
 import { runCommand } from './runCommand.ts';
 import { serveCommand } from './serveCommand.ts';
 import { validateCommand } from './validateCommand.ts';
@@ -27,8 +28,10 @@ program
   .addOption(new Option('-c, --config <file>', 'config file').default('config/default.yaml').env('WM_CONFIG'))
   .option('-p, --provider <instance>', 'provider instance (default: the default provider)')
   .option('--timeout <ms>', 'stop the worker after this many milliseconds', (v) => Number.parseInt(v, 10))
+  // Host logs would bury the worker's own output on a terminal; warnings and errors still show.
+  .addOption(new Option('--log-level <level>', 'host log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
   .argument('<command...>', 'command and arguments to run as the worker (put them after --)')
-  .action(async (command: string[], opts: { config: string; provider?: string; timeout?: number }) => {
+  .action(async (command: string[], opts: { config: string; provider?: string; timeout?: number; logLevel: LogLevel }) => {
     process.exitCode = await runCommand(opts.config, command, opts);
   });
 

@@ -1,16 +1,19 @@
 import { WorkerManagerError, type WorkerState } from '@worker-manager/plugin-sdk';
 import { loadConfig } from '../config/loadConfig.ts';
 import { Host } from '../Host.ts';
+import type { LogLevel } from '../observability/logger.ts';
 import { reportError } from './serveCommand.ts';
 
 /**
  * `wm run -- cmd args`: boots the host, creates one worker, follows its logs until it ends, terminates it and stops
  * the host. The exit code is the worker's. It is the smallest end-to-end use of the whole kernel.
  */
-export async function runCommand(configFile: string, command: string[], opts: { provider?: string; timeout?: number }): Promise<number> {
+export async function runCommand(configFile: string, command: string[], opts: { provider?: string; timeout?: number; logLevel?: LogLevel }): Promise<number> {
   let host: Host | undefined;
   try {
-    host = new Host({ loaded: await loadConfig(configFile) });
+    const loaded = await loadConfig(configFile);
+    if (opts.logLevel !== undefined) loaded.config.host.logLevel = opts.logLevel;
+    host = new Host({ loaded });
     await host.start();
     const [program, ...args] = command;
     if (program === undefined) throw new WorkerManagerError('WM_ERR_VALIDATION', 'no command given');
