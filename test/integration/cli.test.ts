@@ -75,6 +75,20 @@ instances:
     assert.match(r.stdout, /^done$/m);
   });
 
+  it('the installed wm bin (npx wm) runs without tsx on the command line', async () => {
+    const r = await new Promise<Run>((resolve, reject) => {
+      const child = spawn(path.join(repoRoot, 'node_modules', '.bin', 'wm'), ['config', 'validate', 'config/default.yaml'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /config is valid/);
+  });
+
   it('wm config validate accepts the shipped configs and starts no plugin', async () => {
     for (const file of ['config/default.yaml', 'config/examples/process-two-instances.yaml']) {
       const r = await wm(['config', 'validate', file]);

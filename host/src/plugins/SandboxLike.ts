@@ -1,4 +1,4 @@
-import type { CallOptions, Contract, Proxied } from '@worker-manager/plugin-sdk';
+import type { Contract, Proxied } from '@worker-manager/plugin-sdk';
 import type { SandboxOptions, SandboxStatusChange } from '../sandbox/PluginSandbox.ts';
 
 /** What the registry passes to the sandbox of one instance. */
@@ -9,7 +9,6 @@ export type { SandboxStatusChange };
 export interface SandboxLike {
   start(): Promise<void>;
   stop(options?: { timeoutMs?: number }): Promise<void>;
-  call(method: string, params: unknown, options?: CallOptions): Promise<unknown>;
   proxy<C extends Contract>(): Proxied<C>;
 }
 
