@@ -224,6 +224,7 @@ export class ProcessProvider {
     }
 
     let pid: number | undefined;
+    let createdEmitted = false;
     try {
       this.#admit(spec);
       const cwd = path.join(paths.work, plan.workingDir);
@@ -251,14 +252,18 @@ export class ProcessProvider {
       writeJsonAtomic(paths.reported, { phase: 'Creating' });
       // Written before anything awaits, so a thread killed from here on leaves a worker others can find.
       writeJsonAtomic(paths.meta, meta);
+      // Emitted before the first await: from here on the watcher may see the worker and report it Running, and
+      // consumers must see it created first (regression: StateChanged arrived before WorkerCreated under load).
+      if (this.#emitEvents) this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: String(started.pid), timestamp: meta.createdAt });
+      createdEmitted = true;
       await wrapperReady(started, paths);
       this.#watcher.watch(workerId, { phase: 'Creating' });
-      if (this.#emitEvents) this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: String(started.pid), timestamp: meta.createdAt });
       this.#ctx.logger.info('process provider: worker started', { workerId, pid: started.pid });
       return this.#toWorker(meta, observeWorker(paths, meta));
     } catch (error) {
       if (pid !== undefined) signalGroup(pid, 'SIGKILL');
       rmSync(paths.dir, { recursive: true, force: true });
+      if (createdEmitted && this.#emitEvents) this.#ctx.emit({ type: 'WorkerFailed', workerId, reason: 'StartFailed', timestamp: new Date().toISOString() });
       throw error;
     }
   }
