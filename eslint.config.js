@@ -1,5 +1,7 @@
 // @ts-check
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
 // A relative import must stay inside the package that contains the importing file; a regex cannot know where a
@@ -26,18 +28,45 @@ const stayInPackage = {
   },
 };
 
-// Plugins may import only the SDK, Node built-ins and their own files; this is what lets a vendor ship a plugin
-// built against plugin-sdk alone, and what lets the host change without breaking plugins.
-const pluginBoundary = {
+// Plugins may import only the SDK, Node built-ins, their own files and the npm dependencies their own package.json
+// declares (a Docker provider needs dockerode); this is what lets a vendor ship a plugin built against plugin-sdk
+// alone, and what lets the host change without breaking plugins. Other @worker-manager packages are never allowed.
+const escapeRegex = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const pluginBoundary = (deps = []) => ({
   'no-restricted-imports': ['error', {
     patterns: [
       {
-        regex: '^(?!@worker-manager/plugin-sdk(/testing)?$|node:|\\.{1,2}/)',
-        message: 'Plugins import only @worker-manager/plugin-sdk (and node: built-ins).',
+        regex: `^(?!@worker-manager/plugin-sdk(/testing)?$|node:|\\.{1,2}/${deps.map((d) => `|${escapeRegex(d)}(/|$)`).join('')})`,
+        message: `Plugins import only @worker-manager/plugin-sdk, node: built-ins and the dependencies in their own package.json${deps.length > 0 ? ` (${deps.join(', ')})` : ''}.`,
       },
     ],
   }],
-};
+});
+
+/** One config block per plugin package that declares third-party dependencies, allowing exactly those. */
+function pluginDependencyBlocks() {
+  const root = fileURLToPath(new URL('.', import.meta.url));
+  const blocks = [];
+  for (const parent of ['plugins', 'test/fixtures/plugins']) {
+    let dirs = [];
+    try {
+      dirs = readdirSync(path.join(root, parent), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      continue;
+    }
+    for (const dir of dirs) {
+      let deps = [];
+      try {
+        const pkg = JSON.parse(readFileSync(path.join(root, parent, dir, 'package.json'), 'utf8'));
+        deps = Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@worker-manager/'));
+      } catch {
+        continue;
+      }
+      if (deps.length > 0) blocks.push({ files: [`${parent}/${dir}/**/*.ts`], rules: pluginBoundary(deps) });
+    }
+  }
+  return blocks;
+}
 
 // The SDK is published on its own and must never depend on the host.
 const sdkBoundary = {
@@ -72,8 +101,9 @@ export default tseslint.config(
   {
     files: ['plugins/**/*.ts', 'test/fixtures/plugins/**/*.ts'],
     plugins: { wm: { rules: { 'stay-in-package': stayInPackage } } },
-    rules: { ...pluginBoundary, 'wm/stay-in-package': 'error' },
+    rules: { ...pluginBoundary(), 'wm/stay-in-package': 'error' },
   },
+  ...pluginDependencyBlocks(),
   { files: ['plugin-sdk/**/*.ts'], rules: sdkBoundary },
   { files: ['host/**/*.ts'], ignores: ['host/src/bus/adapters/**'], rules: hostBoundary },
 );

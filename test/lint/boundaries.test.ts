@@ -23,6 +23,13 @@ describe('import boundaries', () => {
     });
   }
 
+  it('lets a plugin import the npm dependencies its own package.json declares, and nothing else', async () => {
+    assert.deepEqual(await boundaryErrors('plugins/docker/src/x.ts', "import Docker from 'dockerode';\nexport { Docker };\n"), []);
+    assert.ok((await boundaryErrors('plugins/docker/src/x.ts', "import x from 'pino';\nexport { x };\n")).length > 0, 'an undeclared package stays refused');
+    assert.ok((await boundaryErrors('plugins/docker/src/x.ts', "import x from '@worker-manager/host';\nexport { x };\n")).length > 0, 'the host stays refused');
+    assert.ok((await boundaryErrors('plugins/process/src/x.ts', "import Docker from 'dockerode';\nexport { Docker };\n")).length > 0, 'a dependency of one plugin is not allowed in another');
+  });
+
   it('lets a plugin import its own files from a nested folder', async () => {
     assert.deepEqual(await boundaryErrors('plugins/demo/src/deep/x.ts', "import { y } from '../y.ts';\nexport { y };\n"), []);
   });

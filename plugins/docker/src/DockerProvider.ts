@@ -1,0 +1,658 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import {
+  isFinalState,
+  quotaShortfalls,
+  WorkerManagerError,
+  type CallContext,
+  type CapacityInfo,
+  type ExecutionResult,
+  type LogChunk,
+  type LogOptions,
+  type PluginContext,
+  type ProviderHandlers,
+  type ResourceAmounts,
+  type RuntimeSpec,
+  type SecretMount,
+  type Worker,
+  type WorkerState,
+} from '@worker-manager/plugin-sdk';
+import { cleanupOrphans, type CleanupReport } from './cleanupOrphans.ts';
+import type { ResolvedConfig } from './config.ts';
+import { planContainer, type ContainerPlan, type PlannedFile } from './containerPlan.ts';
+import { stateFromInspect, stateFromListRow, type InspectState } from './containerState.ts';
+import { engineMessage, mapDockerError, statusOf, withRetry } from './dockerErrors.ts';
+import { DEADLINE_MARKER, EventWatcher, RESTART_DONE } from './EventWatcher.ts';
+import { execInContainer } from './execInContainer.ts';
+import { LabelKeys, ownerFilter, ownerLabels, parseResources, specHash } from './labels.ts';
+import { Lease } from './Lease.ts';
+import { Names } from './names.ts';
+import { PortForwards } from './PortForwards.ts';
+import { readLogs } from './readLogs.ts';
+
+const MiB = 1024 * 1024;
+const ENGINE_INFO_TTL_MS = 10_000;
+
+type Inspect = Docker.ContainerInspectInfo;
+
+const notFound = (workerId: string): WorkerManagerError =>
+  new WorkerManagerError('WM_ERR_NOT_FOUND', `worker '${workerId}' does not exist`, { details: { workerId } });
+
+const conflict = (workerId: string, state: WorkerState, operation: string): WorkerManagerError =>
+  new WorkerManagerError('WM_ERR_CONFLICT', `cannot ${operation} worker '${workerId}': it is ${state.phase}`, { details: { workerId, phase: state.phase } });
+
+/**
+ * The handlers of one plugin thread. The engine is the truth: containers carry every fact needed to answer for a
+ * worker (owner, worker id, epoch, spec hash, creation time, reserved resources) in labels, so any thread, and any
+ * later one, serves any call. The only files are terminate markers and the events lease under the state dir, and
+ * the per-worker secret folders on the host tmpfs.
+ */
+export class DockerProvider {
+  readonly #ctx: PluginContext<unknown>;
+  readonly #config: ResolvedConfig;
+  readonly #docker: Docker;
+  readonly #keys: LabelKeys;
+  readonly #owner: Record<string, string>;
+  readonly #names: Names;
+  readonly #markersDir: string;
+  readonly #forwards: PortForwards;
+  readonly #watcher: EventWatcher | undefined;
+  #instanceNetwork: Promise<string> | undefined;
+  #gpuSupport: Promise<boolean> | undefined;
+  #engineInfo: { at: number; info: Promise<{ NCPU?: number; MemTotal?: number }> } | undefined;
+
+  constructor(ctx: PluginContext<unknown>, config: ResolvedConfig, docker: Docker, options: { watchEvents: boolean }) {
+    this.#ctx = ctx;
+    this.#config = config;
+    this.#docker = docker;
+    this.#keys = new LabelKeys(config.labelPrefix);
+    this.#owner = ownerLabels(this.#keys, ctx.owner);
+    this.#names = new Names(ctx.owner, config.secretsDir);
+    this.#markersDir = path.join(ctx.stateDir, 'markers');
+    mkdirSync(this.#markersDir, { recursive: true, mode: 0o700 });
+    this.#forwards = new PortForwards(async (workerId) => {
+      const info = await this.#inspect(workerId);
+      return info !== undefined && info.State.Running;
+    });
+    if (options.watchEvents) {
+      this.#watcher = new EventWatcher({
+        docker,
+        keys: this.#keys,
+        owner: ctx.owner,
+        lease: new Lease(path.join(ctx.stateDir, 'events.lease'), config.leaseStaleMs),
+        markersDir: this.#markersDir,
+        logger: ctx.logger,
+        emit: (event) => ctx.emit(event),
+        stopUnhealthy: config.stopUnhealthy,
+        cleanup: () => this.cleanup(),
+        cleanupIntervalMs: config.cleanupIntervalMs,
+        leaseStaleMs: config.leaseStaleMs,
+        stopGraceMs: config.defaultGracePeriodMs,
+      });
+      this.#watcher.start();
+    }
+    ctx.signal.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** The handler table given to the host. */
+  handlers(): ProviderHandlers {
+    return {
+      createWorker: (p, call) => this.createWorker(p.workerId, p.spec, p.secrets ?? [], call),
+      terminateWorker: (p) => this.terminateWorker(p.workerId, p.gracePeriodMs),
+      getWorkerStatus: (p) => this.getWorkerStatus(p.workerId),
+      listWorkers: (p) => this.listWorkers(p.labels),
+      getLogs: (p, call) => this.getLogs(p.workerId, p.options ?? {}, call),
+      getCapacity: () => this.getCapacity(),
+      executeCommand: (p, call) => this.executeCommand(p.workerId, p.command, p.timeoutMs, call),
+      pauseWorker: (p) => this.pauseWorker(p.workerId),
+      resumeWorker: (p) => this.resumeWorker(p.workerId),
+      restartWorker: (p) => this.restartWorker(p.workerId),
+      portForward: (p) => this.portForward(p.workerId, p.remotePort, p.localPort),
+      close: () => this.close(),
+    };
+  }
+
+  close(): void {
+    this.#watcher?.stop();
+    this.#forwards.closeAll();
+  }
+
+  /** Removes resources this host and instance own that no worker claims (see {@link cleanupOrphans}). */
+  cleanup(): Promise<CleanupReport> {
+    return cleanupOrphans({
+      docker: this.#docker,
+      keys: this.#keys,
+      owner: this.#ctx.owner,
+      names: this.#names,
+      abandonedCreateMs: this.#config.abandonedCreateMs,
+      markersDir: this.#markersDir,
+      logger: this.#ctx.logger,
+    });
+  }
+
+  #container(workerId: string): Docker.Container {
+    return this.#docker.getContainer(this.#names.container(workerId));
+  }
+
+  /** Inspects the worker's container; undefined when there is none, or it is not ours. */
+  async #inspect(workerId: string): Promise<Inspect | undefined> {
+    try {
+      const info = await withRetry(this.#config.retry, 'inspect', () => this.#container(workerId).inspect(), { workerId });
+      return this.#ours(info.Config.Labels ?? {}, workerId) ? info : undefined;
+    } catch (error) {
+      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  #ours(labels: Record<string, string>, workerId: string): boolean {
+    return Object.entries(this.#owner).every(([k, v]) => labels[k] === v) && labels[this.#keys.workerId] === workerId;
+  }
+
+  async #require(workerId: string): Promise<Inspect> {
+    const info = await this.#inspect(workerId);
+    if (info === undefined) throw notFound(workerId);
+    return info;
+  }
+
+  /** The spec's labels plus the owner labels: everything but the plugin's internal bookkeeping. */
+  #publicLabels(labels: Record<string, string>): Record<string, string> {
+    const internal = this.#keys.internal();
+    return Object.fromEntries(Object.entries(labels).filter(([k]) => !internal.has(k)));
+  }
+
+  #endpoints(labels: Record<string, string>, ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): Worker['endpoints'] {
+    if (ports === undefined) return undefined;
+    let named: Array<{ containerPort: number; protocol?: string; name?: string }> = [];
+    try {
+      named = JSON.parse(labels[this.#keys.ports] ?? '[]') as typeof named;
+    } catch {
+      // no names then
+    }
+    const out: NonNullable<Worker['endpoints']> = [];
+    for (const [key, bindings] of Object.entries(ports)) {
+      if (bindings === null || bindings.length === 0) continue;
+      const [port, proto] = key.split('/');
+      const b = bindings.find((x) => !x.HostIp.includes(':')) ?? bindings[0]!;
+      const spec = named.find((p) => String(p.containerPort) === port && (p.protocol ?? 'tcp') === proto);
+      const endpoint: { name?: string; address: string } = { address: `${b.HostIp === '' ? '0.0.0.0' : b.HostIp}:${b.HostPort}` };
+      if (spec?.name !== undefined) endpoint.name = spec.name;
+      out.push(endpoint);
+    }
+    return out.length > 0 ? out : undefined;
+  }
+
+  /** State from inspect, plus what only the plugin knows: a container it stopped at its timeoutMs. */
+  #stateOf(info: Inspect): WorkerState {
+    const state = stateFromInspect(info.State as unknown as InspectState);
+    if (!isFinalState(state)) return state;
+    let marker: string | undefined;
+    try {
+      marker = readFileSync(path.join(this.#markersDir, info.Id), 'utf8');
+    } catch {
+      return state;
+    }
+    if (marker !== DEADLINE_MARKER) return state;
+    return { phase: 'Failed', reason: 'DeadlineExceeded', exitCode: info.State.ExitCode };
+  }
+
+  #toWorker(info: Inspect, state: WorkerState = this.#stateOf(info)): Worker {
+    const labels = info.Config.Labels ?? {};
+    const worker: Worker = {
+      workerId: labels[this.#keys.workerId] ?? '',
+      state,
+      labels: this.#publicLabels(labels),
+      createdAt: labels[this.#keys.createdAt] ?? info.Created,
+      providerRef: info.Id,
+    };
+    const endpoints = this.#endpoints(labels, info.NetworkSettings?.Ports as never);
+    if (endpoints !== undefined) worker.endpoints = endpoints;
+    return worker;
+  }
+
+  // ---------------------------------------------------------------- create
+
+  async createWorker(workerId: string, spec: RuntimeSpec, allSecrets: readonly SecretMount[], call: CallContext): Promise<Worker> {
+    // Registry credentials come through the credential layer like any secret; they serve the pull, not the worker.
+    const authName = this.#config.registryAuthSecret;
+    const secrets = allSecrets.filter((s) => s.name !== authName);
+    const auth = registryAuth(allSecrets.find((s) => s.name === authName));
+    const epoch = String(Date.now());
+    const filesDir = this.#names.filesDir(workerId, epoch);
+    const plan = planContainer({ workerId, spec, secrets, config: this.#config, keys: this.#keys, owner: this.#owner, epoch, createdAt: new Date().toISOString(), filesDir });
+    const name = this.#names.container(workerId);
+
+    const existing = await this.#inspect(workerId);
+    if (existing !== undefined) return this.#existing(existing, spec, call);
+    if (plan.gpu > 0 && !(await this.#hasGpuSupport())) {
+      throw new WorkerManagerError('WM_ERR_COMPATIBILITY', 'this Docker engine has no GPU runtime (nvidia); resources.gpu cannot be honoured', {
+        details: { workerId, gpu: plan.gpu },
+      });
+    }
+    await this.#admit(spec, workerId);
+    const networkMode = await this.#networkFor(workerId, plan, epoch);
+    for (const volume of plan.persistentVolumes) await this.#ensureVolume(volume);
+    if (plan.files.length > 0) writeFiles(filesDir, plan.files);
+
+    let container: Docker.Container;
+    try {
+      container = await this.#createContainer(name, { ...plan.options, HostConfig: { ...plan.options.HostConfig, NetworkMode: networkMode } }, spec.image ?? '', workerId, auth);
+    } catch (error) {
+      rmSync(filesDir, { recursive: true, force: true });
+      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_CONFLICT') {
+        // Another thread or host call created this worker first: answer as a repeated create. The engine reserves
+        // the name before the container can be inspected, so give the winner a moment.
+        for (let i = 0; i < 50 && !call.signal.aborted; i++) {
+          const raced = await this.#inspect(workerId);
+          if (raced !== undefined) return this.#existing(raced, spec, call);
+          await sleep(20);
+        }
+      }
+      if (plan.network.kind === 'strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
+      throw error;
+    }
+    try {
+      await this.#start(container, workerId);
+      const info = await this.#waitStarted(workerId, call.signal);
+      this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: info.Id, timestamp: new Date().toISOString() });
+      this.#ctx.logger.info('docker provider: worker started', { workerId, container: info.Id.slice(0, 12) });
+      return this.#toWorker(info);
+    } catch (error) {
+      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_TIMEOUT') throw error;
+      await container.remove({ force: true, v: true }).catch(() => {});
+      rmSync(filesDir, { recursive: true, force: true });
+      if (plan.network.kind === 'strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
+      throw error;
+    }
+  }
+
+  async #existing(info: Inspect, spec: RuntimeSpec, call: CallContext): Promise<Worker> {
+    const labels = info.Config.Labels ?? {};
+    const workerId = labels[this.#keys.workerId] ?? '';
+    if (labels[this.#keys.specHash] !== specHash(spec)) {
+      throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${workerId}' exists with a different spec`, { details: { workerId } });
+    }
+    if (info.State.Status === 'created') {
+      // Created by a thread that may have died before starting it: starting twice is harmless (the engine says 304).
+      await this.#start(this.#docker.getContainer(info.Id), workerId);
+    }
+    return this.#toWorker(await this.#waitStarted(workerId, call.signal));
+  }
+
+  async #start(container: Docker.Container, workerId: string): Promise<void> {
+    try {
+      await container.start();
+    } catch (error) {
+      if (statusOf(error) === 304) return;
+      throw mapDockerError(error, 'start container', { workerId });
+    }
+  }
+
+  /** Waits until the container runs (and, with a health check, is healthy or unhealthy). */
+  async #waitStarted(workerId: string, signal: AbortSignal): Promise<Inspect> {
+    const deadline = Date.now() + this.#config.startTimeoutMs;
+    for (let delay = 20; ; delay = Math.min(200, delay * 2)) {
+      const info = await this.#require(workerId);
+      const state = stateFromInspect(info.State as unknown as InspectState);
+      if (state.phase !== 'Creating') {
+        if (state.phase === 'Failed' && state.reason === 'Unhealthy' && info.State.Running && this.#config.stopUnhealthy) {
+          await this.#docker.getContainer(info.Id).kill().catch(() => {});
+          return this.#require(workerId);
+        }
+        return info;
+      }
+      if (Date.now() > deadline || signal.aborted) {
+        throw new WorkerManagerError('WM_ERR_TIMEOUT', `worker '${workerId}' did not become ${info.State.Health === undefined ? 'running' : 'healthy'} in time`, {
+          details: { workerId, startTimeoutMs: this.#config.startTimeoutMs },
+        });
+      }
+      await sleep(delay);
+    }
+  }
+
+  async #createContainer(name: string, options: Docker.ContainerCreateOptions, image: string, workerId: string, auth: Docker.AuthConfig | undefined): Promise<Docker.Container> {
+    if (this.#config.imagePullPolicy === 'Always') await this.#pull(image, workerId, auth);
+    try {
+      return await this.#docker.createContainer({ ...options, name });
+    } catch (error) {
+      const missingImage = statusOf(error) === 404 && /no such image/i.test(engineMessage(error));
+      if (!missingImage) throw mapDockerError(error, 'create container', { workerId });
+    }
+    if (this.#config.imagePullPolicy === 'Never') {
+      throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' is not present on the engine and imagePullPolicy is Never`, {
+        details: { workerId, image, reason: 'ImageNotPresent' },
+      });
+    }
+    await this.#pull(image, workerId, auth);
+    try {
+      return await this.#docker.createContainer({ ...options, name });
+    } catch (error) {
+      throw mapDockerError(error, 'create container', { workerId });
+    }
+  }
+
+  /** Pulls an image; any failure (no registry, unknown image, denied) is one clear error naming the image. */
+  async #pull(image: string, workerId: string, auth: Docker.AuthConfig | undefined): Promise<void> {
+    try {
+      const stream = (await this.#docker.pull(image, auth === undefined ? {} : { authconfig: auth })) as NodeJS.ReadableStream;
+      await new Promise<void>((resolve, reject) => {
+        this.#docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
+          const failed = output?.find((o) => o.error !== undefined);
+          if (err !== null) reject(err);
+          else if (failed !== undefined) reject(new Error(failed.error));
+          else resolve();
+        });
+      });
+    } catch (error) {
+      throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' could not be pulled: ${engineMessage(error)}`, {
+        details: { workerId, image, reason: 'ImagePullFailed' },
+        cause: error,
+        transient: true,
+      });
+    }
+  }
+
+  async #admit(spec: RuntimeSpec, workerId: string): Promise<void> {
+    const capacity = await this.getCapacity();
+    if (capacity.activeWorkers >= this.#config.maxWorkers) {
+      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `the instance already runs ${capacity.activeWorkers} workers, its maxWorkers`, {
+        details: { workerId, activeWorkers: capacity.activeWorkers, maxWorkers: this.#config.maxWorkers },
+      });
+    }
+    // GPUs are the engine's to arbitrate (DeviceRequests); storage is not accounted.
+    const shortfalls = quotaShortfalls({ ...spec.resources, gpu: undefined, storageMiB: undefined }, capacity.available);
+    if (shortfalls.length > 0) {
+      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `not enough ${shortfalls.map((s) => s.resource).join(', ')} left for this worker`, {
+        details: { workerId, shortfalls },
+      });
+    }
+  }
+
+  #hasGpuSupport(): Promise<boolean> {
+    this.#gpuSupport ??= withRetry(this.#config.retry, 'info', () => this.#docker.info() as Promise<{ Runtimes?: Record<string, unknown> }>).then(
+      (info) => Object.keys(info.Runtimes ?? {}).some((r) => r.includes('nvidia')),
+    );
+    return this.#gpuSupport;
+  }
+
+  async #networkFor(workerId: string, plan: ContainerPlan, epoch: string): Promise<string> {
+    if (plan.network.kind === 'none') return 'none';
+    if (plan.network.kind === 'default') {
+      if (this.#config.defaultNetwork !== undefined) return this.#config.defaultNetwork;
+      this.#instanceNetwork ??= this.#ensureNetwork(this.#names.instanceNetwork(), false, { [this.#keys.kind]: 'network' }).catch((error: unknown) => {
+        this.#instanceNetwork = undefined;
+        throw error;
+      });
+      return this.#instanceNetwork;
+    }
+    return this.#ensureNetwork(this.#names.strictNetwork(workerId), true, { [this.#keys.kind]: 'network', [this.#keys.workerId]: workerId, [this.#keys.epoch]: epoch });
+  }
+
+  /** Makes a labelled bridge network unless one of that name exists; the engine arbitrates concurrent makers. */
+  async #ensureNetwork(name: string, internal: boolean, labels: Record<string, string>): Promise<string> {
+    try {
+      await this.#docker.getNetwork(name).inspect();
+      return name;
+    } catch (error) {
+      if (statusOf(error) !== 404) throw mapDockerError(error, 'inspect network', { network: name });
+    }
+    try {
+      await this.#docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: { ...this.#owner, ...labels } });
+    } catch (error) {
+      if (statusOf(error) !== 409) throw mapDockerError(error, 'create network', { network: name });
+    }
+    return name;
+  }
+
+  async #removeNetwork(name: string): Promise<void> {
+    try {
+      await this.#docker.getNetwork(name).remove();
+    } catch (error) {
+      if (statusOf(error) !== 404) this.#ctx.logger.warn('docker provider: could not remove a network', { network: name, status: statusOf(error) });
+    }
+  }
+
+  async #ensureVolume(name: string): Promise<void> {
+    try {
+      await this.#docker.getVolume(name).inspect();
+      return;
+    } catch (error) {
+      if (statusOf(error) !== 404) throw mapDockerError(error, 'inspect volume', { volume: name });
+    }
+    try {
+      await this.#docker.createVolume({ Name: name, Labels: { ...this.#owner, [this.#keys.kind]: 'persistent-volume' } });
+    } catch (error) {
+      throw mapDockerError(error, 'create volume', { volume: name });
+    }
+  }
+
+  // ---------------------------------------------------------------- terminate and friends
+
+  #mark(containerId: string, why: string): void {
+    writeFileSync(path.join(this.#markersDir, containerId), why);
+  }
+
+  async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
+    this.#forwards.closeWorker(workerId);
+    const info = await this.#inspect(workerId);
+    if (info === undefined) return { workerId, state: { phase: 'Terminated' }, alreadyGone: true };
+    const container = this.#docker.getContainer(info.Id);
+    const before = this.#stateOf(info);
+    const live = info.State.Running || info.State.Status === 'created';
+    let state: WorkerState = before;
+    if (live) {
+      this.#mark(info.Id, 'terminate');
+      if (info.State.Paused) await container.unpause().catch(() => {});
+      const grace = gracePeriodMs ?? this.#config.defaultGracePeriodMs;
+      try {
+        // The engine takes whole seconds; 0 kills at once.
+        await container.stop({ t: Math.ceil(grace / 1_000) });
+      } catch (error) {
+        if (statusOf(error) !== 304 && statusOf(error) !== 404) throw mapDockerError(error, 'stop container', { workerId });
+      }
+      const after = await container.inspect().catch(() => undefined);
+      const exitCode = after?.State.ExitCode;
+      state = exitCode === undefined ? { phase: 'Terminated' } : { phase: 'Terminated', exitCode };
+      const timestamp = new Date().toISOString();
+      this.#ctx.emit({ type: 'WorkerStateChanged', workerId, oldState: before, newState: state, timestamp });
+      this.#ctx.emit(exitCode === undefined ? { type: 'WorkerTerminated', workerId, timestamp } : { type: 'WorkerTerminated', workerId, exitCode, timestamp });
+    }
+    await this.#removeWorkerResources(info, workerId);
+    this.#ctx.logger.info('docker provider: worker removed', { workerId, phase: state.phase });
+    return { workerId, state, alreadyGone: !live };
+  }
+
+  async #removeWorkerResources(info: Inspect, workerId: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(info.Id).remove({ force: true, v: true });
+    } catch (error) {
+      if (statusOf(error) !== 404 && statusOf(error) !== 409) throw mapDockerError(error, 'remove container', { workerId });
+    }
+    const labels = info.Config.Labels ?? {};
+    const filesDir = labels[this.#keys.secretsDir];
+    if (filesDir !== undefined && filesDir.startsWith(this.#names.filesRoot())) rmSync(filesDir, { recursive: true, force: true });
+    if (info.HostConfig.NetworkMode === this.#names.strictNetwork(workerId)) await this.#removeNetwork(this.#names.strictNetwork(workerId));
+  }
+
+  async getWorkerStatus(workerId: string): Promise<WorkerState> {
+    return this.#stateOf(await this.#require(workerId));
+  }
+
+  async listWorkers(labels: Record<string, string> | undefined): Promise<Worker[]> {
+    const filters = ownerFilter(this.#keys, this.#ctx.owner, { ...labels, [this.#keys.kind]: 'worker' });
+    const rows = await withRetry(this.#config.retry, 'listWorkers', () => this.#docker.listContainers({ all: true, filters }));
+    const out: Worker[] = [];
+    for (const row of rows) {
+      const workerId = row.Labels[this.#keys.workerId];
+      if (workerId === undefined) continue;
+      const state = stateFromListRow(row);
+      if (state === undefined) {
+        // Ended containers: only inspect knows the exit code and the OOM flag.
+        const info = await this.#docker
+          .getContainer(row.Id)
+          .inspect()
+          .catch(() => undefined);
+        if (info !== undefined) out.push(this.#toWorker(info));
+        continue;
+      }
+      const worker: Worker = { workerId, state, labels: this.#publicLabels(row.Labels), createdAt: row.Labels[this.#keys.createdAt] ?? new Date(row.Created * 1_000).toISOString(), providerRef: row.Id };
+      const ports: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+      for (const p of row.Ports ?? []) {
+        if (p.PublicPort === undefined) continue;
+        (ports[`${p.PrivatePort}/${p.Type}`] ??= []).push({ HostIp: p.IP ?? '', HostPort: String(p.PublicPort) });
+      }
+      const endpoints = this.#endpoints(row.Labels, ports);
+      if (endpoints !== undefined) worker.endpoints = endpoints;
+      out.push(worker);
+    }
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.workerId.localeCompare(b.workerId)));
+  }
+
+  async getLogs(workerId: string, options: LogOptions, call: CallContext): Promise<AsyncIterable<LogChunk>> {
+    const info = await this.#require(workerId);
+    return readLogs(this.#docker.getContainer(info.Id), options, AbortSignal.any([call.signal, this.#ctx.signal]), workerId);
+  }
+
+  async getCapacity(): Promise<CapacityInfo> {
+    const [info, rows] = await Promise.all([
+      this.#info(),
+      withRetry(this.#config.retry, 'getCapacity', () => this.#docker.listContainers({ all: true, filters: ownerFilter(this.#keys, this.#ctx.owner, { [this.#keys.kind]: 'worker' }) })),
+    ]);
+    const total: ResourceAmounts = {
+      cpuMillicores: Math.max(0, (info.NCPU ?? 0) * 1_000 - this.#config.reserved.cpuMillicores),
+      memoryMiB: Math.max(0, Math.floor((info.MemTotal ?? 0) / MiB) - this.#config.reserved.memoryMiB),
+      gpu: 0,
+      storageMiB: 0,
+    };
+    const used: ResourceAmounts = { cpuMillicores: 0, memoryMiB: 0, gpu: 0, storageMiB: 0 };
+    let activeWorkers = 0;
+    for (const row of rows) {
+      if (row.State !== 'running' && row.State !== 'paused' && row.State !== 'created' && row.State !== 'restarting') continue;
+      activeWorkers++;
+      const r = parseResources(row.Labels[this.#keys.resources]);
+      used.cpuMillicores += r.cpuMillicores ?? 0;
+      used.memoryMiB += r.memoryMiB ?? 0;
+      used.gpu += r.gpu ?? 0;
+    }
+    const available: ResourceAmounts = {
+      cpuMillicores: Math.max(0, total.cpuMillicores - used.cpuMillicores),
+      memoryMiB: Math.max(0, total.memoryMiB - used.memoryMiB),
+      gpu: Math.max(0, total.gpu - used.gpu),
+      storageMiB: 0,
+    };
+    return { total, used, available, activeWorkers, maxWorkers: this.#config.maxWorkers };
+  }
+
+  /** `docker info`, kept for a few seconds: CPUs and memory of the engine change rarely, creates are frequent. */
+  #info(): Promise<{ NCPU?: number; MemTotal?: number }> {
+    const now = Date.now();
+    if (this.#engineInfo === undefined || now - this.#engineInfo.at > ENGINE_INFO_TTL_MS) {
+      const info = withRetry(this.#config.retry, 'info', () => this.#docker.info() as Promise<{ NCPU?: number; MemTotal?: number }>);
+      this.#engineInfo = { at: now, info };
+      info.catch(() => {
+        this.#engineInfo = undefined;
+      });
+    }
+    return this.#engineInfo.info;
+  }
+
+  async executeCommand(workerId: string, command: string[], timeoutMs: number | undefined, call: CallContext): Promise<ExecutionResult> {
+    const info = await this.#require(workerId);
+    return execInContainer({ container: this.#docker.getContainer(info.Id), workerId, command, timeoutMs, maxBytes: this.#config.maxExecOutputBytes, signal: call.signal });
+  }
+
+  async pauseWorker(workerId: string): Promise<WorkerState> {
+    const info = await this.#require(workerId);
+    const state = stateFromInspect(info.State as unknown as InspectState);
+    if (state.phase === 'Paused') return state;
+    if (!info.State.Running) throw conflict(workerId, state, 'pause');
+    try {
+      await this.#docker.getContainer(info.Id).pause();
+    } catch (error) {
+      const mapped = mapDockerError(error, 'pause', { workerId });
+      if (mapped.code !== 'WM_ERR_CONFLICT' || (await this.getWorkerStatus(workerId)).phase !== 'Paused') throw mapped;
+      return { phase: 'Paused' };
+    }
+    this.#ctx.emit({ type: 'WorkerStateChanged', workerId, oldState: state, newState: { phase: 'Paused' }, timestamp: new Date().toISOString() });
+    return { phase: 'Paused' };
+  }
+
+  async resumeWorker(workerId: string): Promise<WorkerState> {
+    const info = await this.#require(workerId);
+    const state = stateFromInspect(info.State as unknown as InspectState);
+    if (!info.State.Paused) {
+      if (info.State.Running) return state;
+      throw conflict(workerId, state, 'resume');
+    }
+    try {
+      await this.#docker.getContainer(info.Id).unpause();
+    } catch (error) {
+      const mapped = mapDockerError(error, 'resume', { workerId });
+      if (mapped.code !== 'WM_ERR_CONFLICT' || (await this.getWorkerStatus(workerId)).phase === 'Paused') throw mapped;
+      return this.getWorkerStatus(workerId);
+    }
+    const now = await this.getWorkerStatus(workerId);
+    this.#ctx.emit({ type: 'WorkerStateChanged', workerId, oldState: { phase: 'Paused' }, newState: now, timestamp: new Date().toISOString() });
+    return now;
+  }
+
+  async restartWorker(workerId: string): Promise<Worker> {
+    const info = await this.#require(workerId);
+    const container = this.#docker.getContainer(info.Id);
+    // The die of a restart is not a failure: the watcher skips marked containers.
+    this.#mark(info.Id, 'restart');
+    try {
+      if (info.State.Paused) await container.unpause().catch(() => {});
+      await container.restart({ t: Math.ceil(this.#config.defaultGracePeriodMs / 1_000) });
+    } catch (error) {
+      throw mapDockerError(error, 'restart', { workerId });
+    } finally {
+      // Dies up to now were the restart's; a later one (killed behind our back) is a failure again.
+      this.#mark(info.Id, `${RESTART_DONE}${Date.now()}`);
+    }
+    const after = await this.#waitStarted(workerId, this.#ctx.signal);
+    return this.#toWorker(after);
+  }
+
+  async portForward(workerId: string, remotePort: number, localPort: number | undefined): Promise<{ endpoint: string }> {
+    const info = await this.#require(workerId);
+    const state = stateFromInspect(info.State as unknown as InspectState);
+    if (!info.State.Running || isFinalState(state)) throw conflict(workerId, state, 'forward a port of');
+    const ip = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress !== '')?.IPAddress;
+    if (ip === undefined) {
+      throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' has no network address (isolation Complete); its ports cannot be forwarded`, {
+        details: { workerId },
+      });
+    }
+    return { endpoint: await this.#forwards.open(workerId, { host: ip, port: remotePort }, localPort) };
+  }
+}
+
+/** Registry credentials from their secret (JSON); a value that is not such JSON is refused without echoing it. */
+function registryAuth(secret: SecretMount | undefined): Docker.AuthConfig | undefined {
+  if (secret === undefined) return undefined;
+  try {
+    const v = JSON.parse(secret.value) as Record<string, unknown>;
+    if (typeof v === 'object' && v !== null && (typeof v['username'] === 'string' || typeof v['identitytoken'] === 'string')) return v as Docker.AuthConfig;
+  } catch {
+    // fall through to the error, which must not include the value
+  }
+  throw new WorkerManagerError('WM_ERR_VALIDATION', `registry credential secret '${secret.name}' must be JSON with username/password or identitytoken`, {
+    details: { secret: secret.name, version: secret.version },
+  });
+}
+
+/** Writes a worker's secret and config map files: folders 0755, files 0444, read-only once mounted. */
+function writeFiles(dir: string, files: readonly PlannedFile[]): void {
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const f of files) {
+    const file = path.join(dir, f.rel);
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    writeFileSync(file, f.content, { mode: 0o444 });
+  }
+  // Bind mounts of empty folders still need the folder.
+  mkdirSync(path.join(dir, 'secrets'), { recursive: true, mode: 0o755 });
+}
