@@ -5,7 +5,8 @@ import { asFunction, asValue, createContainer, InjectionMode, type AwilixContain
 import { toWorkerManagerError } from '@worker-manager/plugin-sdk';
 import type { EventBus } from './bus/EventBus.ts';
 import { createEvent } from './bus/createEvent.ts';
-import { MemoryEventBus } from './bus/MemoryEventBus.ts';
+import { workerCommandExecutor } from './bus/commands/dispatchWorkerCommand.ts';
+import { createEventBus } from './bus/createEventBus.ts';
 import { subjectsFor, type Subjects } from './bus/subjects.ts';
 import type { LoadedConfig } from './config/loadConfig.ts';
 import { hostError } from './errors.ts';
@@ -67,7 +68,7 @@ export class Host {
       subjects: asValue(subjectsFor(config.bus.subjectPrefix)),
       bus: options.bus !== undefined
         ? asValue(options.bus)
-        : asFunction(({ logger }: Cradle) => new MemoryEventBus({ onHandlerError: (err, event) => logger.error({ err: toWorkerManagerError(err).toJSON(), subject: event.busSubject }, 'event handler failed') })).singleton(),
+        : asFunction((c: Cradle) => createEventBus({ settings: config.bus, configDir: c.loaded.dir, stateDir: c.stateDir, hostId: c.hostId, subjects: c.subjects, logger: c.logger })).singleton(),
       sandboxFactory: asValue<SandboxFactory>(options.sandboxFactory ?? ((spec) => new PluginSandbox(spec))),
       hooks: asFunction((cradle: Cradle) => this.#registryHooks(cradle)).singleton(),
       registry: asFunction((c: Cradle) => new PluginRegistry({ loaded: c.loaded, hostId: c.hostId, stateDir: c.stateDir, sandboxFactory: c.sandboxFactory, hooks: c.hooks })).singleton(),
@@ -120,6 +121,13 @@ export class Host {
     try {
       const report = await registry.boot();
       await workers.start();
+      if (this.#container.cradle.loaded.config.bus.serveCommands === true) {
+        if (bus.serveCommands === undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `the ${bus.adapter} bus cannot serve commands (bus.serveCommands needs adapter jetstream)`);
+        const commands = bus.serveCommands(workerCommandExecutor(workers));
+        await commands.ready;
+        // Registered last, so it stops first: no new command is taken while plugins drain.
+        this.onShutdown('commands', () => commands.close());
+      }
       logger.info({ instances: report.map((r) => ({ instance: r.instance, plugin: r.plugin, version: r.version, state: r.state, error: r.error?.code ?? null })) }, 'host started');
       return report;
     } catch (error) {

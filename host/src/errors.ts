@@ -140,6 +140,11 @@ export const HOST_ERROR_CODES = {
     description: 'In-flight work did not drain before the stop timeout; it was cancelled.',
     howToSolve: 'Raise the stop timeout, or look for calls that never finish.',
   },
+  HOST_ERR_BUS_UNAVAILABLE: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The event bus (NATS JetStream) could not be reached at start within bus.jetstream.connectTimeoutMs.',
+    howToSolve: 'Start nats-server with JetStream (-js), check bus.jetstream.servers and credentials, or raise connectTimeoutMs.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 /** A host error code. */

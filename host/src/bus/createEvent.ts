@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEnvelope } from './EventEnvelope.ts';
+import { EVENT_DATA } from './eventSchemas.ts';
 import type { SubjectName, Subjects } from './subjects.ts';
 
 /** Optional context carried into an event. */
@@ -19,7 +20,7 @@ export function createEvent<T>(subjects: Subjects, source: string, name: Subject
     type: subjects.typeOf(name),
     time: new Date().toISOString(),
     datacontenttype: 'application/json',
-    dataversion: 1,
+    dataversion: EVENT_DATA[name].version,
     busSubject: subjects.of(name),
     data,
   };

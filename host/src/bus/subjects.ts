@@ -26,7 +26,15 @@ export interface Subjects {
   command(operation: string): string;
   /** CloudEvents `type` for a well-known event. */
   typeOf(name: SubjectName): string;
+  /**
+   * Where a consumer's dead letters go: `dlq.<prefix>.<consumer>`. Outside the prefix on purpose, so a `<prefix>.>`
+   * subscriber does not receive (and possibly fail on) the dead letters of others.
+   */
+  deadLetter(consumer: string): string;
 }
+
+/** CloudEvents `type` of a dead-letter event. */
+export const DEAD_LETTER_TYPE = 'dev.worker-manager.bus.dead_letter';
 
 /** Builds the subject set for a prefix (default `ci`). */
 export function subjectsFor(prefix: string): Subjects {
@@ -35,6 +43,7 @@ export function subjectsFor(prefix: string): Subjects {
     of: (name) => `${prefix}.${SUBJECT_STEMS[name]}`,
     command: (operation) => `${prefix}.worker.cmd.${operation}`,
     typeOf: (name) => `dev.worker-manager.${SUBJECT_STEMS[name]}`,
+    deadLetter: (consumer) => `dlq.${prefix}.${consumer}`,
   };
 }
 
@@ -52,4 +61,28 @@ export function subjectMatches(pattern: string, subject: string): boolean {
     if (token !== '*' && token !== s[i]) return false;
   }
   return p.length === s.length;
+}
+
+/** True when every subject `inner` matches is also matched by `outer` (both may hold wildcards). */
+export function subjectIsSubset(inner: string, outer: string): boolean {
+  const p = inner.split('.');
+  const q = outer.split('.');
+  for (let i = 0; ; i++) {
+    if (i === q.length) return i === p.length;
+    if (q[i] === '>') return i < p.length;
+    if (i === p.length || p[i] === '>') return false;
+    if (q[i] === '*') continue;
+    if (p[i] === '*' || p[i] !== q[i]) return false;
+  }
+}
+
+/** True when some subject matches both patterns. */
+export function subjectsIntersect(a: string, b: string): boolean {
+  const p = a.split('.');
+  const q = b.split('.');
+  for (let i = 0; ; i++) {
+    if (i === p.length || i === q.length) return p.length === q.length;
+    if (p[i] === '>' || q[i] === '>') return true;
+    if (p[i] !== '*' && q[i] !== '*' && p[i] !== q[i]) return false;
+  }
 }

@@ -101,18 +101,73 @@ export const HostSettings = Type.Object(
   { additionalProperties: false, default: {}, description: 'The host\'s own settings.' },
 );
 
-/** Event bus settings. Only `memory` exists until the JetStream adapter lands. */
+const EnvRef = (description: string) => Type.Optional(Type.String({ pattern: ENV_NAME, description }));
+
+/** Credentials of the NATS connection, by reference: the config names environment variables, never holds secrets. */
+export const JetStreamCredentials = Type.Object(
+  {
+    tokenEnv: EnvRef('Environment variable holding a NATS token.'),
+    userEnv: EnvRef('Environment variable holding the NATS user name.'),
+    passwordEnv: EnvRef('Environment variable holding the NATS password.'),
+    credsFile: Type.Optional(Type.String({ minLength: 1, description: 'Path of a NATS `.creds` file (JWT + nkey seed), relative to the config file\'s folder.' })),
+  },
+  { additionalProperties: false, default: {}, description: 'How the host authenticates to NATS. Empty: no authentication.' },
+);
+
+/** The durable outbox that holds events while the bus is unreachable or slow. */
+export const OutboxSettings = Type.Object(
+  {
+    dir: Type.String({ minLength: 1, default: 'bus-outbox', description: 'Folder of the outbox file, relative to `host.stateDir`.' }),
+    spillAfterMs: Type.Integer({ minimum: 10, default: 1_000, description: 'An event the bus has not acknowledged after this long, in ms, is written to the outbox and its publisher released.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'Durable local outbox used while the bus is unreachable or slow.' },
+);
+
+/** Settings of the NATS JetStream adapter. */
+export const JetStreamSettings = Type.Object(
+  {
+    servers: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, default: ['nats://127.0.0.1:4222'], description: 'NATS server URLs; the client reconnects to any of them.' }),
+    name: Type.Optional(Type.String({ minLength: 1, description: 'Connection name shown by the server. Defaults to `wm-<host id>`.' })),
+    credentials: JetStreamCredentials,
+    streamsFile: Type.Optional(Type.String({
+      minLength: 1,
+      description: 'Stream and consumer definitions (YAML), relative to the config file\'s folder. Defaults to the host\'s `config/jetstream/streams.yaml`.',
+    })),
+    connectTimeoutMs: Type.Integer({ minimum: 100, default: 10_000, description: 'How long, in ms, start keeps trying to reach a server before failing with HOST_ERR_BUS_UNAVAILABLE.' }),
+    reconnectWaitMs: Type.Integer({ minimum: 10, default: 250, description: 'Base delay, in ms, between reconnect attempts (jittered); reconnection never gives up.' }),
+    publishTimeoutMs: Type.Integer({ minimum: 100, default: 2_000, description: 'Deadline, in ms, of one publish acknowledgement; a late event is retried from the outbox.' }),
+    maxInFlight: Type.Integer({ minimum: 1, maximum: 65_536, default: 256, description: 'Publishes awaiting acknowledgement at once (at most one per worker, to keep per-worker order).' }),
+    drainTimeoutMs: Type.Integer({ minimum: 0, default: 5_000, description: 'How long, in ms, stop keeps flushing before leaving the rest in the outbox for the next start.' }),
+    outbox: OutboxSettings,
+  },
+  { additionalProperties: false, description: 'NATS JetStream adapter settings (used when `adapter` is `jetstream`; every field has a default).' },
+);
+
+/** Event bus settings. */
 export const BusSettings = Type.Object(
   {
-    adapter: Type.Literal('memory', { default: 'memory', description: 'Bus implementation; only `memory` exists until the JetStream adapter lands.' }),
+    adapter: Type.Union([Type.Literal('memory'), Type.Literal('jetstream')], {
+      default: 'memory',
+      description: '`memory`: in-process bus (embedded default, tests). `jetstream`: NATS JetStream with a durable outbox (production).',
+    }),
     subjectPrefix: Type.String({
       pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
       default: 'ci',
       description: 'Prefix of every subject the host publishes, e.g. `ci` gives `ci.worker.created`.',
     }),
+    maxDeliver: Type.Optional(Type.Integer({
+      minimum: 1,
+      description: 'Memory adapter: deliveries of one event to a failing handler before it is dead-lettered; 5 when absent (JetStream: `consumers.maxDeliver` in the streams file).',
+    })),
+    serveCommands: Type.Optional(Type.Boolean({
+      description: 'Serve `<prefix>.worker.cmd.<operation>` commands from the bus (JetStream only); replicas share the work queue. Off when absent.',
+    })),
+    jetstream: Type.Optional(JetStreamSettings),
   },
   { additionalProperties: false, default: {}, description: 'Event bus settings.' },
 );
+/** Bus settings after defaults. */
+export type BusSettings = Static<typeof BusSettings>;
 
 /** The whole manifest: the single source of truth for the YAML file's shape. */
 export const HostConfig = Type.Object(

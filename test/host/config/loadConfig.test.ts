@@ -250,7 +250,7 @@ describe('loadConfig', () => {
         '2:47 /plugins/0/env/HOME: expected string, found integer',
         '6:40 /instances/0/requireCapabilities/1: must not be empty',
         '7:5 /instances/0/config: expected object, found array',
-        '8:7 /bus/adapter: must be "memory"',
+        '8:7 /bus/adapter: must be one of "memory", "jetstream"',
         '8:22 /bus/subjectPrefix: must match ^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
         "9:1 /extra: unknown field 'extra' (allowed: host, bus, plugins, instances)",
       ],

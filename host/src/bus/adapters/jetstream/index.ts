@@ -1,0 +1,4 @@
+export * from './JetStreamCommandClient.ts';
+export * from './JetStreamCommandServer.ts';
+export * from './JetStreamEventBus.ts';
+export * from './streamDefinitions.ts';
