@@ -15,8 +15,8 @@ import { connect } from '@nats-io/transport-node';
 import { JetStreamEventBus } from '../../host/src/bus/adapters/jetstream/index.ts';
 import { createEvent, subjectsFor, type EventEnvelope } from '../../host/src/bus/index.ts';
 import { natsServerAvailable, startNatsServer } from '../helpers/natsServer.ts';
+import { latencies, throughput, type Call } from './measure.ts';
 
-type Call = () => Promise<unknown>;
 
 const WARMUP = 500;
 // Short alternating rounds: load from other processes on a shared machine drifts over seconds, and must hit both alike.
@@ -69,55 +69,19 @@ const raw: Call = () => {
   return js.publish(e.busSubject, JSON.stringify(e), { msgID: e.id });
 };
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
-
-async function latencies(list: Call[]): Promise<Array<{ p50: number; p95: number }>> {
-  const samples = list.map(() => new Float64Array(SEQUENTIAL * ROUNDS));
-  for (const subject of list) for (let i = 0; i < WARMUP; i++) await subject();
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let s = 0; s < list.length; s++) {
-      const subject = list[s] as Call;
-      const out = samples[s] as Float64Array;
-      for (let i = 0; i < SEQUENTIAL; i++) {
-        const start = performance.now();
-        await subject();
-        out[round * SEQUENTIAL + i] = (performance.now() - start) * 1_000;
-      }
-    }
-  }
-  return samples.map((s) => {
-    s.sort();
-    return { p50: percentile(s, 0.5), p95: percentile(s, 0.95) };
-  });
-}
-
-async function throughput(subject: Call): Promise<number> {
-  let issued = 0;
-  const start = performance.now();
-  const lane = async (): Promise<void> => {
-    while (issued < THROUGHPUT_PUBLISHES) {
-      issued++;
-      await subject();
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  return THROUGHPUT_PUBLISHES / ((performance.now() - start) / 1_000);
-}
 
 const round = (n: number, digits = 1): number => Number(n.toFixed(digits));
 const lines: string[] = [];
 let headline: { value: number; baseline: number } | undefined;
 try {
   console.log(`node ${process.versions.node}, payload ${JSON.stringify(nextEvent()).length} B, ${SEQUENTIAL * ROUNDS} sequential publishes per subject after ${WARMUP} warm-up`);
-  const [h, r] = await latencies([host, raw]);
+  const [h, r] = await latencies([host, raw], { warmup: WARMUP, perRound: SEQUENTIAL, rounds: ROUNDS });
   if (h === undefined || r === undefined) throw new Error('missing samples');
   console.log(`sequential publish with ack: host p50 ${round(h.p50)} us p95 ${round(h.p95)} us | raw jetstream p50 ${round(r.p50)} us p95 ${round(r.p95)} us | ratio p50 ${(h.p50 / r.p50).toFixed(2)}`);
   headline = { value: h.p50, baseline: r.p50 };
   // Alternate and keep the best of two: throughput on a shared machine is noisier than latency.
-  const hRate = Math.max(await throughput(host), await throughput(host));
-  const rRate = Math.max(await throughput(raw), await throughput(raw));
+  const hRate = Math.max(await throughput(host, { total: THROUGHPUT_PUBLISHES, inFlight: IN_FLIGHT }), await throughput(host, { total: THROUGHPUT_PUBLISHES, inFlight: IN_FLIGHT }));
+  const rRate = Math.max(await throughput(raw, { total: THROUGHPUT_PUBLISHES, inFlight: IN_FLIGHT }), await throughput(raw, { total: THROUGHPUT_PUBLISHES, inFlight: IN_FLIGHT }));
   console.log(`throughput with ${IN_FLIGHT} in flight over ${WORKERS} workers: host ${Math.round(hRate)} msg/s | raw jetstream ${Math.round(rRate)} msg/s | ratio ${(hRate / rRate).toFixed(2)}`);
   const stats = bus.stats();
   console.log(`host bus stats: published ${stats.published}, duplicates ${stats.duplicates}, outbox depth ${stats.outbox.depth}`);

@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { WorkerProviderContract } from '@worker-manager/plugin-sdk';
 import { Piscina } from 'piscina';
 import { PluginSandbox } from '../../host/src/sandbox/index.ts';
+import { latencies, throughput, type Call } from './measure.ts';
 
-type Call = () => Promise<unknown>;
 
 const THREADS = 1;
 const CONCURRENCY = 16;
@@ -77,44 +77,6 @@ const cases: Array<{ name: string; sandbox: Call; raw: Call; rawSync: Call }> = 
   },
 ];
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
-
-/** Sequential latency in microseconds, measured in alternating rounds so that machine noise hits every subject alike. */
-async function latencies(subjects: Call[]): Promise<Array<{ p50: number; p95: number }>> {
-  const samples = subjects.map(() => new Float64Array(SEQUENTIAL * ROUNDS));
-  for (const subject of subjects) for (let i = 0; i < WARMUP; i++) await subject();
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let s = 0; s < subjects.length; s++) {
-      const subject = subjects[s] as Call;
-      const out = samples[s] as Float64Array;
-      for (let i = 0; i < SEQUENTIAL; i++) {
-        const start = performance.now();
-        await subject();
-        out[round * SEQUENTIAL + i] = (performance.now() - start) * 1_000;
-      }
-    }
-  }
-  return samples.map((s) => {
-    s.sort();
-    return { p50: percentile(s, 0.5), p95: percentile(s, 0.95) };
-  });
-}
-
-/** Calls per second with IN_FLIGHT calls outstanding. */
-async function throughput(subject: Call): Promise<number> {
-  let issued = 0;
-  const start = performance.now();
-  const lane = async (): Promise<void> => {
-    while (issued < THROUGHPUT_CALLS) {
-      issued++;
-      await subject();
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  return THROUGHPUT_CALLS / ((performance.now() - start) / 1_000);
-}
 
 const fmt = (n: number): string => n.toFixed(1);
 let headline: { value: number; baseline: number } | undefined;
@@ -122,7 +84,7 @@ const json: string[] = [];
 try {
   console.log(`node ${process.versions.node}, ${THREADS} thread(s), concurrentTasksPerWorker ${CONCURRENCY}, ${SEQUENTIAL * ROUNDS} sequential calls per subject after ${WARMUP} warm-up calls`);
   for (const c of cases) {
-    const [sb, rw, rs] = await latencies([c.sandbox, c.raw, c.rawSync]);
+    const [sb, rw, rs] = await latencies([c.sandbox, c.raw, c.rawSync], { warmup: WARMUP, perRound: SEQUENTIAL, rounds: ROUNDS });
     if (sb === undefined || rw === undefined || rs === undefined) throw new Error('missing samples');
     console.log(
       `${c.name}: sandbox p50 ${fmt(sb.p50)} us p95 ${fmt(sb.p95)} us | raw piscina p50 ${fmt(rw.p50)} us p95 ${fmt(rw.p95)} us | ratio p50 ${(sb.p50 / rw.p50).toFixed(2)} | raw piscina (atomics sync) p50 ${fmt(rs.p50)} us`,
@@ -132,8 +94,8 @@ try {
   }
   for (const c of cases) {
     // Alternate and keep the best of two: throughput on a shared machine is noisier than latency.
-    const sbRate = Math.max(await throughput(c.sandbox), await throughput(c.sandbox));
-    const rwRate = Math.max(await throughput(c.raw), await throughput(c.raw));
+    const sbRate = Math.max(await throughput(c.sandbox, { total: THROUGHPUT_CALLS, inFlight: IN_FLIGHT }), await throughput(c.sandbox, { total: THROUGHPUT_CALLS, inFlight: IN_FLIGHT }));
+    const rwRate = Math.max(await throughput(c.raw, { total: THROUGHPUT_CALLS, inFlight: IN_FLIGHT }), await throughput(c.raw, { total: THROUGHPUT_CALLS, inFlight: IN_FLIGHT }));
     console.log(`${c.name}: throughput with ${IN_FLIGHT} in flight: sandbox ${Math.round(sbRate)} calls/s | raw piscina ${Math.round(rwRate)} calls/s | ratio ${(sbRate / rwRate).toFixed(2)}`);
     json.push(JSON.stringify({ bench: 'rpc-overhead', metric: `calls_per_s:${c.name.split(' ')[0]}`, value: Math.round(sbRate), baseline: Math.round(rwRate), ratio: round(sbRate / rwRate, 2), unit: 'calls/s' }));
   }
