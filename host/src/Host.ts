@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { asFunction, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
 import { toWorkerManagerError } from '@worker-manager/plugin-sdk';
+import { startApiServer } from './api/startApiServer.ts';
 import type { EventBus } from './bus/EventBus.ts';
 import { createEvent } from './bus/createEvent.ts';
 import { workerCommandExecutor } from './bus/commands/dispatchWorkerCommand.ts';
@@ -54,6 +55,7 @@ export class Host {
   readonly #container: AwilixContainer<Cradle>;
   readonly #shutdown: ShutdownHook[] = [];
   #starting: Promise<ReportRow[]> | undefined;
+  #apiUrl: string | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(options: HostOptions) {
@@ -94,6 +96,10 @@ export class Host {
   get workers(): WorkerService {
     return this.#container.cradle.workers;
   }
+  /** Base URL of the REST API once started with `api.enabled`; undefined otherwise. */
+  get apiUrl(): string | undefined {
+    return this.#apiUrl;
+  }
 
   /** Starts bus, plugins and services; resolves with the startup report. */
   start(): Promise<ReportRow[]> {
@@ -128,17 +134,26 @@ export class Host {
         // Registered last, so it stops first: no new command is taken while plugins drain.
         this.onShutdown('commands', () => commands.close());
       }
+      if (this.#container.cradle.loaded.config.api.enabled) {
+        const api = await startApiServer(this.#container.cradle.loaded.config, { workers, registry, logger });
+        this.#apiUrl = api.url;
+        // Registered after plugins and commands, so it stops first: no request reaches a draining plugin.
+        this.onShutdown('api', (timeoutMs) => api.close(timeoutMs));
+        logger.info({ url: api.url }, 'api listening');
+      }
       logger.info({ instances: report.map((r) => ({ instance: r.instance, plugin: r.plugin, version: r.version, state: r.state, error: r.error?.code ?? null })) }, 'host started');
       return report;
     } catch (error) {
-      await this.stop({ timeoutMs: 0 });
+      // Not stop(): it waits for this very start to settle, which would deadlock.
+      this.#stopping ??= this.#stop(0, false);
+      await this.#stopping.catch(() => undefined);
       throw error;
     }
   }
 
-  async #stop(timeoutMs: number): Promise<void> {
+  async #stop(timeoutMs: number, waitForStart = true): Promise<void> {
     // Stop waits for a start in progress, so nothing it starts is left running.
-    await this.#starting?.catch(() => undefined);
+    if (waitForStart) await this.#starting?.catch(() => undefined);
     const errors: unknown[] = [];
     for (const hook of [...this.#shutdown].reverse()) {
       try {

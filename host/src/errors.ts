@@ -145,6 +145,21 @@ export const HOST_ERROR_CODES = {
     description: 'The event bus (NATS JetStream) could not be reached at start within bus.jetstream.connectTimeoutMs.',
     howToSolve: 'Start nats-server with JetStream (-js), check bus.jetstream.servers and credentials, or raise connectTimeoutMs.',
   },
+  HOST_ERR_API_LISTEN_FAILED: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The REST API could not listen on api.host:api.port (address in use, or not an address of this machine).',
+    howToSolve: 'Free the port or change api.port / api.host in the host config.',
+  },
+  HOST_ERR_API_BODY_TOO_LARGE: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The HTTP request body is larger than api.bodyLimitBytes allows (HTTP 413).',
+    howToSolve: 'Send a smaller body, or raise api.bodyLimitBytes in the host config.',
+  },
+  HOST_ERR_API_UNSUPPORTED_MEDIA_TYPE: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The HTTP request body has a content type the API does not accept (HTTP 415); the API speaks application/json.',
+    howToSolve: 'Send the body as JSON with Content-Type: application/json.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 /** A host error code. */

@@ -208,3 +208,22 @@ instances:
     }
   });
 });
+
+describe('Host boot abort', () => {
+  it('rejects start() with HOST_ERR_BOOT_ABORTED instead of hanging (regression: the failed start waited for itself)', async () => {
+    const started = Date.now();
+    await assert.rejects(
+      startTestHost(`
+host: { id: it-abort, stateDir: \${DIR}/state }
+plugins:
+  - name: old
+    package: ${repoRoot}test/fixtures/plugins/negotiation-host-api
+    onBootFailure: abort
+instances:
+  - { name: old, plugin: old }
+`),
+      (err: unknown) => err instanceof WorkerManagerError && err.code === 'HOST_ERR_BOOT_ABORTED',
+    );
+    assert.ok(Date.now() - started < 10_000);
+  });
+});

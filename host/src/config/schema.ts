@@ -169,11 +169,25 @@ export const BusSettings = Type.Object(
 /** Bus settings after defaults. */
 export type BusSettings = Static<typeof BusSettings>;
 
+/** The REST API server. */
+export const ApiSettings = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: 'Serve the REST API (`/v1/...`, `/healthz`, `/readyz`) while the host runs.' }),
+    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the API listens on; `0.0.0.0` exposes it beyond this machine (there is no authentication yet).' }),
+    port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080, description: 'TCP port of the API; 0 picks a free one.' }),
+    bodyLimitBytes: Type.Integer({ minimum: 1_024, maximum: 104_857_600, default: 1_048_576, description: 'Largest request body accepted, in bytes; larger ones get 413 HOST_ERR_API_BODY_TOO_LARGE.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'REST API server settings.' },
+);
+/** API settings after defaults. */
+export type ApiSettings = Static<typeof ApiSettings>;
+
 /** The whole manifest: the single source of truth for the YAML file's shape. */
 export const HostConfig = Type.Object(
   {
     host: HostSettings,
     bus: BusSettings,
+    api: ApiSettings,
     plugins: Type.Array(PluginEntry, { default: [], description: 'Plugin packages to load.' }),
     instances: Type.Array(InstanceEntry, { default: [], description: 'Plugin instances to start, each with its own config.' }),
   },

@@ -66,6 +66,7 @@ describe('loadConfig', () => {
     assert.deepEqual(loaded.config, {
       host: { stateDir: path.join(fixtures, '.wm-state'), shutdownTimeoutMs: 10_000, logLevel: 'info' },
       bus: { adapter: 'memory', subjectPrefix: 'ci' },
+      api: { enabled: false, host: '127.0.0.1', port: 8080, bodyLimitBytes: 1_048_576 },
       plugins: [
         {
           name: 'process',
@@ -252,7 +253,7 @@ describe('loadConfig', () => {
         '7:5 /instances/0/config: expected object, found array',
         '8:7 /bus/adapter: must be one of "memory", "jetstream"',
         '8:22 /bus/subjectPrefix: must match ^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
-        "9:1 /extra: unknown field 'extra' (allowed: host, bus, plugins, instances)",
+        "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, plugins, instances)",
       ],
     });
   });

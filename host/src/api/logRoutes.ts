@@ -1,0 +1,96 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { toWorkerManagerError, WorkerManagerError, type LogOptions } from '@worker-manager/plugin-sdk';
+import type { WorkerService } from '../workers/WorkerService.ts';
+import { apiErrorBody } from './apiErrorBody.ts';
+import { ApiError, LogChunk, LogsQuery, WorkerParams } from './apiSchemas.ts';
+
+/** Open follow streams, so that closing the server can end them instead of waiting for them. */
+export type LogStreams = Set<{ end(): void }>;
+
+const KEEP_ALIVE_MS = 15_000;
+
+/** The seq to resume from after a reconnect: the header holds the last seq the client saw, and sinceSeq is inclusive. */
+function resumeSeq(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header)) {
+    throw new WorkerManagerError('WM_ERR_VALIDATION', 'Last-Event-ID must be the seq of a log event', { details: { path: '/headers/last-event-id' } });
+  }
+  return Number(header) + 1;
+}
+
+/** Resolves once the socket can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+/**
+ * `GET /v1/workers/{id}/logs`: a JSON array of chunks, or with `follow=true` Server-Sent Events, one `log` event per
+ * chunk with `id: <seq>`, so a client that reconnects with `Last-Event-ID` resumes after the last line it saw, with
+ * nothing lost or repeated. The stream ends with an `end` event when the worker's output ends, or an `error` event.
+ */
+export function registerLogRoutes(app: FastifyInstance, workers: WorkerService, streams: LogStreams): void {
+  app.get<{ Params: WorkerParams; Querystring: LogsQuery }>(
+    '/v1/workers/:id/logs',
+    { schema: { params: WorkerParams, querystring: LogsQuery, response: { 200: Type.Array(LogChunk), '4xx': ApiError, '5xx': ApiError } } },
+    async (req, reply) => {
+      const { follow, tailLines, stdout, stderr } = req.query;
+      const sinceSeq = resumeSeq(req.headers['last-event-id']) ?? req.query.sinceSeq;
+      const options: LogOptions = {
+        ...(sinceSeq === undefined ? {} : { sinceSeq }),
+        ...(tailLines === undefined ? {} : { tailLines }),
+        ...(stdout === undefined ? {} : { stdout }),
+        ...(stderr === undefined ? {} : { stderr }),
+      };
+      if (follow !== true) {
+        const chunks: LogChunk[] = [];
+        for await (const chunk of await workers.getLogs(req.params.id, options)) chunks.push(chunk);
+        return chunks;
+      }
+      // Opened before the response starts, so an unknown worker or a provider without follow is a plain 4xx.
+      const stream = await workers.getLogs(req.params.id, { ...options, follow: true });
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-correlation-id': req.id,
+      });
+      res.write(': open\n\n');
+      const entry = {
+        end: () => {
+          stream.cancel();
+          if (!res.writableEnded) res.end();
+        },
+      };
+      streams.add(entry);
+      res.on('close', () => stream.cancel());
+      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+      keepAlive.unref();
+      try {
+        for await (const chunk of stream) {
+          if (res.destroyed) break;
+          if (!res.write(`id: ${chunk.seq}\nevent: log\ndata: ${JSON.stringify(chunk)}\n\n`)) await drained(res);
+        }
+        if (!res.destroyed) res.write('event: end\ndata: {}\n\n');
+      } catch (error) {
+        if (!res.destroyed) res.write(`event: error\ndata: ${JSON.stringify(apiErrorBody(toWorkerManagerError(error), req.id).body)}\n\n`);
+      } finally {
+        clearInterval(keepAlive);
+        streams.delete(entry);
+        if (!res.writableEnded) res.end();
+      }
+    },
+  );
+}

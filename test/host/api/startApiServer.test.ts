@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { WorkerManagerError } from '@worker-manager/plugin-sdk';
+import { parseConfig } from '../../../host/src/config/loadConfig.ts';
+import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+
+const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
+
+const hostYaml = (id: string, port: number): string => `
+host: { id: ${id}, stateDir: \${DIR}/state }
+api: { enabled: true, port: ${port} }
+plugins:
+  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${PATH}" }
+instances:
+  - { name: a, plugin: process, default: true }
+`;
+
+interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/**
+ * A minimal EventSource over node:http: collects events until `enough` says so, then drops the connection, as a
+ * client that goes away would. Resolves early when the server ends the stream or the connection drops.
+ */
+function readSse(url: string, options: { lastEventId?: string; enough: (events: SseEvent[]) => boolean; onOpen?: (req: http.ClientRequest) => void }): Promise<{ events: SseEvent[]; status: number; ended: boolean; correlationId: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const events: SseEvent[] = [];
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
+    const req = http.get(url, { headers }, (res) => {
+      options.onOpen?.(req);
+      let buffer = '';
+      let done = false;
+      const finish = (ended: boolean): void => {
+        if (done) return;
+        done = true;
+        resolve({ events, status: res.statusCode ?? 0, ended, correlationId: res.headers['x-correlation-id'] as string | undefined });
+      };
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        buffer += text;
+        let at: number;
+        while ((at = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, at);
+          buffer = buffer.slice(at + 2);
+          const event: SseEvent = { data: '' };
+          let isComment = true;
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) continue;
+            isComment = false;
+            const colon = line.indexOf(':');
+            const field = line.slice(0, colon);
+            const value = line.slice(colon + 1).replace(/^ /, '');
+            if (field === 'id') event.id = value;
+            else if (field === 'event') event.event = value;
+            else if (field === 'data') event.data += value;
+          }
+          if (isComment) continue;
+          events.push(event);
+          if (options.enough(events)) {
+            finish(false);
+            req.destroy();
+            return;
+          }
+        }
+      });
+      // `ended` only for a response the server completed; a dropped connection closes without 'end'.
+      res.on('end', () => finish(true));
+      res.on('close', () => finish(false));
+    });
+    req.on('error', (error) => reject(error));
+  });
+}
+
+describe('Host with api.enabled', () => {
+  let t: TestHost;
+  let base: string;
+  before(async () => {
+    t = await startTestHost(hostYaml('api-listen', 0));
+    base = t.host.apiUrl ?? assert.fail('no api url');
+  });
+  after(() => t.stop());
+
+  it('listens on the configured address and serves the API', async () => {
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${base}/healthz`, { headers: { 'x-correlation-id': 'corr-live' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-correlation-id'), 'corr-live');
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+  });
+
+  it('leaves the API off unless the config enables it', () => {
+    const { config } = parseConfig('host: { id: x }\n', '/tmp/wm.yaml', { env: {} });
+    assert.deepEqual(config.api, { enabled: false, host: '127.0.0.1', port: 8080, bodyLimitBytes: 1_048_576 });
+  });
+
+  it('follows logs as Server-Sent Events and resumes after a reconnect with Last-Event-ID, losing and repeating nothing', async () => {
+    const created = await fetch(`${base}/v1/workers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workerId: 'sse-1', spec: { command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done; exec sleep 30'] } }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    try {
+      const url = `${base}/v1/workers/sse-1/logs?follow=true`;
+      const first = await readSse(url, { enough: (e) => e.length >= 8 });
+      assert.equal(first.status, 200);
+      assert.equal(first.ended, false);
+      // The worker keeps writing while the client is away; those lines must arrive after the reconnect.
+      await new Promise((r) => setTimeout(r, 150));
+      const last = first.events.at(-1)?.id ?? assert.fail('no event id');
+      const second = await readSse(url, { lastEventId: last, enough: (e) => e.length >= 20 });
+      assert.equal(second.status, 200);
+      const all = [...first.events, ...second.events];
+      assert.ok(all.every((e) => e.event === 'log'));
+      const chunks = all.map((e) => ({ id: Number(e.id), ...(JSON.parse(e.data) as { seq: number; data: string }) }));
+      assert.deepEqual(chunks.map((c) => c.id), chunks.map((c) => c.seq), 'the event id is the chunk seq');
+      assert.deepEqual(chunks.map((c) => c.data), chunks.map((_, i) => `line-${i}\n`), 'lines in order, none lost or repeated across the reconnect');
+      assert.deepEqual(chunks.map((c) => c.seq), chunks.map((_, i) => i));
+
+      const fromQuery = await readSse(`${url}&sinceSeq=100`, { enough: (e) => e.length >= 1 });
+      assert.equal(JSON.parse(fromQuery.events[0]?.data ?? '{}').data, 'line-100\n');
+    } finally {
+      await fetch(`${base}/v1/workers/sse-1`, { method: 'DELETE' });
+    }
+  });
+
+  it('ends a follow stream with an end event when the worker\'s output ends, and answers errors before streaming as JSON', async () => {
+    const created = await fetch(`${base}/v1/workers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workerId: 'sse-2', spec: { command: ['sh', '-c', 'echo one; echo two'] } }),
+    });
+    assert.equal(created.status, 201);
+    try {
+      const read = await readSse(`${base}/v1/workers/sse-2/logs?follow=true`, { enough: () => false });
+      assert.equal(read.ended, true);
+      assert.deepEqual(read.events.map((e) => e.event), ['log', 'log', 'end']);
+      assert.deepEqual(read.events.slice(0, 2).map((e) => (JSON.parse(e.data) as { data: string }).data), ['one\n', 'two\n']);
+    } finally {
+      await fetch(`${base}/v1/workers/sse-2`, { method: 'DELETE' });
+    }
+    const missing = await fetch(`${base}/v1/workers/w-nope/logs?follow=true`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { code: string }).code, 'WM_ERR_NOT_FOUND');
+  });
+
+  it('refuses to start when the port is taken, with HOST_ERR_API_LISTEN_FAILED', async () => {
+    const port = Number(new URL(base).port);
+    await assert.rejects(startTestHost(hostYaml('api-clash', port)), (err: unknown) => {
+      assert.ok(err instanceof WorkerManagerError);
+      assert.equal(err.code, 'HOST_ERR_API_LISTEN_FAILED');
+      assert.equal(err.details?.['port'], port);
+      return true;
+    });
+  });
+});
+
+describe('Host stop with an open log stream', () => {
+  it('ends the stream and closes the API before the plugins stop', async () => {
+    const t = await startTestHost(hostYaml('api-stop', 0));
+    const base = t.host.apiUrl ?? assert.fail('no api url');
+    let pid: number | undefined;
+    try {
+      const created = await fetch(`${base}/v1/workers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ workerId: 'sse-stop', spec: { command: ['sh', '-c', 'echo hi; exec sleep 30'] } }),
+      });
+      assert.equal(created.status, 201);
+      pid = Number(((await created.json()) as { worker: { providerRef: string } }).worker.providerRef);
+      let settled = false;
+      const reading = readSse(`${base}/v1/workers/sse-stop/logs?follow=true`, { enough: () => false });
+      void reading.then(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(settled, false, 'the stream is open while the worker runs');
+      const started = Date.now();
+      await t.stop();
+      const read = await reading;
+      assert.equal(read.ended, true, 'the server ended the response rather than dropping the connection');
+      assert.deepEqual(read.events.map((e) => e.event), ['log']);
+      assert.ok(Date.now() - started < 5_000, 'stop did not wait for the open stream');
+      await assert.rejects(fetch(`${base}/healthz`));
+    } finally {
+      await t.stop();
+      // The host is gone but its worker (a detached process group) outlives it by design: remove it here.
+      if (pid !== undefined && pid > 0) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  });
+});
