@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, RuntimeSpec, Worker, WorkerId, WorkerState } from '@worker-manager/plugin-sdk';
+import { CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, LogOptions, RuntimeSpec, Worker, WorkerId, WorkerState } from '@worker-manager/plugin-sdk';
 
 // Request and response shapes of the REST API, built from the SDK contracts so that HTTP, bus and threads share one
 // definition. Query strings arrive as text; the validator converts them (Value.Convert) before checking.
@@ -91,17 +91,11 @@ export { ExecutionResult, LogChunk };
 /** Answer of `POST /v1/workers/{id}/restart`. */
 export const RestartResult = Type.Object({ worker: Worker }, { additionalProperties: false });
 
-/** Query of `GET /v1/workers/{id}/logs`. `sinceSeq` is inclusive; a `Last-Event-ID` header wins over it. */
-export const LogsQuery = Type.Object(
-  {
-    follow: Type.Optional(Type.Boolean()),
-    sinceSeq: Type.Optional(Type.Integer({ minimum: 0 })),
-    tailLines: Type.Optional(Type.Integer({ minimum: 0 })),
-    stdout: Type.Optional(Type.Boolean()),
-    stderr: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: false },
-);
+/**
+ * Query of `GET /v1/workers/{id}/logs`: exactly the contract's log options, so the API cannot drift from what
+ * providers accept. `sinceSeq` is inclusive; a `Last-Event-ID` header wins over it.
+ */
+export const LogsQuery = LogOptions;
 /** Logs query. */
 export type LogsQuery = Static<typeof LogsQuery>;
 
