@@ -11,19 +11,12 @@ import { JetStreamCommandClient, readCommandRecord, resultSubject } from '../../
 import { subjectsFor, workerIdForKey, type CommandReply, type WorkerCommand } from '../../host/src/bus/index.ts';
 import { natsServerAvailable, startNatsServer, type NatsServer } from '../helpers/natsServer.ts';
 import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { waitFor } from '../helpers/waitFor.ts';
 
 const available = natsServerAvailable();
 const subjects = subjectsFor('cmd');
 const RESULTS = 'WM_CMD_COMMAND_RESULTS';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(probe: () => boolean | Promise<boolean>, what: string, timeoutMs = 8_000, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 const hostYaml = (id: string, stateDir: string, natsUrl: string, streamsFile: string): string => `
 host: { id: ${id}, stateDir: ${stateDir}, logLevel: warn }

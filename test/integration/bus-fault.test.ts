@@ -3,17 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import type { EventEnvelope } from '../../host/src/bus/EventEnvelope.ts';
 import { natsServerAvailable, startNatsServer, type NatsServer } from '../helpers/natsServer.ts';
 import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { waitFor } from '../helpers/waitFor.ts';
 
 const available = natsServerAvailable();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(probe: () => boolean, what: () => string, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what()}`);
-    await sleep(25);
-  }
-}
 
 describe('Host on JetStream while nats-server goes away', { skip: available.ok ? false : available.message }, () => {
   let nats: NatsServer;

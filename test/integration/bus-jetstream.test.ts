@@ -10,18 +10,12 @@ import { JetStreamEventBus, parseStreamsFile, type StreamsFile } from '../../hos
 import { createEvent, subjectsFor, type EventEnvelope } from '../../host/src/bus/index.ts';
 import { natsServerAvailable, startNatsServer, type NatsServer } from '../helpers/natsServer.ts';
 import { repoRoot } from '../helpers/startTestHost.ts';
+import { waitFor } from '../helpers/waitFor.ts';
 
 const available = natsServerAvailable();
 const subjects = subjectsFor('t');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(probe: () => boolean, what: string | (() => string), timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(20);
-  }
-}
 
 const streams = async (): Promise<StreamsFile> => {
   const file = path.join(repoRoot, 'config/jetstream/streams.yaml');

@@ -2,18 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError, type LogChunk } from '@worker-manager/plugin-sdk';
 import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { waitFor } from '../helpers/waitFor.ts';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 const isCode = (code: string) => (err: unknown) => err instanceof WorkerManagerError && err.code === code;
 

@@ -6,6 +6,7 @@ import { CredentialProviderContract, WorkerProviderContract, type WorkerEvent } 
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../../host/src/config/schema.ts';
 import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 /** Absolute folder of a fixture plugin package. */
 export function fixtureDir(name: string): string {
@@ -88,12 +89,7 @@ export async function startedSandbox(t: { after(fn: () => unknown): void }, fixt
 }
 
 /** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 export { CredentialProviderContract, WorkerProviderContract };
+
+export { waitFor };

@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import plugin from '@worker-manager/plugin-docker';
 import type { RuntimeSpec, WorkerState } from '@worker-manager/plugin-sdk';
 import { createPluginHarness, type PluginHarness } from '@worker-manager/plugin-sdk/testing';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 export const IMAGE = 'local/busybox:latest';
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -68,15 +69,6 @@ export async function openHarness(
 }
 
 /** Polls `probe` until it returns something defined. */
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Waits until the worker is in a final state and returns it. */
 export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs = 8_000): Promise<WorkerState> {
@@ -98,3 +90,5 @@ export async function logText(h: PluginHarness<'provider'>, workerId: string): P
   for await (const chunk of await h.proxy.getLogs({ workerId })) text += chunk.data;
   return text;
 }
+
+export { waitFor };

@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test';
 import plugin from '@worker-manager/plugin-process';
 import type { WorkerState } from '@worker-manager/plugin-sdk';
 import { createPluginHarness, type PluginHarness } from '@worker-manager/plugin-sdk/testing';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -45,15 +46,6 @@ export async function openHarness(t: TestContext, config: Record<string, unknown
 }
 
 /** Polls `probe` until it returns something defined. */
-export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Waits until the worker is in a final state and returns it. */
 export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs = 5_000): Promise<WorkerState> {
@@ -95,3 +87,5 @@ export async function filesUnder(dir: string): Promise<Array<{ file: string; con
   }
   return out;
 }
+
+export { waitFor };
