@@ -1,4 +1,6 @@
 import Type, { type Static } from 'typebox';
+import { SecretsSettings } from '../secrets/secretsSettings.ts';
+import { SecuritySettings } from '../security/securitySettings.ts';
 
 // Every field carries a `description`: docs/configuration.md is generated from this file (describeSchema.ts), and a
 // test fails when a field has none or the doc is out of date.
@@ -188,6 +190,8 @@ export const HostConfig = Type.Object(
     host: HostSettings,
     bus: BusSettings,
     api: ApiSettings,
+    secrets: SecretsSettings,
+    security: SecuritySettings,
     plugins: Type.Array(PluginEntry, { default: [], description: 'Plugin packages to load.' }),
     instances: Type.Array(InstanceEntry, { default: [], description: 'Plugin instances to start, each with its own config.' }),
   },

@@ -1,0 +1,23 @@
+import type { Principal } from '../Principal.ts';
+
+/** One audit record; never a secret value, only names, versions and ids. */
+export interface AuditEntry {
+  /** What happened: an authorization decision, a secret release, a rotation step or a rollback. */
+  kind: 'authz.decision' | 'secret.release' | 'secret.rotation' | 'secret.rollback';
+  principal: Pick<Principal, 'id' | 'kind' | 'tenant' | 'source'>;
+  action: string;
+  /** `Type::id`, e.g. `Worker::w-1`, `Secret::secrets/db-password`. */
+  resource: string;
+  decision?: 'allow' | 'deny';
+  /** Policies that determined an authorization decision. */
+  policies?: string[];
+  result?: 'ok' | 'error';
+  correlationId?: string;
+  /** Kind-specific facts: provider, worker ids, previous/new version, latency, error code. */
+  details?: Record<string, unknown>;
+}
+
+/** Where audit records go (the hash-chained log in the state dir, and the bus). Appends never reorder or drop. */
+export interface AuditSink {
+  record(entry: AuditEntry): Promise<void>;
+}

@@ -1,0 +1,12 @@
+import Type, { type Static } from 'typebox';
+import { AuthorizationSettings } from './authz/authzSettings.ts';
+
+/** Authentication, authorization and audit. */
+export const SecuritySettings = Type.Object(
+  {
+    authorization: AuthorizationSettings,
+  },
+  { additionalProperties: false, default: {}, description: 'Authentication (OIDC), authorization (Cedar / AVP) and audit.' },
+);
+/** Security settings after defaults. */
+export type SecuritySettings = Static<typeof SecuritySettings>;
