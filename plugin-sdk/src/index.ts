@@ -8,3 +8,4 @@ export * from './definePlugin.ts';
 export * from './pluginMetadata.ts';
 export * from './version.ts';
 export * from './schema.ts';
+export * from './fs/writeFileAtomic.ts';

@@ -37,5 +37,9 @@ instances:
     longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 60`] }),
     delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${(delayMs / 1000).toFixed(3)}; echo ${marker}; exec sleep 60`] }),
     shortSpec: (marker, exitCode) => ({ command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
+    secretProbe: {
+      file: (p) => ['sh', '-c', `cat "$WM_SECRETS_DIR/${p}"`],
+      env: (name) => ['sh', '-c', `printf %s "$${name}"`],
+    },
   });
 });

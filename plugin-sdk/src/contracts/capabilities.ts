@@ -30,6 +30,11 @@ export const CAPABILITIES = {
   'worker.healthCheck': { contract: 'worker-provider', required: false, description: 'runs spec.healthCheck' },
   'worker.secrets.env': { contract: 'worker-provider', required: false, description: 'delivers secret mounts as environment variables' },
   'worker.secrets.file': { contract: 'worker-provider', required: false, description: 'delivers secret mounts as files' },
+  'worker.secrets.refresh': {
+    contract: 'worker-provider',
+    required: false,
+    description: 'refreshSecrets: replaces file secrets of a running worker atomically and signals it; restartWorker with fresh secrets',
+  },
   'secret.read': { contract: 'credentials', required: true, description: 'getSecret, listVersions, describe' },
   'secret.write': { contract: 'credentials', required: false, description: 'putSecret' },
   'secret.rotate': { contract: 'credentials', required: false, description: 'createPendingVersion, testVersion, promoteVersion' },

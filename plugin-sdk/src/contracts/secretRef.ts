@@ -18,6 +18,10 @@ export const SecretRef = Type.Object(
     mount: SecretMountStrategy,
     envName: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' })),
     path: Type.Optional(Type.String({ minLength: 1 })),
+    onRotation: Type.Optional(Type.Union([Type.Literal('hot'), Type.Literal('restart'), Type.Literal('signal'), Type.Literal('none')], {
+      description: 'how the worker follows a rotation: hot (file replaced), restart, signal, none; default hot for file/volume, restart for env',
+    })),
+    signal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$', description: 'signal sent after a hot file refresh when onRotation is signal, e.g. SIGHUP' })),
   },
   { additionalProperties: false },
 );

@@ -81,8 +81,47 @@ export const WorkerProviderContract = {
       capability: 'worker.exec',
       idempotent: false,
     }),
-    /** Stops and starts the worker again with the same spec. */
-    restartWorker: call({ params: ByWorker, result: Worker, capability: 'worker.restart', idempotent: false }),
+    /**
+     * Stops and starts the worker again with the same spec. With `secrets`, the worker starts on that fresh material
+     * instead of what it had: env mounts become its new environment, file/volume mounts replace its files. This is how
+     * an env-mounted secret reaches a worker after a rotation; without it, a provider that cannot recover a worker's
+     * env secrets (they are never stored) refuses with `WM_ERR_CONFLICT`.
+     */
+    restartWorker: call({
+      params: Type.Object(
+        {
+          workerId: WorkerId,
+          /** Fresh secret material for this worker only (its mounts, new values). Never log, label or persist it. */
+          secrets: Type.Optional(Type.Array(SecretMount)),
+        },
+        { additionalProperties: false },
+      ),
+      result: Worker,
+      capability: 'worker.restart',
+      idempotent: false,
+    }),
+    /**
+     * Delivers new values of the worker's secrets while it runs. File and volume mounts are replaced atomically (a
+     * temp file in the same folder, fsync, rename), so a reader sees the old or the new content, never a mix or a
+     * missing file; env mounts are ignored (a process environment cannot change: use `restartWorker` with `secrets`)
+     * and not counted in `updated`. Then `signal`, if given (e.g. `SIGHUP`), is sent to the worker's main process so
+     * it reloads. Unknown worker: `WM_ERR_NOT_FOUND`; a worker that has ended: `WM_ERR_CONFLICT`.
+     */
+    refreshSecrets: call({
+      params: Type.Object(
+        {
+          workerId: WorkerId,
+          /** New material for mounts of this worker only. Never log, label or persist it. */
+          secrets: Type.Array(SecretMount),
+          /** Signal name sent to the worker's main process after the files are replaced. */
+          signal: Type.Optional(Type.String({ pattern: '^SIG[A-Z0-9]+$' })),
+        },
+        { additionalProperties: false },
+      ),
+      result: Type.Object({ workerId: WorkerId, updated: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+      capability: 'worker.secrets.refresh',
+      idempotent: false,
+    }),
     /** Freezes the worker; pausing a paused worker succeeds. */
     pauseWorker: call({ params: ByWorker, result: WorkerState, capability: 'worker.pause', idempotent: true }),
     /** Thaws a paused worker; resuming a running worker succeeds. */

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LogChunk, LogOptions } from '../contracts/logs.ts';
 import type { Proxied } from '../contracts/operation.ts';
 import type { RuntimeSpec } from '../contracts/runtimeSpec.ts';
+import type { SecretMount } from '../contracts/secretRef.ts';
 import type { Worker } from '../contracts/worker.ts';
 import type { WorkerEvent } from '../contracts/workerEvent.ts';
 import { WorkerProviderContract } from '../contracts/workerProvider.ts';
@@ -33,6 +34,11 @@ export interface ConformanceTarget {
   delayedSpec?(marker: string, delayMs: number): RuntimeSpec;
   /** A worker that prints `marker` and exits at once with `exitCode`. When given, exit reporting is tested. */
   shortSpec?(marker: string, exitCode: number): RuntimeSpec;
+  /**
+   * Commands (run through `executeCommand`) that print, with nothing added, the content of the worker's file secret
+   * mounted at the relative `path`, and the value of an environment variable. Needed for `worker.secrets.refresh`.
+   */
+  secretProbe?: { file(path: string): string[]; env(name: string): string[] };
   /** How long asynchronous effects (output in logs, events, exits) may take to show; default 8000 ms. */
   settleMs?: number;
   /** Timeout of each test; default 30000 ms. */
@@ -270,6 +276,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
         await expectCode(p().resumeWorker({ workerId }), 'WM_ERR_NOT_FOUND', 'resumeWorker');
       }
       if (has('worker.restart')) await expectCode(p().restartWorker({ workerId }), 'WM_ERR_NOT_FOUND', 'restartWorker');
+      if (has('worker.secrets.refresh')) await expectCode(p().refreshSecrets({ workerId, secrets: [] }), 'WM_ERR_NOT_FOUND', 'refreshSecrets');
       if (has('worker.logs')) await expectCode(readAll(p(), workerId), 'WM_ERR_NOT_FOUND', 'getLogs');
     });
 
@@ -295,6 +302,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
           getCapacity: {},
           executeCommand: { workerId, command: ['true'] },
           restartWorker: { workerId },
+          refreshSecrets: { workerId, secrets: [] },
           pauseWorker: { workerId },
           resumeWorker: { workerId },
         };
@@ -400,6 +408,63 @@ export function runProviderConformance(target: ConformanceTarget): void {
         assert.deepEqual(await p().getWorkerStatus({ workerId: id }), { phase: 'Running' });
         await terminate(id);
       });
+    }
+
+    if (has('worker.secrets.refresh')) {
+      const probe = (): NonNullable<ConformanceTarget['secretProbe']> => {
+        assert.ok(has('worker.exec') && target.secretProbe !== undefined, 'the target must declare worker.exec and provide secretProbe to test worker.secrets.refresh');
+        return target.secretProbe;
+      };
+      const read = async (id: string, command: string[]): Promise<string> => {
+        const r = await p().executeCommand({ workerId: id, command });
+        assert.equal(r.exitCode, 0, `${command.join(' ')} failed: ${r.stderr}`);
+        return r.stdout;
+      };
+      const mounts = (tag: string, version: string): SecretMount[] => [
+        { strategy: 'file', name: 'cf-file', version, path: 'cf/token', value: `file-${tag}-${version}` },
+        { strategy: 'env', name: 'cf-env', version, envName: 'CF_SECRET', value: `env-${tag}-${version}` },
+      ];
+
+      it('refreshSecrets replaces file secrets in place and ignores env mounts', { timeout }, async () => {
+        const probes = probe();
+        const id = newId('refresh');
+        const spec = target.longRunningSpec(`refresh-${id}`);
+        created.add(id);
+        await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+        assert.equal(await read(id, probes.file('cf/token')), `file-${id}-1`);
+        const r = await p().refreshSecrets({ workerId: id, secrets: mounts(id, '2') });
+        assert.deepEqual(r, { workerId: id, updated: 1 }, 'one file mount replaced; the env mount is not counted');
+        assert.equal(await read(id, probes.file('cf/token')), `file-${id}-2`, 'the worker reads the new file content');
+        assert.equal(await read(id, probes.env('CF_SECRET')), `env-${id}-1`, 'a running environment is left as it was');
+        assert.deepEqual(await p().getWorkerStatus({ workerId: id }), { phase: 'Running' }, 'a refresh without a signal leaves the worker running');
+        await terminate(id);
+      });
+
+      it('refreshSecrets with a signal delivers it to the worker (an unhandled SIGHUP ends it)', { timeout }, async () => {
+        const id = newId('refreshsig');
+        const spec = target.longRunningSpec(`refreshsig-${id}`);
+        created.add(id);
+        await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+        await p().refreshSecrets({ workerId: id, secrets: mounts(id, '2'), signal: 'SIGHUP' });
+        await waitFor(async () => (isFinal(await p().getWorkerStatus({ workerId: id })) ? true : undefined), `${id} to end on SIGHUP`, settle);
+        await expectCode(p().refreshSecrets({ workerId: id, secrets: mounts(id, '3') }), 'WM_ERR_CONFLICT', 'refreshSecrets of an ended worker');
+        await terminate(id);
+      });
+
+      if (has('worker.restart')) {
+        it('restartWorker with secrets starts the worker on the new env and file values', { timeout }, async () => {
+          const probes = probe();
+          const id = newId('restartsec');
+          const spec = target.longRunningSpec(`restartsec-${id}`);
+          created.add(id);
+          await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+          const worker = await p().restartWorker({ workerId: id, secrets: mounts(id, '2') });
+          assert.equal(worker.state.phase, 'Running');
+          assert.equal(await read(id, probes.env('CF_SECRET')), `env-${id}-2`, 'the restarted worker has the new env value');
+          assert.equal(await read(id, probes.file('cf/token')), `file-${id}-2`, 'and the new file content');
+          await terminate(id);
+        });
+      }
     }
 
     if (has('worker.capacity')) {

@@ -1,7 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
-import type { SecretVersionStatus } from '@worker-manager/plugin-sdk';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic, type SecretVersionStatus } from '@worker-manager/plugin-sdk';
 import type { Sealed, ScryptParams } from './storeCrypto.ts';
 import { storeError } from './storeError.ts';
 
@@ -102,24 +101,5 @@ export async function readStore(file: string): Promise<StoreBody | undefined> {
 export async function writeStore(file: string, body: StoreBody): Promise<void> {
   const text = JSON.stringify(body);
   const content = `${JSON.stringify({ format: STORE_FORMAT, sha256: sha256(text), body: text })}\n`;
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(content, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
-  const dir = await open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileAtomic(file, content, { mode: 0o600 });
 }

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
@@ -18,6 +19,7 @@ import {
   type SecretMount,
   type Worker,
   type WorkerState,
+  writeFileAtomicSync,
 } from '@worker-manager/plugin-sdk';
 import { cleanupOrphans, type CleanupReport } from './cleanupOrphans.ts';
 import type { ResolvedConfig } from './config.ts';
@@ -31,6 +33,7 @@ import { Lease } from './Lease.ts';
 import { Names } from './names.ts';
 import { PortForwards } from './PortForwards.ts';
 import { readLogs } from './readLogs.ts';
+import { secretFileTarget, type SecretFileTarget } from './secretFileTarget.ts';
 
 const MiB = 1024 * 1024;
 const ENGINE_INFO_TTL_MS = 10_000;
@@ -108,7 +111,8 @@ export class DockerProvider {
       executeCommand: (p, call) => this.executeCommand(p.workerId, p.command, p.timeoutMs, call),
       pauseWorker: (p) => this.pauseWorker(p.workerId),
       resumeWorker: (p) => this.resumeWorker(p.workerId),
-      restartWorker: (p) => this.restartWorker(p.workerId),
+      restartWorker: (p) => this.restartWorker(p.workerId, p.secrets ?? []),
+      refreshSecrets: (p) => this.refreshSecrets(p.workerId, p.secrets, p.signal),
       portForward: (p) => this.portForward(p.workerId, p.remotePort, p.localPort),
       close: () => this.close(),
     };
@@ -598,8 +602,21 @@ export class DockerProvider {
     return now;
   }
 
-  async restartWorker(workerId: string): Promise<Worker> {
+  /**
+   * Restarts the container. Without `secrets` (or when they change only files, or env values it already has) this is
+   * the engine's restart: the container, its logs and its environment stay. An env secret with a new value cannot
+   * reach a created container (its Env is fixed), so the worker is recreated: the old container is stopped and put
+   * aside under another name, a new one is created from its inspected config with the new Env (same labels, mounts,
+   * network, limits, same files folder), started, and the old one removed; if the create fails, the old one is renamed
+   * back and started again. A recreated worker has a new providerRef and starts with empty logs.
+   */
+  async restartWorker(workerId: string, secrets: readonly SecretMount[] = []): Promise<Worker> {
     const info = await this.#require(workerId);
+    const files = secrets.filter((m) => m.strategy !== 'env');
+    if (files.length > 0) this.#replaceSecretFiles(info, workerId, files);
+    const env = info.Config.Env ?? [];
+    const envMounts = secrets.filter((m) => m.strategy === 'env');
+    if (envMounts.some((m) => !env.includes(`${m.envName}=${m.value}`))) return this.#recreate(info, workerId, envMounts);
     const container = this.#docker.getContainer(info.Id);
     // The die of a restart is not a failure: the watcher skips marked containers.
     this.#mark(info.Id, 'restart');
@@ -616,6 +633,94 @@ export class DockerProvider {
     return this.#toWorker(after);
   }
 
+  async #recreate(info: Inspect, workerId: string, envMounts: ReadonlyArray<Extract<SecretMount, { strategy: 'env' }>>): Promise<Worker> {
+    const name = this.#names.container(workerId);
+    const old = this.#docker.getContainer(info.Id);
+    this.#mark(info.Id, 'restart');
+    if (info.State.Paused) await old.unpause().catch(() => {});
+    try {
+      await old.stop({ t: Math.ceil(this.#config.defaultGracePeriodMs / 1_000) });
+    } catch (error) {
+      if (statusOf(error) !== 304) throw mapDockerError(error, 'stop container', { workerId });
+    }
+    try {
+      await old.rename({ name: `${name}-replaced-${Date.now()}` });
+    } catch (error) {
+      throw mapDockerError(error, 'rename container', { workerId });
+    }
+    let next: Docker.Container;
+    try {
+      next = await this.#docker.createContainer({ ...recreateOptions(info, envMounts), name });
+    } catch (error) {
+      await old.rename({ name }).catch(() => {});
+      await this.#start(old, workerId).catch(() => {});
+      // The engine's message describes the request, which holds the new Env: keep it out.
+      throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `could not recreate worker '${workerId}' with its new secrets; the old container runs again`, {
+        details: { workerId, status: statusOf(error) },
+      });
+    }
+    await old.remove({ force: true, v: true }).catch(() => {});
+    await this.#start(next, workerId);
+    const after = await this.#waitStarted(workerId, this.#ctx.signal);
+    this.#ctx.logger.info('docker provider: worker recreated with new env secrets', {
+      workerId,
+      container: after.Id.slice(0, 12),
+      secrets: envMounts.map((m) => ({ name: m.name, version: m.version })),
+    });
+    return this.#toWorker(after);
+  }
+
+  /**
+   * Replaces file secrets of a running worker in its bind-mounted folder (temp file, fsync, rename: the container
+   * sees the old or the new file, whole), then sends `signal` to the container's main process (`docker kill -s`;
+   * with `init`, docker-init passes it on to the command). Env mounts are ignored.
+   */
+  async refreshSecrets(workerId: string, secrets: readonly SecretMount[], signal: string | undefined): Promise<{ workerId: string; updated: number }> {
+    const sig = signal === undefined ? undefined : signalOf(signal);
+    const info = await this.#require(workerId);
+    const state = this.#stateOf(info);
+    if (!info.State.Running || isFinalState(state)) throw conflict(workerId, state, 'refresh the secrets of');
+    const updated = this.#replaceSecretFiles(
+      info,
+      workerId,
+      secrets.filter((m) => m.strategy !== 'env'),
+    );
+    if (sig !== undefined) {
+      try {
+        await this.#docker.getContainer(info.Id).kill({ signal: sig });
+      } catch (error) {
+        throw mapDockerError(error, `send ${sig} to`, { workerId });
+      }
+    }
+    this.#ctx.logger.info('docker provider: secrets refreshed', {
+      workerId,
+      updated,
+      secrets: secrets.filter((m) => m.strategy !== 'env').map((m) => ({ name: m.name, version: m.version })),
+      ...(sig === undefined ? {} : { signal: sig }),
+    });
+    return { workerId, updated };
+  }
+
+  /** Resolves every mount first, so one that is not mounted in this worker changes nothing; then replaces each file. */
+  #replaceSecretFiles(info: Inspect, workerId: string, mounts: ReadonlyArray<Exclude<SecretMount, { strategy: 'env' }>>): number {
+    const planned: Array<{ target: SecretFileTarget; value: string }> = mounts.map((m, i) => {
+      const target = secretFileTarget(info, this.#keys, this.#names.filesRoot(), this.#config.secretsMountPath, m);
+      if (target === undefined) {
+        throw new WorkerManagerError('WM_ERR_VALIDATION', `secret mount '${m.name}': worker '${workerId}' has no secret folder mounted where its path points`, {
+          details: { instancePath: `/secrets/${i}/path`, workerId, secret: m.name },
+        });
+      }
+      return { target, value: m.value };
+    });
+    for (const { target, value } of planned) {
+      // Never recreate a folder terminate removed: files written there would outlive their worker.
+      if (!existsSync(target.root)) throw conflict(workerId, { phase: 'Terminated' }, 'refresh the secrets of');
+      mkdirSync(path.dirname(target.file), { recursive: true, mode: 0o755 });
+      writeFileAtomicSync(target.file, value, { mode: 0o444 });
+    }
+    return planned.length;
+  }
+
   async portForward(workerId: string, remotePort: number, localPort: number | undefined): Promise<{ endpoint: string }> {
     const info = await this.#require(workerId);
     const state = stateFromInspect(info.State as unknown as InspectState);
@@ -628,6 +733,41 @@ export class DockerProvider {
     }
     return { endpoint: await this.#forwards.open(workerId, { host: ip, port: remotePort }, localPort) };
   }
+}
+
+/** The signal a caller named, checked against this platform's signal names before it reaches the engine. */
+function signalOf(name: string): string {
+  if (!Object.hasOwn(constants.signals, name)) {
+    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${name}'`, { details: { instancePath: '/signal', signal: name } });
+  }
+  return name;
+}
+
+/** Create options that reproduce an inspected container with some environment variables replaced. */
+function recreateOptions(info: Inspect, envMounts: ReadonlyArray<Extract<SecretMount, { strategy: 'env' }>>): Docker.ContainerCreateOptions {
+  const c = info.Config;
+  const replaced = new Set(envMounts.map((m) => m.envName));
+  const env = (c.Env ?? []).filter((e) => !replaced.has(e.slice(0, e.indexOf('=')))).concat(envMounts.map((m) => `${m.envName}=${m.value}`));
+  const options: Docker.ContainerCreateOptions = {
+    Image: c.Image,
+    Env: env,
+    Labels: c.Labels,
+    ExposedPorts: c.ExposedPorts,
+    HostConfig: info.HostConfig,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+  };
+  if (c.Entrypoint !== null && c.Entrypoint !== undefined) options.Entrypoint = c.Entrypoint;
+  if (c.Cmd !== null && c.Cmd !== undefined) options.Cmd = c.Cmd;
+  if (c.WorkingDir !== '') options.WorkingDir = c.WorkingDir;
+  if (c.User !== '') options.User = c.User;
+  const stopSignal = (c as { StopSignal?: string }).StopSignal;
+  if (stopSignal !== undefined) options.StopSignal = stopSignal;
+  if (c.Healthcheck !== undefined) options.Healthcheck = c.Healthcheck;
+  return options;
 }
 
 /** Registry credentials from their secret (JSON); a value that is not such JSON is refused without echoing it. */

@@ -14,6 +14,9 @@ export interface PlannedFile {
   content: string;
 }
 
+/** A file secret of a worker: its name, the path it was asked for, and its absolute path in the container. */
+export type SecretFileEntry = [name: string, path: string, target: string];
+
 /** Which network the worker joins. */
 export type NetworkPlan = { kind: 'default' } | { kind: 'strict' } | { kind: 'none' };
 
@@ -41,6 +44,9 @@ export interface PlanInput {
   /** Host folder for this worker's files (secrets, config maps), bind-mounted read-only. */
   filesDir: string;
 }
+
+/** Container folders a secret's folder bind must not cover: the engine mounts its own files there, or the system needs them. */
+const RESERVED_FOLDERS = new Set(['/', '/etc', '/dev', '/proc', '/sys', '/bin', '/sbin', '/lib', '/lib64', '/usr', '/usr/bin', '/usr/lib', '/tmp', '/run']);
 
 const invalid = (message: string, instancePath: string, extra: Record<string, unknown> = {}): WorkerManagerError =>
   new WorkerManagerError('WM_ERR_VALIDATION', message, { details: { instancePath, ...extra } });
@@ -91,6 +97,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
   let needsSecretsDir = false;
 
   const usedSecrets = new Set<SecretMount>();
+  const secretFiles: SecretFileEntry[] = [];
   (spec.volumes ?? []).forEach((v, i) => {
     const at = `/spec/volumes/${i}`;
     if (!v.mountPath.startsWith('/')) throw invalid(`volume ${i}: mountPath must be absolute`, `${at}/mountPath`);
@@ -126,6 +133,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
           if (s.strategy === 'env') continue;
           const rel = containedRelative(s.path.startsWith(v.mountPath) ? s.path.slice(v.mountPath.length) : s.path) ?? path.posix.basename(s.name);
           files.push({ rel: `vol-${i}/${rel}`, content: s.value });
+          secretFiles.push([s.name, s.path, path.posix.join(v.mountPath, rel)]);
           usedSecrets.add(s);
         }
         mounts.push({ Type: 'bind', Source: path.join(input.filesDir, `vol-${i}`), Target: v.mountPath, ReadOnly: true });
@@ -142,6 +150,29 @@ export function planContainer(input: PlanInput): ContainerPlan {
     }
   });
 
+  // Absolute paths outside secretsMountPath: their FOLDER is bound (one host folder per distinct container folder,
+  // nested ones folded into the outermost), never the file itself. A file bind pins the inode it was made with, so the
+  // atomic rename of a refresh would stay invisible in the container; a folder bind shows it.
+  const absFolders = new Map<string, string>();
+  input.secrets.forEach((s, i) => {
+    if (s.strategy === 'env' || usedSecrets.has(s) || !s.path.startsWith('/') || underPrefix(s.path, config.secretsMountPath)) return;
+    const target = path.posix.normalize(s.path);
+    const folder = path.posix.dirname(target);
+    if (RESERVED_FOLDERS.has(folder) || target.endsWith('/')) {
+      throw invalid(
+        `secret mount '${s.name}': its folder ${folder} would be mounted over the image's (the folder is bound, so refreshes show); put the file in a folder of its own, e.g. ${folder === '/' ? '' : folder}/${s.name.replace(/[^A-Za-z0-9._-]/g, '-')}/`,
+        `/secrets/${i}/path`,
+        { secret: s.name, folder },
+      );
+    }
+    absFolders.set(folder, '');
+  });
+  const outermost = [...absFolders.keys()].filter((f) => ![...absFolders.keys()].some((o) => o !== f && underPrefix(f, o))).sort();
+  outermost.forEach((folder, k) => {
+    absFolders.set(folder, `dir-${k}`);
+    mounts.push({ Type: 'bind', Source: path.join(input.filesDir, `dir-${k}`), Target: folder, ReadOnly: true });
+  });
+
   input.secrets.forEach((s, i) => {
     if (s.strategy === 'env') {
       env[s.envName] = s.value;
@@ -149,14 +180,16 @@ export function planContainer(input: PlanInput): ContainerPlan {
     }
     if (usedSecrets.has(s)) return;
     if (s.path.startsWith('/') && !underPrefix(s.path, config.secretsMountPath)) {
-      // An absolute path elsewhere: bind that one file, read-only.
-      files.push({ rel: `abs/${i}`, content: s.value });
-      mounts.push({ Type: 'bind', Source: path.join(input.filesDir, `abs/${i}`), Target: s.path, ReadOnly: true });
+      const target = path.posix.normalize(s.path);
+      const folder = outermost.find((f) => underPrefix(target, f))!;
+      files.push({ rel: `${absFolders.get(folder)}/${path.posix.relative(folder, target)}`, content: s.value });
+      secretFiles.push([s.name, s.path, target]);
       return;
     }
     const rel = containedRelative(s.path.startsWith('/') ? path.posix.relative(config.secretsMountPath, s.path) : s.path);
     if (rel === undefined) throw invalid(`secret mount '${s.name}': path must name a file`, `/secrets/${i}/path`, { secret: s.name });
     files.push({ rel: `secrets/${rel}`, content: s.value });
+    secretFiles.push([s.name, s.path, path.posix.join(config.secretsMountPath, rel)]);
     needsSecretsDir = true;
   });
   if (needsSecretsDir) {
@@ -211,6 +244,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
   };
   if ((spec.ports?.length ?? 0) > 0) labels[keys.ports] = JSON.stringify(spec.ports);
   if (files.length > 0) labels[keys.secretsDir] = input.filesDir;
+  if (secretFiles.length > 0) labels[keys.secretFiles] = JSON.stringify(secretFiles);
   if (spec.timeoutMs !== undefined) labels[keys.timeoutMs] = String(spec.timeoutMs);
 
   const options: ContainerPlan['options'] = {

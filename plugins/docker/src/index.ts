@@ -37,6 +37,7 @@ export default definePlugin({
     'worker.healthCheck': '1.0.0',
     'worker.secrets.env': '1.0.0',
     'worker.secrets.file': '1.0.0',
+    'worker.secrets.refresh': '1.0.0',
   },
   configSchema: DockerConfig,
   setup(ctx) {

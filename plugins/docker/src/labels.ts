@@ -16,6 +16,8 @@ export class LabelKeys {
   readonly resources: string;
   readonly ports: string;
   readonly secretsDir: string;
+  /** JSON `[name, path, target][]`: where each file secret of the worker is in the container (names, never values). */
+  readonly secretFiles: string;
   readonly timeoutMs: string;
 
   constructor(prefix: string) {
@@ -29,12 +31,13 @@ export class LabelKeys {
     this.resources = `${prefix}/resources`;
     this.ports = `${prefix}/ports`;
     this.secretsDir = `${prefix}/secrets-dir`;
+    this.secretFiles = `${prefix}/secret-files`;
     this.timeoutMs = `${prefix}/timeout-ms`;
   }
 
   /** Keys the plugin keeps for itself; the others on a container are the spec's labels. */
   internal(): Set<string> {
-    return new Set([this.workerId, this.epoch, this.kind, this.specHash, this.createdAt, this.resources, this.ports, this.secretsDir, this.timeoutMs]);
+    return new Set([this.workerId, this.epoch, this.kind, this.specHash, this.createdAt, this.resources, this.ports, this.secretsDir, this.secretFiles, this.timeoutMs]);
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import os, { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -20,17 +20,17 @@ import {
   type Worker,
   type WorkerState,
 } from '@worker-manager/plugin-sdk';
-import { checkSpec } from './checkSpec.ts';
+import { checkSecretMounts, checkSpec, containedRelative } from './checkSpec.ts';
 import type { ResolvedConfig } from './config.ts';
 import { executeInWorker } from './executeInWorker.ts';
 import { writeJsonAtomic } from './jsonFile.ts';
 import { observeWorker, wrapperAlive, type StopReason, type TerminatingMarker } from './observeWorker.ts';
-import { readEnviron } from './procfs.ts';
+import { childrenOf, readEnviron } from './procfs.ts';
 import { readLogs } from './readLogs.ts';
 import { removeSecretFiles, writeSecretFiles } from './secretFiles.ts';
 import { spawnWrapped, wrapperReady } from './spawnWrapped.ts';
 import { signalGroup, stopWorker, waitUntil } from './stopWorker.ts';
-import { readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
+import { mergeSecretRecords, readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
 import { WorkerWatcher, type WatcherOptions } from './WorkerWatcher.ts';
 import { trashDir, workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
 
@@ -52,6 +52,14 @@ const notFound = (workerId: string): WorkerManagerError =>
 
 const conflict = (workerId: string, state: WorkerState, operation: string): WorkerManagerError =>
   new WorkerManagerError('WM_ERR_CONFLICT', `cannot ${operation} worker '${workerId}': it is ${state.phase}`, { details: { workerId, phase: state.phase } });
+
+/** The signal a caller named, checked against this platform's signals (never a number: names are portable). */
+function signalOf(name: string): NodeJS.Signals {
+  if (!Object.hasOwn(constants.signals, name)) {
+    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${name}'`, { details: { instancePath: '/signal', signal: name } });
+  }
+  return name as NodeJS.Signals;
+}
 
 function ageMs(dir: string): number | undefined {
   try {
@@ -108,7 +116,8 @@ export class ProcessProvider {
       executeCommand: (p, call) => this.executeCommand(p.workerId, p.command, p.timeoutMs, call),
       pauseWorker: (p) => this.pauseWorker(p.workerId),
       resumeWorker: (p) => this.resumeWorker(p.workerId),
-      restartWorker: (p) => this.restartWorker(p.workerId),
+      restartWorker: (p) => this.restartWorker(p.workerId, p.secrets),
+      refreshSecrets: (p) => this.refreshSecrets(p.workerId, p.secrets, p.signal),
       close: () => this.#watcher.stop(),
     };
   }
@@ -395,30 +404,90 @@ export class ProcessProvider {
     return observeWorker(paths, meta);
   }
 
-  async restartWorker(workerId: string): Promise<Worker> {
+  /**
+   * Delivers new file secret values atomically (see {@link writeSecretFiles}) and then, if asked, signals the
+   * command. The signal goes to the command, the wrapper's child, not to the process group: the group leader is the
+   * wrapper, which catches HUP/TERM for its own bookkeeping, and a group signal would also hit whatever the command
+   * runs in the foreground (a `cat` of the very secret being read).
+   */
+  async refreshSecrets(workerId: string, secrets: readonly SecretMount[], signal: string | undefined): Promise<{ workerId: string; updated: number }> {
+    checkSecretMounts(secrets);
+    const sig = signal === undefined ? undefined : signalOf(signal);
+    const meta = await this.#requireMeta(workerId);
+    const paths = this.#paths(workerId);
+    const state = observeWorker(paths, meta);
+    if (isFinalState(state)) throw conflict(workerId, state, 'refresh the secrets of');
+    const updated = secrets.some((m) => m.strategy !== 'env') ? writeSecretFiles(paths, secrets) : 0;
+    // A terminate that ran meanwhile removed the folder before these files landed: they must not outlive it.
+    if (existsSync(paths.terminating) && isFinalState(observeWorker(paths, meta))) removeSecretFiles(paths);
+    if (sig !== undefined) {
+      const commands = childrenOf(meta.pid);
+      if (commands.length === 0) throw conflict(workerId, observeWorker(paths, meta), `send ${sig} to`);
+      for (const pid of commands) {
+        try {
+          process.kill(pid, sig);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+        }
+      }
+    }
+    this.#ctx.logger.info('process provider: secrets refreshed', {
+      workerId,
+      updated,
+      secrets: secrets.filter((m) => m.strategy !== 'env').map((m) => ({ name: m.name, version: m.version })),
+      ...(sig === undefined ? {} : { signal: sig }),
+    });
+    return { workerId, updated };
+  }
+
+  /**
+   * Starts the worker's command again. A live worker keeps its environment (read back from `/proc`); `secrets`
+   * overrides its env secrets and replaces its secret files. A worker that has ended has no environment left to read,
+   * and secret values are never stored: it restarts only when `secrets` brings every env secret it had, and its
+   * secret files are still there or come with `secrets` too.
+   */
+  async restartWorker(workerId: string, secrets: readonly SecretMount[] = []): Promise<Worker> {
+    checkSecretMounts(secrets);
     const meta = await this.#requireMeta(workerId);
     const paths = this.#paths(workerId);
     const alive = wrapperAlive(meta);
+    const freshEnv = secrets.filter((m) => m.strategy === 'env');
+    const freshFiles = secrets.filter((m) => m.strategy !== 'env');
     let env = alive ? readEnviron(meta.pid) : undefined;
     if (env === undefined) {
-      // The live environment ended with the process; it can be rebuilt unless it held secrets, which are not kept.
-      if (meta.secrets.length > 0) {
-        throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' has ended and its secrets are gone; create a new worker instead`, {
-          details: { workerId },
+      const missing = meta.secrets.filter((r) =>
+        r.strategy === 'env'
+          ? !freshEnv.some((m) => m.envName === r.envName)
+          : !freshFiles.some((m) => m.path === r.path) && !existsSync(path.join(paths.secrets, containedRelative(r.path ?? '') ?? '.')),
+      );
+      if (missing.length > 0) {
+        throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' has ended and its secrets are gone; restart it with secrets, or create a new worker`, {
+          details: { workerId, missing: missing.map((r) => r.name) },
         });
       }
-      env = this.#environment(workerId, meta.spec, paths, []);
+      env = this.#environment(workerId, meta.spec, paths, freshEnv);
+    } else {
+      for (const m of freshEnv) env[m.envName] = m.value;
     }
+    if (freshFiles.length > 0 || meta.secrets.some((r) => r.strategy !== 'env')) env['WM_SECRETS_DIR'] = paths.secrets;
     writeJsonAtomic(paths.terminating, { reason: 'restart', at: Date.now() } satisfies TerminatingMarker);
     let next: WorkerMeta;
     try {
       if (alive) await stopWorker(paths, meta, this.#config.defaultGracePeriodMs);
       rmSync(paths.exit, { force: true });
       rmSync(paths.final, { force: true });
+      if (freshFiles.length > 0) writeSecretFiles(paths, freshFiles);
       const now = Date.now();
       const started = spawnWrapped({ paths, argv: checkSpec(meta.spec, []).argv, env, cwd: meta.cwd, ...(meta.memoryKiB === undefined ? {} : { memoryKiB: meta.memoryKiB }) });
       await wrapperReady(started, paths);
-      next = { ...meta, generation: meta.generation + 1, pid: started.pid, startTime: started.startTime, startedAt: new Date(now).toISOString() };
+      next = {
+        ...meta,
+        secrets: mergeSecretRecords(meta.secrets, secrets),
+        generation: meta.generation + 1,
+        pid: started.pid,
+        startTime: started.startTime,
+        startedAt: new Date(now).toISOString(),
+      };
       if (meta.spec.timeoutMs !== undefined) next.deadlineAt = now + meta.spec.timeoutMs;
       writeJsonAtomic(paths.meta, next);
     } finally {

@@ -47,3 +47,14 @@ export function secretRecord(mount: SecretMount): SecretRecord {
     ? { strategy: mount.strategy, name: mount.name, version: mount.version, envName: mount.envName }
     : { strategy: mount.strategy, name: mount.name, version: mount.version, path: mount.path };
 }
+
+/** The records after a restart with fresh secrets: a fresh mount replaces the record of the same variable or path. */
+export function mergeSecretRecords(records: readonly SecretRecord[], fresh: readonly SecretMount[]): SecretRecord[] {
+  const key = (r: SecretRecord): string => (r.strategy === 'env' ? `env:${r.envName}` : `file:${r.path}`);
+  const out = new Map(records.map((r) => [key(r), r]));
+  for (const m of fresh) {
+    const r = secretRecord(m);
+    out.set(key(r), r);
+  }
+  return [...out.values()];
+}

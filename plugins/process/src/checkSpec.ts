@@ -52,6 +52,14 @@ export function checkSpec(spec: RuntimeSpec, secrets: readonly SecretMount[]): P
     }
     workingDir = rel;
   }
+  checkSecretMounts(secrets);
+  const plan: ProcessPlan = { argv: [...spec.command, ...(spec.args ?? [])], workingDir };
+  if (spec.resources?.memoryMiB !== undefined) plan.memoryKiB = spec.resources.memoryMiB * 1024;
+  return plan;
+}
+
+/** Refuses a file or volume secret mount whose path would leave the worker's secrets folder (without its value). */
+export function checkSecretMounts(secrets: readonly SecretMount[]): void {
   secrets.forEach((mount, i) => {
     if (mount.strategy !== 'env' && containedRelative(mount.path) === undefined) {
       throw new WorkerManagerError('WM_ERR_VALIDATION', `secret mount '${mount.name}': path must name a file inside the secrets folder`, {
@@ -59,7 +67,4 @@ export function checkSpec(spec: RuntimeSpec, secrets: readonly SecretMount[]): P
       });
     }
   });
-  const plan: ProcessPlan = { argv: [...spec.command, ...(spec.args ?? [])], workingDir };
-  if (spec.resources?.memoryMiB !== undefined) plan.memoryKiB = spec.resources.memoryMiB * 1024;
-  return plan;
 }

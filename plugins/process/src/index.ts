@@ -25,6 +25,7 @@ export default definePlugin({
     'worker.resources.memory': '1.0.0',
     'worker.secrets.env': '1.0.0',
     'worker.secrets.file': '1.0.0',
+    'worker.secrets.refresh': '1.0.0',
   },
   configSchema: ProcessConfig,
   setup(ctx) {

@@ -125,7 +125,12 @@ function scan(file: string, from: number, flush: boolean): Array<[number, number
     lineStart = nl + 1;
   }
   const atEof = from + length === size;
-  if (lineStart < length && ((flush && atEof) || length - lineStart >= MAX_CHUNK)) push(lineStart, length);
+  if (lineStart < length) {
+    if (flush && atEof) push(lineStart, length);
+    // A long line still being written is cut only at whole chunks: its tail waits for the newline (or the end), so
+    // where the chunks fall does not depend on when the indexer happened to run.
+    else push(lineStart, lineStart + Math.floor((length - lineStart) / MAX_CHUNK) * MAX_CHUNK);
+  }
   return out;
 }
 

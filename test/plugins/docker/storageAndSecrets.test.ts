@@ -69,13 +69,13 @@ describe('docker provider: volumes and secrets', { skip, concurrency: true }, ()
     const secrets: SecretMount[] = [
       { strategy: 'env', name: 'token', version: '3', envName: 'API_TOKEN', value: SECRET },
       { strategy: 'file', name: 'key', version: '1', path: 'key.pem', value: `${SECRET}-file` },
-      { strategy: 'file', name: 'abs', version: '1', path: '/etc/abs-secret', value: `${SECRET}-abs` },
+      { strategy: 'file', name: 'abs', version: '1', path: '/etc/abs/secret', value: `${SECRET}-abs` },
     ];
     const w = await h.proxy.createWorker({ workerId: 'sec', spec: longSpec('sec', { secretRefs: [{ name: 'token', mount: 'env', envName: 'API_TOKEN' }] }), secrets });
     const run = async (cmd: string): Promise<string> => (await h.proxy.executeCommand({ workerId: 'sec', command: ['sh', '-c', cmd] })).stdout;
     assert.equal(await run('printf %s "$API_TOKEN"'), SECRET);
     assert.equal(await run('cat "$WM_SECRETS_DIR/key.pem"'), `${SECRET}-file`);
-    assert.equal(await run('cat /etc/abs-secret'), `${SECRET}-abs`);
+    assert.equal(await run('cat /etc/abs/secret'), `${SECRET}-abs`);
     assert.match(await run('touch /run/secrets/x 2>&1; echo $?'), /[1-9]\d*\n$/, 'the secrets folder is read-only');
     const info = await inspect(w.providerRef);
     const secretsMount = info.Mounts.find((m) => m.Destination === '/run/secrets');

@@ -11,5 +11,9 @@ runProviderConformance({
   longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 30`] }),
   delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${delayMs / 1000}; echo ${marker}; exec sleep 30`] }),
   shortSpec: (marker, exitCode) => ({ command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
+  secretProbe: {
+    file: (p) => ['sh', '-c', `cat "$WM_SECRETS_DIR/${p}"`],
+    env: (name) => ['sh', '-c', `printf %s "$${name}"`],
+  },
   testTimeoutMs: 10_000,
 });

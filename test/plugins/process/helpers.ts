@@ -9,12 +9,16 @@ import { waitFor } from '../../helpers/waitFor.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A temp state dir whose worker processes are all killed, and which is removed, when the test ends. */
+/**
+ * A temp state dir whose worker processes are all killed, and which is removed, when the test ends. node:test runs
+ * `after` hooks in registration order, so a harness opened later is still watching (and writing status files) while
+ * this runs: the removal retries on ENOTEMPTY instead of failing a test that passed.
+ */
 export async function tempStateDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-process-test-'));
   t.after(async () => {
     await killAll(dir);
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   return dir;
 }
