@@ -3,6 +3,7 @@ import {
   isWorkerManagerError,
   toWorkerManagerError,
   type Contract,
+  type CredentialProviderContract,
   type PluginKind,
   type Proxied,
   type WorkerEvent,
@@ -18,7 +19,7 @@ import type { LoadedConfig } from '../config/loadConfig.ts';
 import type { InstanceEntry, PluginEntry } from '../config/schema.ts';
 import { hostError } from '../errors.ts';
 import { applySchemaDefaults } from './applySchemaDefaults.ts';
-import type { SandboxFactory, SandboxLike, SandboxStatusChange } from './SandboxLike.ts';
+import type { SandboxCall, SandboxFactory, SandboxLike, SandboxStatusChange } from './SandboxLike.ts';
 import { negotiatePlugin, requireCapabilities, type Negotiated } from './negotiate.ts';
 import { resolvePluginPackage, type ResolvedPackage } from './resolvePluginPackage.ts';
 
@@ -66,6 +67,8 @@ export interface RegistryHooks {
   onWorkerEvent?(instance: string, event: WorkerEvent): void;
   onPluginStatus?(instance: string, plugin: { id: string; version: string }, change: SandboxStatusChange): void;
   onPluginLog?(instance: string, level: string, message: string, fields?: Record<string, unknown>): void;
+  /** Every settled contract call (metrics); without it the sandboxes do not time calls. */
+  onPluginCall?(instance: string, plugin: { id: string; version: string }, call: SandboxCall): void;
 }
 
 export interface RegistryOptions {
@@ -152,6 +155,11 @@ export class PluginRegistry {
     return rows;
   }
 
+  /** Every plugin record (entries that got one), in config order. */
+  plugins(): PluginRecord[] {
+    return [...this.#plugins.values()];
+  }
+
   /** Every instance record, in config order. */
   instances(): InstanceRecord[] {
     return [...this.#instances.values()];
@@ -185,6 +193,11 @@ export class PluginRegistry {
   /** Shortcut for provider instances. */
   provider(name: string): Proxied<WorkerProviderContract> {
     return this.proxy<WorkerProviderContract>(name, 'provider');
+  }
+
+  /** Shortcut for credentials instances. */
+  credentials(name: string): Proxied<CredentialProviderContract> {
+    return this.proxy<CredentialProviderContract>(name, 'credentials');
   }
 
   /** Name of the provider instance that takes workers naming none: the one marked default, else the only one. */
@@ -283,6 +296,7 @@ export class PluginRegistry {
           else if (change.state === 'running' && inst.state === 'restarting') inst.state = 'running';
           hooks.onPluginStatus?.(inst.name, ids, change);
         },
+        onCall: hooks.onPluginCall === undefined ? undefined : (call) => hooks.onPluginCall?.(inst.name, ids, call),
       });
       inst.sandbox = sandbox;
       inst.state = 'starting';

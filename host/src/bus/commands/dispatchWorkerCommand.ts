@@ -34,7 +34,7 @@ export async function dispatchWorkerCommand(workers: WorkerService, command: Wor
     throw new WorkerManagerError('WM_ERR_VALIDATION', `invalid params for ${command.operation}: ${first?.instancePath ?? ''} ${first?.message ?? ''}`.trim(), { details: { operation: command.operation } });
   }
   const p = command.params as unknown as Params;
-  const ctx = command.correlationId === undefined ? {} : { correlationId: command.correlationId };
+  const ctx = { ...(command.correlationId === undefined ? {} : { correlationId: command.correlationId }), ...(command.tenant === undefined ? {} : { tenant: command.tenant }) };
   switch (command.operation) {
     case 'create':
       return workers.createWorker({
@@ -43,24 +43,23 @@ export async function dispatchWorkerCommand(workers: WorkerService, command: Wor
         spec: p.spec,
         idempotencyKey: command.idempotencyKey,
         ...ctx,
-        ...(command.tenant === undefined ? {} : { tenant: command.tenant }),
       });
     case 'terminate':
       return workers.terminateWorker(p.workerId, { ...(p.gracePeriodMs === undefined ? {} : { gracePeriodMs: p.gracePeriodMs }), ...ctx });
     case 'status':
-      return workers.getStatus(p.workerId);
+      return workers.getStatus(p.workerId, ctx);
     case 'list':
-      return workers.listWorkers({ ...(p.provider === undefined ? {} : { provider: p.provider }), ...(p.labels === undefined ? {} : { labels: p.labels }) });
+      return workers.listWorkers({ ...(p.provider === undefined ? {} : { provider: p.provider }), ...(p.labels === undefined ? {} : { labels: p.labels }) }, ctx);
     case 'exec':
-      return workers.executeCommand(p.workerId, p.command, p.timeoutMs);
+      return workers.executeCommand(p.workerId, p.command, p.timeoutMs, ctx);
     case 'pause':
-      return workers.pauseWorker(p.workerId);
+      return workers.pauseWorker(p.workerId, ctx);
     case 'resume':
-      return workers.resumeWorker(p.workerId);
+      return workers.resumeWorker(p.workerId, ctx);
     case 'restart':
-      return workers.restartWorker(p.workerId);
+      return workers.restartWorker(p.workerId, ctx);
     case 'capacity':
-      return workers.getCapacity(p.provider);
+      return workers.getCapacity(p.provider, ctx);
   }
 }
 

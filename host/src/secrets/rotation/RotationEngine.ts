@@ -1,0 +1,934 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import {
+  toWorkerManagerError,
+  WorkerManagerError,
+  type CallOptions,
+  type CredentialProviderContract,
+  type Proxied,
+  type SecretVersion,
+} from '@worker-manager/plugin-sdk';
+import type { EventBus } from '../../bus/EventBus.ts';
+import type { EventEnvelope } from '../../bus/EventEnvelope.ts';
+import { createEvent } from '../../bus/createEvent.ts';
+import type { Subjects } from '../../bus/subjects.ts';
+import { hostError } from '../../errors.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { OperationObserver } from '../../observability/OperationObserver.ts';
+import type { PluginRegistry } from '../../plugins/PluginRegistry.ts';
+import type { AuditSink } from '../../security/audit/AuditSink.ts';
+import { CronSyntaxError, parseCron } from './cronSchedule.ts';
+import { parseDuration } from './parseDuration.ts';
+import { PolicyTriggers, type ResolvedPolicy } from './PolicyTriggers.ts';
+import { requesterPrincipal } from './requesterPrincipal.ts';
+import { RestartCoalescer, type RestartTarget } from './RestartCoalescer.ts';
+import { RotationJournal } from './RotationJournal.ts';
+import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
+import type { ConsumerRef, RotationBroker, RotationConsumer, RotationWorkers } from './rotationPorts.ts';
+import type { RotationSettings } from './rotationSettings.ts';
+
+export type { RotationRecord, RotationState, RotationTrigger } from './RotationRecord.ts';
+
+/** What the engine is built from (the host's cradle). */
+export interface RotationEngineDeps {
+  registry: PluginRegistry;
+  /** Without a broker (a host with no secrets consumers) versions still rotate; nothing is distributed. */
+  broker?: RotationBroker | undefined;
+  workers?: RotationWorkers | undefined;
+  bus: EventBus;
+  subjects: Subjects;
+  hostId: string;
+  stateDir: string;
+  settings: RotationSettings;
+  logger: Logger;
+  audit?: AuditSink | undefined;
+  observer?: OperationObserver | undefined;
+}
+
+/** A request to rotate one secret now. */
+export interface RotateRequest {
+  name: string;
+  /** Credentials instance; the broker's default when absent. */
+  credentials?: string;
+  /** Principal id of the caller (`host:<id>` for timers and events). */
+  requester: string;
+  /** When given, the broker must let this tenant read the secret. */
+  tenant?: string;
+  correlationId?: string;
+  trigger?: RotationTrigger;
+}
+
+/** A request to make the previous version active again. */
+export type RollbackRequest = Omit<RotateRequest, 'trigger'>;
+
+const ROTATE_STEPS: RotationStep[] = ['create', 'test', 'promote', 'distribute', 'grace', 'revoke'];
+const GONE = new Set(['WM_ERR_NOT_FOUND', 'WM_ERR_CONFLICT']);
+const MAX_RETRY_MS = 300_000;
+
+/** Restarts still to come; boxed, because an async function returning a bare promise would wait for it. */
+interface Pending {
+  restarts: Promise<void>;
+}
+
+const current = (versions: SecretVersion[]): SecretVersion | undefined => versions.find((v) => v.stages.includes('current'));
+
+/** A failure as records keep it, plus its category for the observer. */
+interface Failure {
+  code: string;
+  message: string;
+  category?: string;
+}
+
+function errorOf(error: unknown): Failure {
+  const e = toWorkerManagerError(error);
+  return { code: e.code, message: e.message, category: e.category };
+}
+
+/** Records keep code and message only (the journal schema is closed). */
+const recorded = (f: Failure): { code: string; message: string } => ({ code: f.code, message: f.message });
+
+/**
+ * Rotates secrets without stopping the work that uses them (seed 000, "Sistema de Rotación Automática").
+ *
+ * A rotation creates a pending version, tests it, promotes it (the old version becomes deprecated but stays readable:
+ * dual release), moves every consumer onto it (file mounts replaced in place, env consumers restarted, coalesced per
+ * worker), and revokes the old version once the grace period is over. A failure before the end rolls back: the
+ * previous version is promoted again, consumers follow, the new version is revoked. Every step is written to the
+ * journal before it runs, so a host that dies at any step finishes the rotation (promoted already) or rolls it back
+ * (not yet promoted) at its next start. The engine never sees a secret value: it moves versions; the broker resolves
+ * material straight into the workers.
+ */
+export class RotationEngine {
+  readonly #d: RotationEngineDeps;
+  readonly #journal: RotationJournal;
+  readonly #restarts: RestartCoalescer;
+  readonly #locks = new Map<string, Promise<void>>();
+  readonly #slotWaiters: Array<() => void> = [];
+  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
+  readonly #retries = new Map<string, number>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #policySpecs: Array<{ index: number; intervalMs?: number; cron?: ReturnType<typeof parseCron> }>;
+  #policies: ResolvedPolicy[] = [];
+  #triggers: PolicyTriggers | undefined;
+  #slotsFree: number;
+  #state: 'new' | 'running' | 'stopped' = 'new';
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(deps: RotationEngineDeps) {
+    this.#d = deps;
+    this.#journal = new RotationJournal(path.join(deps.stateDir, 'rotation'), deps.settings.historyLimit);
+    this.#slotsFree = deps.settings.maxParallel;
+    this.#restarts = new RestartCoalescer({ debounceMs: deps.settings.debounceMs, restart: (workerId, targets, correlationId) => this.#restartWorker(workerId, targets, correlationId) });
+    this.#policySpecs = deps.settings.policies.map((p, index) => {
+      const where = `secrets.rotation.policies[${index}] (secret '${p.secret}')`;
+      if (p.interval !== undefined && p.cron !== undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `${where}: set interval or cron, not both`, { details: { policy: index } });
+      const spec: { index: number; intervalMs?: number; cron?: ReturnType<typeof parseCron> } = { index };
+      if (p.interval !== undefined) {
+        const ms = parseDuration(p.interval);
+        if (ms === undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `${where}: interval '${p.interval}' is not a duration`, { details: { policy: index } });
+        spec.intervalMs = ms;
+      }
+      if (p.cron !== undefined) {
+        try {
+          spec.cron = parseCron(p.cron);
+        } catch (error) {
+          if (!(error instanceof CronSyntaxError)) throw error;
+          throw hostError('HOST_ERR_CONFIG_INVALID', `${where}: cron '${p.cron}': ${error.message}`, { details: { policy: index } });
+        }
+      }
+      return spec;
+    });
+  }
+
+  /** Restarts the coalescer has run (or attempted) since start. */
+  get restartCount(): number {
+    return this.#restarts.restarts;
+  }
+
+  /**
+   * Loads the journal, finishes or rolls back every rotation a previous run left unfinished (no version is left
+   * pending when this resolves), re-arms grace-period revocations, then starts the time and event triggers.
+   * Call after the broker and the plugins have started.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  /** Stops triggers and timers and waits up to `timeoutMs` for rotations in flight; what is left resumes at next start. */
+  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.timeoutMs ?? 5_000);
+    return this.#stopping;
+  }
+
+  /**
+   * Rotates a secret now. Resolves once consumers are on the new version (the record is then `in_progress` at step
+   * `grace` until the old version is revoked), or with a `failed` record after the automatic rollback ran. Throws
+   * when no rotation was started: unknown secret or credentials instance, tenant not allowed, engine not running.
+   */
+  async rotate(req: RotateRequest): Promise<RotationRecord> {
+    this.#assertRunning();
+    const credentials = this.#credentialsFor(req);
+    // An unknown secret is the caller's mistake, not a failed rotation: no record for it.
+    await this.#creds(credentials).describe({ name: req.name }, this.#callOptions(req.correlationId));
+    return this.#track(this.#rotate({ ...req, credentials, trigger: req.trigger ?? 'manual' }));
+  }
+
+  /**
+   * Makes the previous version (stage `previous`, still readable in its grace period) active again, moves consumers
+   * back onto it, and revokes the version rolled back from after the grace period. Throws WM_ERR_CONFLICT when there is
+   * no previous version left.
+   */
+  async rollback(req: RollbackRequest): Promise<RotationRecord> {
+    this.#assertRunning();
+    const credentials = this.#credentialsFor(req);
+    await this.#previousOf(credentials, req.name, req.correlationId);
+    return this.#track(this.#exclusive(this.#key(credentials, req.name), () => this.#manualRollback({ ...req, credentials })));
+  }
+
+  /** Versions of a secret, metadata only. */
+  async listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersion[]> {
+    const credentials = this.#credentialsFor(req);
+    return this.#creds(credentials).listVersions({ name: req.name });
+  }
+
+  /** Rotation and rollback records, oldest first (finished ones up to `historyLimit`), optionally of one secret. */
+  history(name?: string): RotationRecord[] {
+    return this.#journal
+      .entries()
+      .filter((e) => name === undefined || e.name === name)
+      .map(publicRecord);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async #start(): Promise<void> {
+    if (this.#state === 'stopped') throw hostError('HOST_ERR_ROTATION_STOPPED', 'the rotation engine was stopped and cannot start again');
+    this.#policies = this.#resolvePolicies();
+    await this.#journal.load();
+    this.#state = 'running';
+    await this.#recover();
+    if (this.#state !== 'running') return;
+    const triggers = new PolicyTriggers({
+      policies: this.#policies,
+      bus: this.#d.bus,
+      ignoreSubjects: [this.#d.subjects.of('secretRotated'), this.#d.subjects.of('secretRotationFailed')],
+      debounceMs: this.#d.settings.debounceMs,
+      logger: this.#d.logger,
+      lastRotatedAt: async (policy) => {
+        const cur = current(await this.#creds(policy.credentials).listVersions({ name: policy.secret }));
+        return cur === undefined ? undefined : Date.parse(cur.createdAt);
+      },
+      fire: (policy, trigger, cause) => this.#fire(policy, trigger, cause),
+    });
+    this.#triggers = triggers;
+    await triggers.start();
+    this.#d.logger.info({ policies: this.#policies.length, journal: this.#journal.file }, 'rotation engine started');
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    this.#state = 'stopped';
+    this.#triggers?.stop();
+    for (const timer of this.#graceTimers.values()) clearTimeout(timer);
+    this.#graceTimers.clear();
+    this.#restarts.stop();
+    if (this.#inflight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#inflight]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.#inflight.size > 0) this.#d.logger.warn({ inflight: this.#inflight.size }, 'rotation engine stopped with rotations in flight; the journal resumes them at next start');
+  }
+
+  #resolvePolicies(): ResolvedPolicy[] {
+    const seen = new Map<string, number>();
+    return this.#d.settings.policies.map((p, index) => {
+      const credentials = this.#credentialsFor({ credentials: p.credentials });
+      const key = this.#key(credentials, p.secret);
+      const other = seen.get(key);
+      if (other !== undefined) {
+        throw hostError('HOST_ERR_CONFIG_INVALID', `secrets.rotation.policies[${index}] rotates secret '${p.secret}' of '${credentials}', like policies[${other}]: one policy per secret`, { details: { policy: index } });
+      }
+      seen.set(key, index);
+      const spec = this.#policySpecs[index] ?? { index };
+      const policy: ResolvedPolicy = {
+        index,
+        secret: p.secret,
+        credentials,
+        jitterMs: p.jitterMs,
+        gracePeriodMs: p.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs,
+        onEvents: p.onEvents ?? [],
+      };
+      if (spec.intervalMs !== undefined) policy.intervalMs = spec.intervalMs;
+      if (spec.cron !== undefined) policy.cron = spec.cron;
+      if (p.changeMode !== undefined) policy.changeMode = p.changeMode;
+      return policy;
+    });
+  }
+
+  /** Unfinished journal entries, one secret at a time in start order, secrets in parallel. */
+  async #recover(): Promise<void> {
+    const unfinished = this.#journal.entries().filter((e) => !isFinished(e));
+    if (unfinished.length === 0) return;
+    this.#d.logger.warn({ unfinished: unfinished.map((e) => ({ id: e.id, name: e.name, operation: e.operation, state: e.state, step: e.step ?? null })) }, 'rotation engine: resuming rotations a previous run left unfinished');
+    const bySecret = new Map<string, JournalEntry[]>();
+    for (const e of unfinished.sort((a, b) => a.startedAtMs - b.startedAtMs)) {
+      const key = this.#key(e.credentials, e.name);
+      bySecret.set(key, [...(bySecret.get(key) ?? []), e]);
+    }
+    await Promise.all(
+      [...bySecret.values()].map(async (entries) => {
+        for (const entry of entries) {
+          try {
+            await this.#recoverEntry(entry);
+          } catch (error) {
+            // The credentials instance may be down: the entry stays unfinished and is retried at the next start.
+            this.#d.logger.error({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, err: errorOf(error) }, 'rotation engine: could not resume a rotation');
+          }
+        }
+      }),
+    );
+  }
+
+  async #recoverEntry(entry: JournalEntry): Promise<void> {
+    const step = entry.step as RotationStep | undefined;
+    if (step === 'grace' || step === 'revoke') {
+      // Revocations already due are done now, so start() leaves nothing half-done that it could finish.
+      if (Date.parse(entry.revokeAt ?? '') <= Date.now()) await this.#revoke(entry);
+      else this.#scheduleRevoke(entry);
+      return;
+    }
+    const policy = this.#policyFor(entry.credentials, entry.name);
+    if (entry.operation === 'rollback') {
+      await this.#exclusive(this.#key(entry.credentials, entry.name), () => this.#undo(entry, policy));
+      return;
+    }
+    if (entry.state === 'pending' || step === undefined || step === 'create' || step === 'test') {
+      const interrupted = hostError('HOST_ERR_ROTATION_INTERRUPTED', `the host stopped at step '${step ?? 'pending'}' of rotation ${entry.id}, before the new version was promoted; it is rolled back`, {
+        details: { rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: step ?? 'pending' },
+      });
+      await this.#exclusive(this.#key(entry.credentials, entry.name), () => this.#failAndRollback(entry, interrupted, policy));
+      return;
+    }
+    // Promoted, or about to be: finish forward. Every remaining step is idempotent.
+    const pending = await this.#exclusive(this.#key(entry.credentials, entry.name), async (): Promise<Pending | undefined> => {
+      try {
+        if (step === 'promote') await this.#creds(entry.credentials).promoteVersion({ name: entry.name, version: entry.newVersion as string }, this.#callOptions(entry.correlationId));
+        return await this.#distributeStep(entry, policy);
+      } catch (error) {
+        if (this.#state !== 'running') throw error;
+        await this.#failAndRollback(entry, error, policy);
+        return undefined;
+      }
+    });
+    if (pending !== undefined) await this.#finishForward(entry, pending);
+  }
+
+  // ---------------------------------------------------------------- rotation
+
+  async #fire(policy: ResolvedPolicy, trigger: 'time' | 'event', cause?: EventEnvelope): Promise<boolean> {
+    if (this.#state !== 'running') return false;
+    try {
+      const record = await this.rotate({
+        name: policy.secret,
+        credentials: policy.credentials,
+        requester: `host:${this.#d.hostId}`,
+        trigger,
+        ...(cause?.correlationid === undefined ? {} : { correlationId: cause.correlationid }),
+      });
+      return record.state !== 'failed';
+    } catch (error) {
+      this.#d.logger.error({ name: policy.secret, credentials: policy.credentials, trigger, err: errorOf(error) }, 'rotation engine: triggered rotation could not start');
+      return false;
+    }
+  }
+
+  async #rotate(req: RotateRequest & { credentials: string; trigger: RotationTrigger }): Promise<RotationRecord> {
+    const policy = this.#policyFor(req.credentials, req.name);
+    const entry = this.#newEntry('rotate', req, policy?.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs, 'pending');
+    this.#journal.add(entry);
+    await this.#journal.save();
+    await this.#audit(entry);
+    const pending = await this.#exclusive(this.#key(req.credentials, req.name), () => this.#rotateSteps(entry, policy));
+    if (pending !== undefined) await this.#finishForward(entry, pending);
+    return publicRecord(entry);
+  }
+
+  /** Create, test, promote, distribute, under the secret's lock. Undefined when it failed (and was rolled back). */
+  async #rotateSteps(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending | undefined> {
+    const creds = this.#creds(entry.credentials);
+    const opts = this.#callOptions(entry.correlationId);
+    const { name } = entry;
+    try {
+      this.#assertRunning();
+      const before = current(await creds.listVersions({ name }, opts));
+      if (before !== undefined) entry.previousVersion = before.version;
+      entry.state = 'in_progress';
+      await this.#step(entry, 'create');
+      const created = await creds.createPendingVersion({ name }, opts);
+      entry.newVersion = created.version;
+      await this.#step(entry, 'test');
+      const test = await creds.testVersion({ name, version: created.version }, opts);
+      if (!test.ok) {
+        throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${name}' version ${created.version} failed its test${test.reason === undefined ? '' : `: ${test.reason}`}`, {
+          details: { name, credentials: entry.credentials, version: created.version, step: 'test' },
+        });
+      }
+      await this.#step(entry, 'promote');
+      await creds.promoteVersion({ name, version: created.version }, opts);
+      return await this.#distributeStep(entry, policy);
+    } catch (error) {
+      // A stopping host leaves the entry at its step: the next start resumes or rolls it back from the journal.
+      if (this.#state !== 'running') throw error;
+      await this.#failAndRollback(entry, error, policy);
+      return undefined;
+    }
+  }
+
+  /** Step `distribute`: checks the store serves the new version, then moves consumers onto it. Returns the restarts. */
+  async #distributeStep(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending> {
+    await this.#step(entry, 'distribute');
+    this.#d.broker?.invalidate(entry.credentials, entry.name);
+    const described = await this.#creds(entry.credentials).describe({ name: entry.name }, this.#callOptions(entry.correlationId));
+    if (described.currentVersion !== entry.newVersion) {
+      throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${entry.name}' serves version ${described.currentVersion ?? 'none'} as current, not the promoted version ${entry.newVersion ?? '?'}`, {
+        details: { name: entry.name, credentials: entry.credentials, version: entry.newVersion, step: 'distribute' },
+      });
+    }
+    const { workers, restarts } = await this.#distribute(entry, policy);
+    entry.workers = workers;
+    return { restarts };
+  }
+
+  /** After the secret's lock is released: waits for coalesced restarts, then starts the grace period. */
+  async #finishForward(entry: JournalEntry, pending: Pending): Promise<void> {
+    await pending.restarts;
+    if (this.#state !== 'running') return;
+    entry.latencyMs = Date.now() - entry.startedAtMs;
+    await this.#enterGrace(entry);
+    this.#observe(entry, 'rotateSecret', undefined);
+    await this.#publishRotated(entry);
+  }
+
+  // ---------------------------------------------------------------- rollback
+
+  /** Marks a rotation failed and runs its automatic rollback, as a record of its own. Under the secret's lock. */
+  async #failAndRollback(entry: JournalEntry, error: unknown, policy: ResolvedPolicy | undefined): Promise<void> {
+    const failure = errorOf(error);
+    const promoted = ROTATE_STEPS.indexOf(entry.step as RotationStep) >= ROTATE_STEPS.indexOf('promote');
+    entry.state = 'failed';
+    entry.error = recorded(failure);
+    this.#finish(entry);
+    const rb = this.#newEntry('rollback', { ...entry, trigger: entry.trigger }, 0, 'rollback');
+    rb.rollbackOf = entry.id;
+    rb.step = 'restore';
+    rb.undoPromoted = promoted;
+    if (entry.newVersion !== undefined) rb.previousVersion = entry.newVersion;
+    if (entry.previousVersion !== undefined) rb.newVersion = entry.previousVersion;
+    // One write: the failure and the start of its rollback are durable together.
+    this.#journal.add(rb);
+    await this.#journal.save();
+    this.#d.logger.error({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: entry.step, err: failure }, 'rotation failed; rolling back');
+    await this.#audit(entry);
+    this.#observe(entry, 'rotateSecret', failure);
+    await this.#publish('secretRotationFailed', entry, { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
+    await this.#audit(rb);
+    await this.#undo(rb, policy);
+  }
+
+  /**
+   * Automatic rollback steps, each idempotent so a crash can redo them: `restore` (the old version is current again),
+   * `redistribute` (consumers follow, when the failed version had reached them), `revoke-new` (the failed version and
+   * any other pending one are revoked: none was ever released for good). Under the secret's lock.
+   */
+  async #undo(rb: JournalEntry, policy: ResolvedPolicy | undefined): Promise<void> {
+    const creds = this.#creds(rb.credentials);
+    const opts = this.#callOptions(rb.correlationId);
+    const { name } = rb;
+    try {
+      if (rb.step === 'restore') {
+        const cur = current(await creds.listVersions({ name }, opts));
+        if (rb.previousVersion !== undefined && cur?.version === rb.previousVersion) {
+          if (rb.newVersion === undefined) {
+            throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${name}' had no version before ${rb.previousVersion}: nothing to restore`, { details: { name, credentials: rb.credentials } });
+          }
+          await creds.promoteVersion({ name, version: rb.newVersion }, opts);
+          rb.undoPromoted = true;
+        }
+        await this.#step(rb, 'redistribute');
+      }
+      if (rb.step === 'redistribute') {
+        if (rb.undoPromoted === true) {
+          this.#d.broker?.invalidate(rb.credentials, name);
+          const { workers, restarts } = await this.#distribute(rb, policy);
+          rb.workers = workers;
+          await restarts;
+        }
+        await this.#step(rb, 'revoke-new');
+      }
+      if (rb.step === 'revoke-new') {
+        for (const v of await creds.listVersions({ name }, opts)) {
+          const undone = v.version === rb.previousVersion || v.status === 'pending';
+          if (undone && v.status !== 'revoked' && !v.stages.includes('current')) await creds.revokeVersion({ name, version: v.version }, opts);
+        }
+      }
+      rb.state = 'completed';
+      rb.latencyMs = Date.now() - rb.startedAtMs;
+      delete rb.error;
+      this.#finish(rb);
+      await this.#journal.save();
+      this.#retries.delete(rb.id);
+      await this.#audit(rb);
+      this.#observe(rb, 'rollbackSecret', undefined);
+      if (rb.undoPromoted === true) await this.#publishRotated(rb);
+    } catch (error) {
+      if (this.#state !== 'running') throw error;
+      await this.#rollbackFailed(rb, error, () => this.#exclusive(this.#key(rb.credentials, rb.name), () => this.#undo(rb, policy)));
+    }
+  }
+
+  /** Manual rollback, under the secret's lock: restore `previous`, redistribute, revoke the undone version after grace. */
+  async #manualRollback(req: RollbackRequest & { credentials: string }): Promise<RotationRecord> {
+    this.#assertRunning();
+    const policy = this.#policyFor(req.credentials, req.name);
+    const { cur, prev } = await this.#previousOf(req.credentials, req.name, req.correlationId);
+    const rb = this.#newEntry('rollback', { ...req, trigger: 'manual' }, policy?.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs, 'rollback');
+    if (cur !== undefined) rb.previousVersion = cur.version;
+    rb.newVersion = prev.version;
+    rb.undoPromoted = true;
+    rb.step = 'restore';
+    this.#journal.add(rb);
+    // Rotations waiting to revoke the version we restore must not revoke it: they are reverted.
+    for (const e of this.#journal.entries()) {
+      if (e === rb || isFinished(e) || e.credentials !== req.credentials || e.name !== req.name || e.previousVersion !== prev.version) continue;
+      if (e.step !== 'grace' && e.step !== 'revoke') continue;
+      clearTimeout(this.#graceTimers.get(e.id));
+      this.#graceTimers.delete(e.id);
+      e.state = 'rollback';
+      this.#finish(e);
+      await this.#audit(e);
+    }
+    await this.#journal.save();
+    await this.#audit(rb);
+    const creds = this.#creds(req.credentials);
+    const opts = this.#callOptions(req.correlationId);
+    try {
+      await creds.promoteVersion({ name: req.name, version: prev.version }, opts);
+      await this.#step(rb, 'redistribute');
+      this.#d.broker?.invalidate(req.credentials, req.name);
+      const { workers, restarts } = await this.#distribute(rb, policy);
+      rb.workers = workers;
+      await restarts;
+      rb.latencyMs = Date.now() - rb.startedAtMs;
+      await this.#enterGrace(rb);
+      this.#observe(rb, 'rollbackSecret', undefined);
+      await this.#publishRotated(rb);
+    } catch (error) {
+      if (this.#state !== 'running') throw error;
+      // Same steps as an automatic rollback from here: idempotent, and the undone version is revoked at once.
+      rb.undoPromoted = true;
+      await this.#rollbackFailed(rb, error, () => this.#exclusive(this.#key(rb.credentials, rb.name), () => this.#undo(rb, policy)));
+    }
+    return publicRecord(rb);
+  }
+
+  /**
+   * A rollback step failed (the credentials instance is restarting, a worker did not answer): the record stays
+   * unfinished with the error, is retried with backoff while the host runs, and at the next start otherwise.
+   */
+  async #rollbackFailed(rb: JournalEntry, error: unknown, retry: () => Promise<void>): Promise<void> {
+    const failure = errorOf(error);
+    rb.error = recorded(failure);
+    await this.#journal.save().catch(() => undefined);
+    const attempt = (this.#retries.get(rb.id) ?? 0) + 1;
+    this.#retries.set(rb.id, attempt);
+    const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
+    this.#d.logger.error({ rotationId: rb.id, name: rb.name, credentials: rb.credentials, step: rb.step, attempt, retryMs, err: failure }, 'rollback step failed; retrying');
+    await this.#audit(rb, failure);
+    this.#observe(rb, 'rollbackSecret', failure);
+    await this.#publish('secretRotationFailed', rb, { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
+    this.#later(rb.id, retryMs, () => this.#track(retry()));
+  }
+
+  async #previousOf(credentials: string, name: string, correlationId: string | undefined): Promise<{ cur: SecretVersion | undefined; prev: SecretVersion }> {
+    const versions = await this.#creds(credentials).listVersions({ name }, this.#callOptions(correlationId));
+    const prev = versions.find((v) => v.stages.includes('previous') && v.status !== 'revoked');
+    if (prev === undefined) {
+      throw new WorkerManagerError('WM_ERR_CONFLICT', `secret '${name}' has no previous version to roll back to (none, or already revoked after its grace period)`, {
+        details: { name, credentials, reason: 'no-previous-version' },
+      });
+    }
+    return { cur: current(versions), prev };
+  }
+
+  // ---------------------------------------------------------------- grace period and revocation
+
+  async #enterGrace(entry: JournalEntry): Promise<void> {
+    entry.revokeAt = new Date(Date.now() + entry.gracePeriodMs).toISOString();
+    await this.#step(entry, 'grace');
+    this.#scheduleRevoke(entry);
+  }
+
+  #scheduleRevoke(entry: JournalEntry): void {
+    const delay = Math.max(0, Date.parse(entry.revokeAt ?? '') - Date.now()) || 0;
+    this.#later(entry.id, delay, () => this.#track(this.#revoke(entry)));
+  }
+
+  /** Step `revoke`: the old version stops being readable; then the record is `completed`. Retried on failure. */
+  async #revoke(entry: JournalEntry): Promise<void> {
+    try {
+      await this.#exclusive(this.#key(entry.credentials, entry.name), async () => {
+        // A manual rollback may have restored this version meanwhile; then there is nothing left to do.
+        if (isFinished(entry) || this.#state !== 'running') return;
+        await this.#step(entry, 'revoke');
+        const creds = this.#creds(entry.credentials);
+        const opts = this.#callOptions(entry.correlationId);
+        if (entry.previousVersion !== undefined) {
+          const old = (await creds.listVersions({ name: entry.name }, opts)).find((v) => v.version === entry.previousVersion);
+          if (old !== undefined && old.status !== 'revoked' && !old.stages.includes('current')) await creds.revokeVersion({ name: entry.name, version: old.version }, opts);
+        }
+        entry.state = 'completed';
+        delete entry.error;
+        this.#finish(entry);
+        await this.#journal.save();
+        this.#retries.delete(entry.id);
+        await this.#audit(entry);
+      });
+    } catch (error) {
+      if (this.#state !== 'running') return;
+      const attempt = (this.#retries.get(entry.id) ?? 0) + 1;
+      this.#retries.set(entry.id, attempt);
+      const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
+      this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, version: entry.previousVersion, attempt, retryMs, err: errorOf(error) }, 'revoking the old version failed; retrying');
+      await this.#audit(entry, errorOf(error));
+      this.#later(entry.id, retryMs, () => this.#track(this.#revoke(entry)));
+    }
+  }
+
+  // ---------------------------------------------------------------- distribution
+
+  /** How a consumer follows a rotation: its ref's `onRotation`, else the policy's `changeMode`, else by mount. */
+  #modeOf(ref: ConsumerRef, policy: ResolvedPolicy | undefined): 'hot' | 'signal' | 'restart' | 'none' {
+    const mode = ref.onRotation ?? policy?.changeMode ?? (ref.mount === 'env' ? 'restart' : 'hot');
+    if (mode === 'none') return 'none';
+    // An environment cannot change under a running process.
+    return ref.mount === 'env' ? 'restart' : mode;
+  }
+
+  /** A ref pinned to a version id does not move; `current` (or none) and `previous` do. */
+  #follows(ref: ConsumerRef): boolean {
+    return ref.version === undefined || ref.version === 'current' || ref.version === 'previous';
+  }
+
+  /**
+   * Hot and signal consumers get their files replaced now (awaited: a failure fails the rotation); restart consumers
+   * are handed to the coalescer, whose restarts the returned promise waits for (failures are logged and audited, not
+   * rolled back: the other consumers already use the new version).
+   */
+  async #distribute(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<{ workers: string[]; restarts: Promise<void> }> {
+    const { broker, workers } = this.#d;
+    if (broker === undefined || workers === undefined) return { workers: [], restarts: Promise.resolve() };
+    const byWorker = new Map<string, { tenant: string; hot: ConsumerRef[]; signal: string | undefined; restart: boolean }>();
+    for (const c of broker.consumersOf(entry.credentials, entry.name)) {
+      if (!this.#follows(c.ref)) continue;
+      const mode = this.#modeOf(c.ref, policy);
+      if (mode === 'none') continue;
+      const w = byWorker.get(c.workerId) ?? { tenant: c.tenant, hot: [], signal: undefined, restart: false };
+      byWorker.set(c.workerId, w);
+      if (mode === 'restart') w.restart = true;
+      else {
+        w.hot.push(c.ref);
+        if (mode === 'signal') w.signal ??= c.ref.signal ?? 'SIGHUP';
+      }
+    }
+    const gone = new Set<string>();
+    const refreshed = await Promise.allSettled(
+      [...byWorker].filter(([, w]) => w.hot.length > 0).map(async ([workerId, w]) => {
+        const mounts = await broker.resolve({ workerId, tenant: w.tenant, refs: w.hot, ...this.#callOptions(entry.correlationId) });
+        const files = mounts.filter((m) => m.strategy !== 'env');
+        const opts: { signal?: string; correlationId?: string } = { ...this.#callOptions(entry.correlationId) };
+        if (w.signal !== undefined) opts.signal = w.signal;
+        try {
+          await workers.refreshSecrets(workerId, files, opts);
+        } catch (error) {
+          // A worker that ended meanwhile needs nothing; its consumers are forgotten when it is terminated.
+          if (error instanceof WorkerManagerError && GONE.has(error.code)) {
+            gone.add(workerId);
+            return;
+          }
+          throw error;
+        }
+      }),
+    );
+    const failed = refreshed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const target: RestartTarget = { credentials: entry.credentials, name: entry.name };
+    const restarts = [...byWorker]
+      .filter(([, w]) => w.restart)
+      .map(([workerId]) =>
+        this.#restarts.schedule(workerId, target, entry.correlationId).catch(async (error: unknown) => {
+          if (this.#state !== 'running') return;
+          const failure = errorOf(error);
+          this.#d.logger.error({ rotationId: entry.id, name: entry.name, workerId, err: failure }, 'restart with the rotated secret failed; the worker keeps its old environment');
+          await this.#audit(entry, failure, { workerId });
+        }),
+      );
+    return {
+      workers: [...byWorker.keys()].filter((id) => !gone.has(id)),
+      restarts: Promise.all(restarts).then(() => undefined),
+    };
+  }
+
+  /** The coalescer's restart: fresh material for every secret that asked, resolved now (so the newest version). */
+  async #restartWorker(workerId: string, targets: RestartTarget[], correlationId: string | undefined): Promise<void> {
+    const { broker, workers } = this.#d;
+    if (broker === undefined || workers === undefined) return;
+    const mine: RotationConsumer[] = [];
+    for (const t of targets) {
+      const policy = this.#policyFor(t.credentials, t.name);
+      for (const c of broker.consumersOf(t.credentials, t.name)) {
+        if (c.workerId === workerId && this.#follows(c.ref) && this.#modeOf(c.ref, policy) === 'restart') mine.push(c);
+      }
+    }
+    const first = mine[0];
+    if (first === undefined) return;
+    const mounts = await broker.resolve({ workerId, tenant: first.tenant, refs: mine.map((c) => c.ref), ...this.#callOptions(correlationId) });
+    try {
+      await workers.restartWithSecrets(workerId, mounts, this.#callOptions(correlationId));
+    } catch (error) {
+      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') return;
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- journal, audit, events
+
+  #newEntry(operation: 'rotate' | 'rollback', req: { credentials: string; name: string; trigger: RotationTrigger; requester: string; tenant?: string | undefined; correlationId?: string | undefined }, gracePeriodMs: number, state: JournalEntry['state']): JournalEntry {
+    const now = Date.now();
+    const entry: JournalEntry = {
+      id: `rot-${randomUUID()}`,
+      operation,
+      credentials: req.credentials,
+      name: req.name,
+      trigger: req.trigger,
+      requester: req.requester,
+      state,
+      startedAt: new Date(now).toISOString(),
+      startedAtMs: now,
+      workers: [],
+      gracePeriodMs,
+    };
+    if (req.tenant !== undefined) entry.tenant = req.tenant;
+    if (req.correlationId !== undefined) entry.correlationId = req.correlationId;
+    return entry;
+  }
+
+  /**
+   * Journals the step before it runs, then audits the transition. A stopping engine starts no further step: the
+   * journal keeps the last one written, and the next start resumes or rolls back from there.
+   */
+  async #step(entry: JournalEntry, step: RotationStep): Promise<void> {
+    this.#assertRunning();
+    entry.step = step;
+    await this.#journal.save();
+    await this.#audit(entry);
+  }
+
+  #finish(entry: JournalEntry): void {
+    entry.finishedAt = new Date().toISOString();
+  }
+
+  async #audit(entry: JournalEntry, failure?: Failure, extra: Record<string, unknown> = {}): Promise<void> {
+    const audit = this.#d.audit;
+    if (audit === undefined) return;
+    const error = failure ?? (entry.state === 'failed' ? entry.error : undefined);
+    const plugin = this.#pluginOf(entry.credentials);
+    try {
+      await audit.record({
+        kind: entry.operation === 'rollback' ? 'secret.rollback' : 'secret.rotation',
+        principal: requesterPrincipal(entry.requester, entry.tenant),
+        action: entry.operation === 'rollback' ? 'secret:rollback' : 'secret:rotate',
+        resource: `Secret::${entry.credentials}/${entry.name}`,
+        result: error === undefined ? 'ok' : 'error',
+        ...(entry.correlationId === undefined ? {} : { correlationId: entry.correlationId }),
+        details: {
+          rotationId: entry.id,
+          operation: entry.operation,
+          state: entry.state,
+          step: entry.step ?? null,
+          trigger: entry.trigger,
+          provider: entry.credentials,
+          plugin: plugin?.id ?? null,
+          previousVersion: entry.previousVersion ?? null,
+          newVersion: entry.newVersion ?? null,
+          workers: [...entry.workers],
+          latencyMs: entry.latencyMs ?? Date.now() - entry.startedAtMs,
+          ...(entry.rollbackOf === undefined ? {} : { rollbackOf: entry.rollbackOf }),
+          ...(error === undefined ? {} : { code: error.code, error: error.message }),
+          ...extra,
+        },
+      });
+    } catch (err) {
+      this.#d.logger.error({ rotationId: entry.id, err: errorOf(err) }, 'rotation audit record could not be written');
+    }
+  }
+
+  #observe(entry: JournalEntry, op: 'rotateSecret' | 'rollbackSecret', failure: Failure | undefined): void {
+    const observer = this.#d.observer;
+    if (observer === undefined) return;
+    const plugin = this.#pluginOf(entry.credentials);
+    try {
+      observer({
+        op,
+        instance: entry.credentials,
+        ...(plugin === undefined ? {} : { plugin: plugin.id }),
+        ...(entry.correlationId === undefined ? {} : { correlationId: entry.correlationId }),
+        ...(entry.tenant === undefined ? {} : { tenant: entry.tenant }),
+        result: failure === undefined ? 'ok' : 'error',
+        ...(failure === undefined ? {} : { code: failure.code, ...(failure.category === undefined ? {} : { category: failure.category }) }),
+        latencyMs: entry.latencyMs ?? Date.now() - entry.startedAtMs,
+        secret: entry.name,
+        trigger: entry.trigger,
+      });
+    } catch {
+      // An observer must not break a rotation.
+    }
+  }
+
+  #publishRotated(entry: JournalEntry): Promise<void> {
+    return this.#publish('secretRotated', entry, {});
+  }
+
+  /** Names, versions and ids only: never a value. Publishing never fails a rotation. */
+  async #publish(name: 'secretRotated' | 'secretRotationFailed', entry: JournalEntry, extra: Record<string, unknown>): Promise<void> {
+    const data = {
+      secret: entry.name,
+      credentials: entry.credentials,
+      rotationId: entry.id,
+      operation: entry.operation,
+      trigger: entry.trigger,
+      state: entry.state,
+      previousVersion: entry.previousVersion ?? null,
+      newVersion: entry.newVersion ?? null,
+      workers: [...entry.workers],
+      ...(entry.rollbackOf === undefined ? {} : { rollbackOf: entry.rollbackOf }),
+      ...extra,
+    };
+    try {
+      await this.#d.bus.publish(createEvent(this.#d.subjects, this.#d.hostId, name, data, { subject: `${entry.credentials}/${entry.name}`, correlationId: entry.correlationId, tenant: entry.tenant }));
+    } catch (error) {
+      this.#d.logger.error({ rotationId: entry.id, event: name, err: errorOf(error) }, 'rotation event could not be published');
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #assertRunning(): void {
+    if (this.#state !== 'running') throw hostError('HOST_ERR_ROTATION_STOPPED', `the rotation engine is ${this.#state === 'new' ? 'not started' : 'stopped'}`);
+  }
+
+  /** The credentials instance of a request (the broker's choice when it names none), after the tenant check. */
+  #credentialsFor(req: { credentials?: string | undefined; name?: string; tenant?: string | undefined }): string {
+    const broker = this.#d.broker;
+    let credentials = req.credentials;
+    if (credentials === undefined && broker !== undefined) credentials = broker.credentialsFor({});
+    if (credentials === undefined) {
+      const running = this.#d.registry.instances().filter((i) => i.state === 'running' && i.plugin?.pkg?.metadata.kind === 'credentials');
+      if (running.length !== 1 || running[0] === undefined) {
+        throw hostError('HOST_ERR_SECRETS_NOT_CONFIGURED', running.length === 0 ? 'no credentials instance is running' : `several credentials instances run (${running.map((i) => i.name).join(', ')}): name one`);
+      }
+      credentials = running[0].name;
+    }
+    if (req.tenant !== undefined && req.name !== undefined) {
+      if (broker === undefined) throw new WorkerManagerError('WM_ERR_AUTHORIZATION', `no secret broker to check tenant access to secrets of '${credentials}'`, { details: { credentials } });
+      broker.assertCanRead(req.tenant, credentials, req.name);
+    }
+    return credentials;
+  }
+
+  #key(credentials: string, name: string): string {
+    return `${credentials}\u0000${name}`;
+  }
+
+  #creds(credentials: string): Proxied<CredentialProviderContract> {
+    return this.#d.registry.proxy<CredentialProviderContract>(credentials, 'credentials');
+  }
+
+  #pluginOf(credentials: string): { id: string; version: string } | undefined {
+    try {
+      const pkg = this.#d.registry.instance(credentials).plugin?.pkg;
+      return pkg === undefined ? undefined : { id: pkg.metadata.id, version: pkg.version };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #policyFor(credentials: string, name: string): ResolvedPolicy | undefined {
+    return this.#policies.find((p) => p.credentials === credentials && p.secret === name);
+  }
+
+  #callOptions(correlationId: string | undefined): Pick<CallOptions, 'correlationId'> {
+    return correlationId === undefined ? {} : { correlationId };
+  }
+
+  #later(id: string, ms: number, fn: () => unknown): void {
+    if (this.#state !== 'running') return;
+    clearTimeout(this.#graceTimers.get(id));
+    const timer = setTimeout(() => {
+      this.#graceTimers.delete(id);
+      if (this.#state === 'running') fn();
+    }, ms);
+    timer.unref();
+    this.#graceTimers.set(id, timer);
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#inflight.add(promise);
+    const done = (): void => void this.#inflight.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  /** One operation per secret at a time, and at most `maxParallel` across secrets. */
+  async #exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = before.then(() => mine);
+    this.#locks.set(key, tail);
+    await before;
+    try {
+      await this.#acquireSlot();
+      try {
+        return await fn();
+      } finally {
+        this.#releaseSlot();
+      }
+    } finally {
+      release();
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    }
+  }
+
+  async #acquireSlot(): Promise<void> {
+    if (this.#slotsFree > 0) {
+      this.#slotsFree--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #releaseSlot(): void {
+    const next = this.#slotWaiters.shift();
+    if (next !== undefined) next();
+    else this.#slotsFree++;
+  }
+}

@@ -1,0 +1,104 @@
+import { readdir, readFile, unlink, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from '@worker-manager/plugin-sdk';
+import Type from 'typebox';
+import { Compile } from 'typebox/compile';
+import { hostError } from '../../errors.ts';
+import { isFinished, JournalEntry } from './RotationRecord.ts';
+
+const JournalFile = Type.Object({ format: Type.Literal(1), entries: Type.Array(JournalEntry) }, { additionalProperties: false });
+const checkJournal = Compile(JournalFile);
+
+/**
+ * The rotation engine's state store: every record, written to `<dir>/journal.json` before each step (temp file, fsync,
+ * rename, folder fsync), so that after a crash the file says which step each rotation had reached. Saves requested
+ * while one is being written share the next write (group commit), so parallel rotations do not queue one fsync each.
+ */
+export class RotationJournal {
+  readonly #dir: string;
+  readonly #file: string;
+  readonly #historyLimit: number;
+  #entries: JournalEntry[] = [];
+  #tail: Promise<void> = Promise.resolve();
+  #next: Promise<void> | undefined;
+
+  constructor(dir: string, historyLimit: number) {
+    this.#dir = dir;
+    this.#file = path.join(dir, 'journal.json');
+    this.#historyLimit = historyLimit;
+  }
+
+  get file(): string {
+    return this.#file;
+  }
+
+  /** Reads the journal; a missing file is an empty journal, a damaged one refuses (never read as empty). */
+  async load(): Promise<JournalEntry[]> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    // Temp files of a write the crash interrupted: the rename never happened, so the journal is the previous state.
+    for (const name of await readdir(this.#dir)) {
+      if (name.startsWith('.journal.json.') && name.endsWith('.tmp')) await unlink(path.join(this.#dir, name)).catch(() => undefined);
+    }
+    let text: string;
+    try {
+      text = await readFile(this.#file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#entries = [];
+        return this.#entries;
+      }
+      throw hostError('HOST_ERR_ROTATION_JOURNAL_CORRUPT', `cannot read the rotation journal ${this.#file}`, { cause: error, details: { file: this.#file } });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw hostError('HOST_ERR_ROTATION_JOURNAL_CORRUPT', `the rotation journal ${this.#file} is not valid JSON`, { cause: error, details: { file: this.#file } });
+    }
+    if (!checkJournal.Check(parsed)) {
+      const first = [...checkJournal.Errors(parsed)][0];
+      throw hostError('HOST_ERR_ROTATION_JOURNAL_CORRUPT', `the rotation journal ${this.#file} is damaged: ${first?.instancePath ?? ''} ${first?.message ?? ''}`.trim(), {
+        details: { file: this.#file, path: first?.instancePath ?? '' },
+      });
+    }
+    this.#entries = parsed.entries;
+    return this.#entries;
+  }
+
+  /** Live entries, oldest first; callers mutate them and then `save()`. */
+  entries(): JournalEntry[] {
+    return this.#entries;
+  }
+
+  add(entry: JournalEntry): void {
+    this.#entries.push(entry);
+  }
+
+  /** Resolves once a write that started after this call is durable. */
+  save(): Promise<void> {
+    if (this.#next !== undefined) return this.#next;
+    const next: Promise<void> = this.#tail
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#next === next) this.#next = undefined;
+        return this.#write();
+      });
+    this.#next = next;
+    this.#tail = next;
+    return next;
+  }
+
+  #trim(): void {
+    const finished = this.#entries.filter(isFinished);
+    let excess = finished.length - this.#historyLimit;
+    if (excess <= 0) return;
+    this.#entries = this.#entries.filter((e) => !(isFinished(e) && excess-- > 0));
+  }
+
+  async #write(): Promise<void> {
+    this.#trim();
+    // Serialised synchronously, before the first await: the write holds every change made before it started.
+    const text = JSON.stringify({ format: 1, entries: this.#entries });
+    await writeFileAtomic(this.#file, text, { mode: 0o600 });
+  }
+}
