@@ -25,6 +25,8 @@ bus:
   subjectPrefix: cmd
   serveCommands: true
   jetstream: { servers: ["${natsUrl}"], streamsFile: ${streamsFile}, connectTimeoutMs: 5000, reconnectWaitMs: 100 }
+# These commands carry no token: they run as the host's service identity.
+security: { authentication: { serviceIdentity: { commands: true } } }
 plugins:
   - name: process
     package: ${repoRoot}plugins/process
@@ -127,7 +129,7 @@ describe('Worker commands over JetStream', { skip: available.ok ? false : availa
       let out = '';
       child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-      await waitFor(() => out.includes('started (bus: jetstream)'), 'replica A to start', 9_000);
+      await waitFor(() => out.includes('started (bus: jetstream)'), 'replica A to start', 20_000);
       const key = 'dying-create';
       const workerId = workerIdForKey(key);
       const meta = path.join(shared, 'instances', 'a', 'workers', workerId, 'meta.json');

@@ -61,6 +61,12 @@ export interface CommandExecutor {
    * be found out (a created worker), repeats it if that is harmless, and throws `WM_ERR_CONFLICT` otherwise.
    */
   recover(command: WorkerCommand): Promise<unknown>;
+  /**
+   * Checks who sent the command and whether they may, before anything else (before a stored result is replayed, so a
+   * repeated key does not return someone else's result, and before a result is stored, so a refused command can be
+   * sent again with better credentials). Throws WorkerManagerError (WM_ERR_AUTHENTICATION / WM_ERR_AUTHORIZATION).
+   */
+  admit?(command: WorkerCommand): Promise<void>;
 }
 
 /**

@@ -1,9 +1,11 @@
 import Type, { type Static } from 'typebox';
+import { AuthenticationSettings } from './authn/authnSettings.ts';
 import { AuthorizationSettings } from './authz/authzSettings.ts';
 
 /** Authentication, authorization and audit. */
 export const SecuritySettings = Type.Object(
   {
+    authentication: AuthenticationSettings,
     authorization: AuthorizationSettings,
   },
   { additionalProperties: false, default: {}, description: 'Authentication (OIDC), authorization (Cedar / AVP) and audit.' },

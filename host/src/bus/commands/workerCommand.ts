@@ -18,6 +18,12 @@ export const WorkerCommand = Type.Object(
     params: Type.Record(Type.String(), Type.Unknown()),
     correlationId: Type.Optional(Type.String()),
     tenant: Type.Optional(Type.String()),
+    /**
+     * The caller's credentials: an access token (Keycloak) or the local admin token, checked like an API request's
+     * `Authorization: Bearer`. Absent: the command runs as the host service identity if `serviceIdentity.commands` is
+     * on, and is refused otherwise.
+     */
+    auth: Type.Optional(Type.Object({ token: Type.String({ minLength: 1, maxLength: 16_384 }) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

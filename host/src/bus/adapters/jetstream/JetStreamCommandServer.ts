@@ -152,6 +152,15 @@ export class JetStreamCommandServer implements Subscription {
       m.term();
       return;
     }
+    if (this.#executor.admit !== undefined) {
+      // Refused commands are answered but not recorded: the same key may come back with valid credentials.
+      const refused = await this.#execute(async () => this.#executor.admit?.(command));
+      if (!refused.ok) {
+        this.#reply(replyTo, refused);
+        m.term();
+        return;
+      }
+    }
     const { results } = this.#streams();
     const subject = resultSubject(this.#bus.internals.subjects.prefix, command.idempotencyKey);
     const ackWait = this.#bus.internals.streams.consumers.commandAckWaitMs;

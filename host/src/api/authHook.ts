@@ -1,0 +1,70 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WorkerManagerError, type ResourceQuota } from '@worker-manager/plugin-sdk';
+import type { AccessGuard } from '../security/authn/AccessGuard.ts';
+import type { Principal } from '../security/Principal.ts';
+import './routeConfig.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller; set by the auth hook before any handler of a protected route runs. */
+    principal?: Principal;
+  }
+}
+
+/** What the auth hook checks with. */
+export interface AuthHookOptions {
+  guard: AccessGuard;
+  /** Require authentication on `/metrics` too (it is public by default, for scrapers). */
+  protectMetrics?: boolean;
+}
+
+const CHALLENGE = 'Bearer realm="worker-manager"';
+
+/**
+ * Guards every route that is not `config.public`: authentication in `onRequest` (before the body is even read, so an
+ * anonymous caller cannot make the server parse anything), authorization in `preHandler` with the route's
+ * `config.action` and `config.resource` (after validation, so a create's requested resources are known and priced).
+ * A protected route that declares no action is refused (fail closed). Unknown `/v1` paths need authentication too, so
+ * the route map is not shown to anonymous callers.
+ */
+export function registerAuthHook(app: FastifyInstance, options: AuthHookOptions): void {
+  const { guard } = options;
+  app.decorateRequest('principal', undefined);
+
+  const needsAuthentication = (req: FastifyRequest): boolean => {
+    if (req.is404) return req.url.startsWith('/v1/') || req.url === '/v1';
+    if (req.routeOptions.config.public === true) return options.protectMetrics === true && req.routeOptions.url === '/metrics';
+    return true;
+  };
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!needsAuthentication(req)) return;
+    try {
+      req.principal = await guard.authenticate(req.headers.authorization, { correlationId: req.id, channel: 'api' });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'WM_ERR_AUTHENTICATION') reply.header('www-authenticate', CHALLENGE);
+      throw error;
+    }
+  });
+
+  app.addHook('preHandler', async (req: FastifyRequest) => {
+    if (req.is404 || req.routeOptions.config.public === true) return;
+    const { action, resource } = req.routeOptions.config;
+    const principal = req.principal;
+    if (principal === undefined) throw new Error('auth hook: preHandler ran without an authenticated principal');
+    if (action === undefined) {
+      throw new WorkerManagerError('WM_ERR_AUTHORIZATION', `${req.method} ${req.routeOptions.url ?? ''} declares no action, so nobody may call it`, {
+        details: { reason: 'undeclared_action', route: `${req.method} ${req.routeOptions.url ?? ''}` },
+      });
+    }
+    const requested = action === 'worker:create' ? (req.body as { spec?: { resources?: ResourceQuota } } | undefined)?.spec?.resources : undefined;
+    await guard.check({
+      principal,
+      action,
+      resource: resource?.(req) ?? { type: 'Host', id: '*' },
+      requested,
+      correlationId: req.id,
+      channel: 'api',
+    });
+  });
+}

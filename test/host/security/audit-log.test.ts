@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { EventEnvelope } from '../../../host/src/bus/EventEnvelope.ts';
+import { MemoryEventBus } from '../../../host/src/bus/MemoryEventBus.ts';
+import { subjectsFor } from '../../../host/src/bus/subjects.ts';
+import { AuditLog, auditLogPath } from '../../../host/src/security/audit/AuditLog.ts';
+import { canonicalJson, GENESIS_HASH, recordHash, type AuditRecord } from '../../../host/src/security/audit/auditRecord.ts';
+import type { AuditEntry } from '../../../host/src/security/audit/AuditSink.ts';
+import { verifyAuditLog } from '../../../host/src/security/audit/verifyAuditLog.ts';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+async function stateDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-audit-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const decision = (i: number, allow = i % 2 === 0): AuditEntry => ({
+  kind: 'authz.decision',
+  principal: { id: `user-${i}`, kind: 'user', source: 'oidc', tenant: 'a' },
+  action: 'worker:create',
+  resource: `Worker::w-${i}`,
+  decision: allow ? 'allow' : 'deny',
+  policies: allow ? ['tenant-workers'] : [],
+  correlationId: `req-${i}`,
+  details: { channel: 'api' },
+});
+
+async function filled(count: number): Promise<{ dir: string; file: string; log: AuditLog }> {
+  const dir = await stateDir();
+  const log = new AuditLog({ stateDir: dir });
+  await Promise.all(Array.from({ length: count }, (_, i) => log.record(decision(i + 1))));
+  await log.stop();
+  return { dir, file: auditLogPath(dir), log };
+}
+
+const lines = async (file: string): Promise<string[]> => (await readFile(file, 'utf8')).split('\n').filter((l) => l.length > 0);
+const rewrite = (file: string, out: string[]) => writeFile(file, `${out.join('\n')}\n`);
+/** The line with its decision turned around: the edit an attacker would make. */
+function flipped(line: string): string {
+  const out = line.includes('"decision":"allow"') ? line.replace('"decision":"allow"', '"decision":"deny"') : line.replace('"decision":"deny"', '"decision":"allow"');
+  assert.notEqual(out, line);
+  return out;
+}
+
+describe('AuditLog', () => {
+  it('appends hash-chained records in call order, even when recorded concurrently', async () => {
+    const { file } = await filled(200);
+    const records = (await lines(file)).map((l) => JSON.parse(l) as AuditRecord);
+    assert.equal(records.length, 200);
+    let prev = GENESIS_HASH;
+    records.forEach((r, i) => {
+      assert.equal(r.seq, i + 1);
+      assert.equal(r.resource, `Worker::w-${i + 1}`);
+      assert.equal(r.prev, prev);
+      assert.equal(r.hash, recordHash(r));
+      assert.match(r.time, /^\d{4}-\d\d-\d\dT/);
+      prev = r.hash;
+    });
+    assert.deepEqual(await verifyAuditLog(file), { ok: true, records: 200, lastSeq: 200, lastHash: prev });
+  });
+
+  it('writes canonical JSON lines to a file only its owner can read', async () => {
+    const { file } = await filled(1);
+    const [line] = await lines(file);
+    assert.equal(line, canonicalJson(JSON.parse(line as string)));
+    const { stat } = await import('node:fs/promises');
+    assert.equal((await stat(file)).mode & 0o077, 0);
+  });
+
+  it('continues the chain after a restart', async () => {
+    const { dir, file } = await filled(3);
+    const again = new AuditLog({ stateDir: dir });
+    await again.start();
+    assert.equal(again.lastSeq, 3);
+    await again.record(decision(4));
+    await again.stop();
+    const result = await verifyAuditLog(file);
+    assert.equal(result.ok, true);
+    assert.equal(result.ok && result.lastSeq, 4);
+  });
+
+  it('never stores token or secret values', async () => {
+    const dir = await stateDir();
+    const log = new AuditLog({ stateDir: dir });
+    const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl';
+    await log.record({
+      kind: 'secret.release', principal: { id: 'alice', kind: 'user', source: 'oidc' }, action: 'secret:read', resource: 'Secret::vault/db', result: 'ok',
+      details: { token: 's3cr3t-token', authorization: 'Bearer abc.def', nested: { password: 'hunter2', value: 'p@ss', version: 'v7' }, header: jwt, list: [{ clientSecret: 'cs-1' }], note: `Bearer ${jwt}` },
+    });
+    await log.stop();
+    const text = await readFile(auditLogPath(dir), 'utf8');
+    for (const secret of ['s3cr3t-token', 'abc.def', 'hunter2', 'p@ss', jwt, 'cs-1']) assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
+    const record = JSON.parse(text) as AuditRecord;
+    assert.equal((record.details?.['nested'] as Record<string, unknown>)['version'], 'v7', 'names and versions stay');
+    assert.equal((await verifyAuditLog(auditLogPath(dir))).ok, true);
+  });
+
+  it('publishes authorization decisions as ci.security.auth.granted / denied, with the record\'s seq and hash', async () => {
+    const dir = await stateDir();
+    const bus = new MemoryEventBus();
+    await bus.start();
+    const events: EventEnvelope[] = [];
+    bus.subscribe('ci.security.>', (e) => void events.push(e));
+    const log = new AuditLog({ stateDir: dir, bus, subjects: subjectsFor('ci'), hostId: 'h1' });
+    await log.record(decision(1, true));
+    await log.record(decision(2, false));
+    await log.record({ kind: 'secret.rotation', principal: { id: 'sec', kind: 'service', source: 'oidc' }, action: 'secret:rotate', resource: 'Secret::vault/db', result: 'ok' });
+    await log.stop();
+    for (let i = 0; i < 50 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await bus.stop();
+    assert.deepEqual(events.map((e) => e.busSubject), ['ci.security.auth.granted', 'ci.security.auth.denied']);
+    const records = (await lines(auditLogPath(dir))).map((l) => JSON.parse(l) as AuditRecord);
+    assert.deepEqual(events.map((e) => (e.data as { auditSeq: number; auditHash: string }).auditHash), [records[0]?.hash, records[1]?.hash]);
+    assert.equal(events[0]?.correlationid, 'req-1');
+    assert.equal((events[1]?.data as { principal: string }).principal, 'user-2');
+  });
+
+  it('sets a torn last line aside at start and continues from the last whole record', async () => {
+    const { dir, file } = await filled(3);
+    await appendFile(file, '{"action":"worker:cre');
+    assert.equal((await verifyAuditLog(file)).ok, false);
+    const log = new AuditLog({ stateDir: dir });
+    await log.record(decision(4));
+    await log.stop();
+    assert.equal((await verifyAuditLog(file)).ok, true);
+    const aside = (await readdir(path.dirname(file))).filter((f) => f.startsWith('audit.log.torn-'));
+    assert.equal(aside.length, 1);
+    assert.equal(await readFile(path.join(path.dirname(file), aside[0] as string), 'utf8'), '{"action":"worker:cre');
+  });
+
+  it('refuses to start on a last record that does not match its hash', async () => {
+    const { dir, file } = await filled(2);
+    const out = await lines(file);
+    out[1] = flipped(out[1] as string);
+    await rewrite(file, out);
+    await assert.rejects(new AuditLog({ stateDir: dir }).start(), (e: Error & { code?: string }) => e.code === 'HOST_ERR_AUDIT_LOG_CORRUPT' && /wm audit verify/.test(e.message));
+  });
+});
+
+describe('verifyAuditLog finds the first broken record', () => {
+  it('an altered record', async () => {
+    const { file } = await filled(5);
+    const out = await lines(file);
+    out[2] = flipped(out[2] as string);
+    await rewrite(file, out);
+    const result = await verifyAuditLog(file);
+    assert.deepEqual(result.ok ? undefined : { ...result.broken, records: result.records }, { line: 3, seq: 3, reason: 'altered', message: 'record 3 (line 3) does not match its hash: its content was changed', records: 2 });
+  });
+
+  it('an altered record whose hash was recomputed', async () => {
+    const { file } = await filled(5);
+    const out = await lines(file);
+    const forged = JSON.parse(out[2] as string) as AuditRecord;
+    forged.decision = forged.decision === 'allow' ? 'deny' : 'allow';
+    forged.hash = recordHash(forged);
+    out[2] = canonicalJson(forged);
+    await rewrite(file, out);
+    const result = await verifyAuditLog(file);
+    assert.equal(result.ok, false);
+    assert.deepEqual(!result.ok && [result.broken.line, result.broken.reason], [4, 'chain_broken']);
+  });
+
+  it('a removed record', async () => {
+    const { file } = await filled(5);
+    const out = await lines(file);
+    out.splice(2, 1);
+    await rewrite(file, out);
+    const result = await verifyAuditLog(file);
+    assert.deepEqual(!result.ok && [result.broken.line, result.broken.seq, result.broken.reason], [3, 4, 'out_of_sequence']);
+  });
+
+  it('reordered records', async () => {
+    const { file } = await filled(5);
+    const out = await lines(file);
+    [out[1], out[2]] = [out[2] as string, out[1] as string];
+    await rewrite(file, out);
+    const result = await verifyAuditLog(file);
+    assert.deepEqual(!result.ok && [result.broken.line, result.broken.seq, result.broken.reason], [2, 3, 'out_of_sequence']);
+  });
+
+  it('a log cut in the middle of a line, and a line that is not a record', async () => {
+    const { file } = await filled(3);
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.slice(0, text.length - 20));
+    const cut = await verifyAuditLog(file);
+    assert.deepEqual(!cut.ok && [cut.broken.line, cut.broken.reason, cut.records], [3, 'truncated', 2]);
+    await writeFile(file, `${text}not json\n`);
+    const garbage = await verifyAuditLog(file);
+    assert.deepEqual(!garbage.ok && [garbage.broken.line, garbage.broken.reason], [4, 'unreadable']);
+  });
+
+  it('a first record that does not start the chain', async () => {
+    const { file } = await filled(3);
+    await rewrite(file, (await lines(file)).slice(1));
+    const result = await verifyAuditLog(file);
+    assert.deepEqual(!result.ok && [result.broken.line, result.broken.seq, result.broken.reason], [1, 2, 'out_of_sequence']);
+  });
+});
