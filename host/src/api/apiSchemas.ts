@@ -1,5 +1,7 @@
 import Type, { type Static } from 'typebox';
-import { CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, LogOptions, RuntimeSpec, Worker, WorkerId, WorkerState } from '@worker-manager/plugin-sdk';
+import {
+  CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, LogOptions, PluginKind, RuntimeSpec, SecretVersion, Worker, WorkerId, WorkerState,
+} from '@worker-manager/plugin-sdk';
 
 // Request and response shapes of the REST API, built from the SDK contracts so that HTTP, bus and threads share one
 // definition. Query strings arrive as text; the validator converts them (Value.Convert) before checking.
@@ -32,6 +34,11 @@ export const CreateWorkerBody = Type.Object(
 );
 /** Create request. */
 export type CreateWorkerBody = Static<typeof CreateWorkerBody>;
+
+/** Headers `POST /v1/workers` reads (others pass). */
+export const CreateWorkerHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ pattern: '^[\\x21-\\x7e]{1,256}$', description: 'a repeat with the same key returns the first worker' })),
+});
 
 /** A worker and the provider instance that runs it. */
 export const RoutedWorker = Type.Object({ instance: Type.String(), worker: Worker }, { additionalProperties: false });
@@ -129,11 +136,148 @@ export const CapacityList = Type.Object(
   { additionalProperties: false },
 );
 
-/** Answer of `/healthz` and `/readyz`. */
-export const HealthStatus = Type.Object(
+/** One readiness check: the bus, or one required plugin instance. `state` says what was found. */
+export const ReadinessCheck = Type.Object(
   {
-    status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-    checks: Type.Optional(Type.Array(Type.Object({ instance: Type.String(), state: Type.String(), ok: Type.Boolean() }, { additionalProperties: false }))),
+    check: Type.Union([Type.Literal('bus'), Type.Literal('instance')]),
+    ok: Type.Boolean(),
+    state: Type.String({ description: 'bus: connected, outbox or disconnected; instance: its state, or missing' }),
+    instance: Type.Optional(Type.String()),
+    adapter: Type.Optional(Type.String()),
+    outbox: Type.Optional(Type.Object({ depth: Type.Integer({ minimum: 0 }), oldestAgeMs: Type.Number({ minimum: 0 }) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
+
+/** Answer of `/healthz` and `/readyz`; `failed` names the checks that failed (`bus`, `instance:<name>`). */
+export const HealthStatus = Type.Object(
+  {
+    status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+    checks: Type.Optional(Type.Array(ReadinessCheck)),
+    failed: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+
+/** Body of `POST /v1/workers/{id}/port-forward`. `localPort` 0 or absent: any free port. */
+export const PortForwardBody = Type.Object(
+  { remotePort: Type.Integer({ minimum: 1, maximum: 65535 }), localPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })) },
+  { additionalProperties: false },
+);
+/** Port-forward request. */
+export type PortForwardBody = Static<typeof PortForwardBody>;
+/** Answer of `POST /v1/workers/{id}/port-forward`: where the forward listens, on the host that runs the provider. */
+export const PortForwardResult = Type.Object({ workerId: WorkerId, instance: Type.String(), endpoint: Type.String() }, { additionalProperties: false });
+
+/** One instance of a plugin as `GET /v1/plugins` shows it. `restarts` and `crashes` count since the host started. */
+export const PluginInstanceRow = Type.Object(
+  {
+    name: Type.String(),
+    state: Type.String(),
+    default: Type.Boolean(),
+    restarts: Type.Integer({ minimum: 0 }),
+    crashes: Type.Integer({ minimum: 0 }),
+    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+const pluginFields = {
+  name: Type.String({ description: 'the plugin entry name in the host config' }),
+  id: Type.Union([Type.String(), Type.Null()], { description: 'the plugin id from its metadata; null when the package was not read' }),
+  package: Type.Union([Type.String(), Type.Null()]),
+  version: Type.Union([Type.String(), Type.Null()]),
+  kind: Type.Union([PluginKind, Type.Null()]),
+  hostApi: Type.Union([Type.String(), Type.Null()]),
+  isolation: Type.String(),
+  capabilities: Type.Record(Type.String(), Type.String(), { description: 'negotiated capabilities and the versions the plugin declared' }),
+  ignoredCapabilities: Type.Array(Type.Object({ capability: Type.String(), version: Type.String(), reason: Type.String() }, { additionalProperties: false })),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }), Type.Null()]),
+  instances: Type.Array(PluginInstanceRow),
+};
+
+/** One plugin package of `GET /v1/plugins`, with its instances. */
+export const PluginRow = Type.Object(pluginFields, { additionalProperties: false });
+/** Answer of `GET /v1/plugins`. */
+export const PluginList = Type.Object({ plugins: Type.Array(PluginRow) }, { additionalProperties: false });
+/** Answer of `GET /v1/plugins/{name}`: the row plus what `wm plugins inspect` shows. */
+export const PluginDetail = Type.Object(
+  {
+    ...pluginFields,
+    description: Type.Union([Type.String(), Type.Null()]),
+    contract: Type.Union([Type.String(), Type.Null()], { description: 'the contract the plugin implements (worker-provider, credentials)' }),
+    methods: Type.Array(Type.String(), { description: 'operations the host may route to the plugin' }),
+    declaredCapabilities: Type.Record(Type.String(), Type.String(), { description: 'capabilities the plugin metadata declares, accepted or not' }),
+    onBootFailure: Type.String(),
+  },
+  { additionalProperties: false },
+);
+/** Path parameters of `GET /v1/plugins/{name}`. */
+export const PluginParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' }) }, { additionalProperties: false });
+/** Plugin path params. */
+export type PluginParams = Static<typeof PluginParams>;
+
+const SubjectPattern = Type.String({
+  pattern: '^([A-Za-z0-9_-]+|\\*)(\\.([A-Za-z0-9_-]+|\\*))*(\\.>)?$|^>$',
+  maxLength: 256,
+  description: 'NATS subject pattern (`*` one token, `>` the rest) under the subject prefix; the whole prefix when absent',
+});
+
+/** Query of `GET /v1/events`. `type` and `workerId` repeat (any of them matches). */
+export const EventsQuery = Type.Object(
+  {
+    subject: Type.Optional(SubjectPattern),
+    type: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }))], { description: 'CloudEvents type, e.g. dev.worker-manager.worker.created' })),
+    workerId: Type.Optional(Type.Union([WorkerId, Type.Array(WorkerId)], { description: 'the event subject (the worker the event is about)' })),
+  },
+  { additionalProperties: false },
+);
+/** Events query. */
+export type EventsQuery = Static<typeof EventsQuery>;
+
+const SecretName = Type.String({ minLength: 1, maxLength: 512, description: 'secret name; a `/` in it is sent as %2F' });
+const CredentialsInstance = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$', description: 'credentials instance; the default one when absent' });
+
+/** Path parameters of the secret routes. */
+export const SecretParams = Type.Object({ name: SecretName }, { additionalProperties: false });
+/** Secret path params. */
+export type SecretParams = Static<typeof SecretParams>;
+/** Query of `GET /v1/secrets/{name}/versions`. */
+export const SecretQuery = Type.Object({ credentials: Type.Optional(CredentialsInstance) }, { additionalProperties: false });
+/** Secret query. */
+export type SecretQuery = Static<typeof SecretQuery>;
+/** Body of rotate and rollback; may be left out. */
+export const SecretActionBody = Type.Object({ credentials: Type.Optional(CredentialsInstance) }, { additionalProperties: false });
+/** Rotate/rollback body. */
+export type SecretActionBody = Static<typeof SecretActionBody>;
+/** Answer of `GET /v1/secrets/{name}/versions`: metadata only, never a value. */
+export const SecretVersionList = Type.Object({ name: Type.String(), versions: Type.Array(SecretVersion) }, { additionalProperties: false });
+
+/** States of a rotation (seed 000 table 11). */
+export const RotationState = Type.Union([Type.Literal('pending'), Type.Literal('in_progress'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('rollback')]);
+
+/** A rotation or rollback as the RotationEngine records it: names and versions, never values. */
+export const RotationRecord = Type.Object(
+  {
+    id: Type.String(),
+    credentials: Type.String(),
+    name: Type.String(),
+    trigger: Type.Union([Type.Literal('time'), Type.Literal('event'), Type.Literal('manual')]),
+    requester: Type.String(),
+    state: RotationState,
+    step: Type.Optional(Type.String()),
+    previousVersion: Type.Optional(Type.String()),
+    newVersion: Type.Optional(Type.String()),
+    startedAt: Type.String(),
+    finishedAt: Type.Optional(Type.String()),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false })),
+    workers: Type.Array(Type.String(), { description: 'workers whose mounts were refreshed or restarted' }),
+    latencyMs: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+/** Rotation record. */
+export type RotationRecord = Static<typeof RotationRecord>;
+
+/** Answer of rotate and rollback. */
+export const RotationResult = Type.Object({ rotation: RotationRecord }, { additionalProperties: false });

@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { EventBus } from '../bus/EventBus.ts';
+import { subjectsFor, type Subjects } from '../bus/subjects.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { WorkerService } from '../workers/WorkerService.ts';
 import { apiErrorBody } from './apiErrorBody.ts';
+import { registerAuthHook, type AuthHookOptions } from './authHook.ts';
+import { registerEventRoutes } from './eventRoutes.ts';
 import { registerLogRoutes, type LogStreams } from './logRoutes.ts';
+import { registerMetricsRoutes, type MetricsSource } from './metricsRoutes.ts';
+import { registerOpenApiRoutes } from './openApiRoutes.ts';
+import { registerPluginRoutes } from './pluginRoutes.ts';
+import { collectRoutes } from './routeTable.ts';
+import { registerSecretRoutes } from './secretRoutes.ts';
+import type { SecretRotation } from './SecretRotation.ts';
 import { registerSystemRoutes } from './systemRoutes.ts';
 import { toApiError } from './toApiError.ts';
 import { typeboxValidatorCompiler } from './typeboxValidatorCompiler.ts';
@@ -19,6 +29,18 @@ export interface ApiServerOptions {
   bodyLimitBytes?: number;
   /** Instances that must be running for `/readyz` to answer 200; the default provider instance always is. */
   requiredInstances?: readonly string[];
+  /** Serves `GET /metrics` (Prometheus text) when given. */
+  metrics?: MetricsSource;
+  /** Followed by `GET /v1/events` and checked by `/readyz`; without it `/v1/events` answers 503 HOST_ERR_BUS_UNAVAILABLE. */
+  bus?: EventBus;
+  /** Subject prefix of the bus (`GET /v1/events` serves only subjects under it); `ci` when absent. */
+  subjects?: Subjects;
+  /** The RotationEngine behind `/v1/secrets/*`; without it they answer 503 HOST_ERR_SECRETS_NOT_CONFIGURED. */
+  rotation?: SecretRotation;
+  /** With the bus away, `/readyz` stays ready while the oldest outbox event is younger than this; default 60 s. */
+  outboxMaxAgeMs?: number;
+  /** Authentication and authorization of every non-public route; without it the API is open (tests of the routes alone). */
+  auth?: AuthHookOptions;
 }
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -39,7 +61,13 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       const given = req.headers['x-correlation-id'];
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
     },
-    routerOptions: { ignoreTrailingSlash: true },
+    // Secret names may be 512 characters, more once percent-encoded.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2_048 },
+    // Errors the router raises before any route (a malformed URL, a too long parameter) get the one error body too.
+    frameworkErrors: (error, req, reply) => {
+      const { status, body } = apiErrorBody(toApiError(error), req.id);
+      void (reply as FastifyReply).status(status).header('x-correlation-id', req.id).type('application/json').send(body);
+    },
   });
   // The API speaks JSON only: a text body would otherwise reach validation as a string and read as a type error.
   app.removeContentTypeParser('text/plain');
@@ -72,8 +100,16 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     });
   });
 
+  if (options.auth !== undefined) registerAuthHook(app, options.auth);
+  // First, so that it sees every route registered after it (the OpenAPI document is built from them).
+  const routes = collectRoutes(app);
   registerWorkerRoutes(app, options.workers);
   registerLogRoutes(app, options.workers, streams);
   registerSystemRoutes(app, options);
+  registerPluginRoutes(app, options.registry);
+  registerEventRoutes(app, options.bus, options.subjects ?? subjectsFor('ci'), streams);
+  registerSecretRoutes(app, options.rotation);
+  registerOpenApiRoutes(app, routes);
+  if (options.metrics !== undefined) registerMetricsRoutes(app, options.metrics);
   return app;
 }

@@ -5,6 +5,10 @@ import { toWorkerManagerError, WorkerManagerError, type LogOptions } from '@work
 import type { WorkerService } from '../workers/WorkerService.ts';
 import { apiErrorBody } from './apiErrorBody.ts';
 import { ApiError, LogChunk, LogsQuery, WorkerParams } from './apiSchemas.ts';
+import { operationContext, paramOf } from './routeConfig.ts';
+
+/** The one header the logs route reads; declared so the OpenAPI document shows it (checked in `resumeSeq`). */
+const LogsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'seq of the last log event seen; resume after it' })) });
 
 /** Open follow streams, so that closing the server can end them instead of waiting for them. */
 export type LogStreams = Set<{ end(): void }>;
@@ -41,7 +45,18 @@ function drained(res: ServerResponse): Promise<void> {
 export function registerLogRoutes(app: FastifyInstance, workers: WorkerService, streams: LogStreams): void {
   app.get<{ Params: WorkerParams; Querystring: LogsQuery }>(
     '/v1/workers/:id/logs',
-    { schema: { params: WorkerParams, querystring: LogsQuery, response: { 200: Type.Array(LogChunk), '4xx': ApiError, '5xx': ApiError } } },
+    {
+      schema: {
+        summary: 'Read a worker\'s logs, or follow them as Server-Sent Events',
+        description: 'Without `follow`: a JSON array of chunks. With `follow=true`: Server-Sent Events, one `log` event per chunk with `id: <seq>` and '
+          + 'the chunk as JSON; a reconnect with `Last-Event-ID` resumes after that seq (it wins over `sinceSeq`); `end` when the output ends, '
+          + '`error` (an ApiError body) on failure.',
+        params: WorkerParams, querystring: LogsQuery, headers: LogsHeaders,
+        produces: ['application/json', 'text/event-stream'],
+        response: { 200: Type.Array(LogChunk), '4xx': ApiError, '5xx': ApiError },
+      },
+      config: { action: 'worker:logs', resource: (req) => ({ type: 'Worker', id: paramOf(req, 'params', 'id') }) },
+    },
     async (req, reply) => {
       const { follow, tailLines, stdout, stderr } = req.query;
       const sinceSeq = resumeSeq(req.headers['last-event-id']) ?? req.query.sinceSeq;
@@ -53,11 +68,11 @@ export function registerLogRoutes(app: FastifyInstance, workers: WorkerService, 
       };
       if (follow !== true) {
         const chunks: LogChunk[] = [];
-        for await (const chunk of await workers.getLogs(req.params.id, options)) chunks.push(chunk);
+        for await (const chunk of await workers.getLogs(req.params.id, options, operationContext(req))) chunks.push(chunk);
         return chunks;
       }
       // Opened before the response starts, so an unknown worker or a provider without follow is a plain 4xx.
-      const stream = await workers.getLogs(req.params.id, { ...options, follow: true });
+      const stream = await workers.getLogs(req.params.id, { ...options, follow: true }, operationContext(req));
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { subjectsFor } from '../bus/subjects.ts';
 import type { HostConfig } from '../config/schema.ts';
 import { hostError } from '../errors.ts';
 import { createApiServer, type ApiServerOptions } from './createApiServer.ts';
@@ -21,7 +22,7 @@ export function requiredInstances(config: HostConfig): string[] {
 
 /** Builds the API from the host config's `api` block and listens; a bind failure is HOST_ERR_API_LISTEN_FAILED. */
 export async function startApiServer(config: HostConfig, services: Omit<ApiServerOptions, 'bodyLimitBytes' | 'requiredInstances'>): Promise<RunningApiServer> {
-  const app = createApiServer({ ...services, bodyLimitBytes: config.api.bodyLimitBytes, requiredInstances: requiredInstances(config) });
+  const app = createApiServer({ subjects: subjectsFor(config.bus.subjectPrefix), ...services, bodyLimitBytes: config.api.bodyLimitBytes, requiredInstances: requiredInstances(config) });
   try {
     await app.listen({ host: config.api.host, port: config.api.port });
   } catch (error) {

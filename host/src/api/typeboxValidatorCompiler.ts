@@ -14,8 +14,10 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
   const check = Compile(schema);
   const convert = httpPart === 'querystring' || httpPart === 'params' || httpPart === 'headers';
   const part = httpPart ?? 'body';
+  // A body whose fields are all optional may be left out (fastify then gives null): it reads as `{}`.
+  const emptyBodyOk = part === 'body' && check.Check({});
   return (data: unknown) => {
-    const value = convert ? Value.Convert(schema, data) : data;
+    const value = convert ? Value.Convert(schema, data) : (data === undefined || data === null) && emptyBodyOk ? {} : data;
     if (check.Check(value)) return { value };
     const issues = [...check.Errors(value)].slice(0, 10).flatMap(issuesOf).map((e) => ({ path: `/${part}${e.path}`, message: e.message }));
     const first = issues[0] ?? { path: `/${part}`, message: 'invalid' };

@@ -1,14 +1,19 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { WorkerManagerError, type RuntimeSpec } from '@worker-manager/plugin-sdk';
+import type { AuthzResource } from '../security/authz/Authorizer.ts';
 import type { WorkerService } from '../workers/WorkerService.ts';
 import {
-  ApiError, CreateWorkerBody, ExecBody, ExecutionResult, ListWorkersQuery, RestartResult, RoutedWorker, TerminateQuery, TerminateResult, WorkerPage,
-  WorkerParams, WorkerStateResult, WorkerStatus,
+  ApiError, CreateWorkerBody, CreateWorkerHeaders, ExecBody, ExecutionResult, ListWorkersQuery, PortForwardBody, PortForwardResult, RestartResult, RoutedWorker, TerminateQuery,
+  TerminateResult, WorkerPage, WorkerParams, WorkerStateResult, WorkerStatus,
 } from './apiSchemas.ts';
+import { callerOf, operationContext, paramOf } from './routeConfig.ts';
 import { decodeWorkerCursor, encodeWorkerCursor, workerSortKey } from './workerCursor.ts';
 
 const errors = { '4xx': ApiError, '5xx': ApiError };
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
+
+/** The worker a per-worker route targets; the auth hook may add its tenant and owner from the worker's labels. */
+const workerResource = (req: FastifyRequest): AuthzResource => ({ type: 'Worker', id: paramOf(req, 'params', 'id') });
 
 /** `label=k=v` values (one or repeated) as a label map; the schema already required each to contain `=`. */
 function parseLabels(label: string | string[] | undefined): Record<string, string> | undefined {
@@ -23,7 +28,24 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
 
 /** Worker lifecycle routes: create, list, get, terminate, exec, pause, resume, restart. */
 export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerService): void {
-  app.post<{ Body: CreateWorkerBody }>('/v1/workers', { schema: { body: CreateWorkerBody, response: { 201: RoutedWorker, ...errors } } }, async (req, reply) => {
+  app.post<{ Body: CreateWorkerBody }>('/v1/workers', {
+    schema: {
+      summary: 'Create a worker and wait until it runs', body: CreateWorkerBody, headers: CreateWorkerHeaders, response: { 201: RoutedWorker, ...errors },
+    },
+    config: {
+      action: 'worker:create',
+      resource: (req) => {
+        const body = req.body as { workerId?: unknown; provider?: unknown } | undefined;
+        const caller = callerOf(req);
+        return {
+          type: 'Worker', id: typeof body?.workerId === 'string' ? body.workerId : '*',
+          ...(typeof body?.provider === 'string' ? { provider: body.provider } : {}),
+          ...(caller?.tenant === undefined ? {} : { tenant: caller.tenant }),
+          ...(caller === undefined ? {} : { owner: caller.id }),
+        };
+      },
+    },
+  }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
       throw new WorkerManagerError('WM_ERR_VALIDATION', 'idempotency-key must be 1-256 printable ASCII characters', { details: { path: '/headers/idempotency-key' } });
@@ -31,7 +53,7 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
     const { provider, workerId, labels } = req.body;
     const spec: RuntimeSpec = labels === undefined ? req.body.spec : { ...req.body.spec, labels: { ...req.body.spec.labels, ...labels } };
     const routed = await workers.createWorker({
-      spec, correlationId: req.id,
+      spec, ...operationContext(req),
       ...(provider === undefined ? {} : { provider }),
       ...(workerId === undefined ? {} : { workerId }),
       ...(key === undefined ? {} : { idempotencyKey: key }),
@@ -39,11 +61,22 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
     return reply.status(201).send(routed);
   });
 
-  app.get<{ Querystring: ListWorkersQuery }>('/v1/workers', { schema: { querystring: ListWorkersQuery, response: { 200: WorkerPage, ...errors } } }, async (req) => {
+  app.get<{ Querystring: ListWorkersQuery }>('/v1/workers', {
+    schema: { summary: 'List workers, filtered and paginated', querystring: ListWorkersQuery, response: { 200: WorkerPage, ...errors } },
+    // A tenant's listing is scoped to its tenant (WorkerService filters by the wm.tenant label), so the resource is that tenant's workers.
+    config: {
+      action: 'worker:read',
+      resource: (req) => {
+        const tenant = callerOf(req)?.tenant;
+        const provider = paramOf(req, 'query', 'provider');
+        return { type: 'Worker', id: '*', ...(provider === '*' ? {} : { provider }), ...(tenant === undefined ? {} : { tenant }) };
+      },
+    },
+  }, async (req) => {
     const { provider, state, limit = 50, cursor } = req.query;
     const after = cursor === undefined ? undefined : decodeWorkerCursor(cursor);
     const labels = parseLabels(req.query.label);
-    const all = await workers.listWorkers({ ...(provider === undefined ? {} : { provider }), ...(labels === undefined ? {} : { labels }) });
+    const all = await workers.listWorkers({ ...(provider === undefined ? {} : { provider }), ...(labels === undefined ? {} : { labels }) }, operationContext(req));
     // Providers filter by label themselves; checked again here so a provider that ignores the filter cannot widen it.
     const matching = all
       .filter((r) => labels === undefined || Object.entries(labels).every(([k, v]) => r.worker.labels[k] === v))
@@ -56,35 +89,65 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
     return { items: page.map((e) => e.r), ...(matching.length > limit && last !== undefined ? { nextCursor: encodeWorkerCursor(last.key) } : {}) };
   });
 
-  app.get<{ Params: WorkerParams }>('/v1/workers/:id', { schema: { params: WorkerParams, response: { 200: WorkerStatus, ...errors } } }, async (req) => {
-    const { instance, state } = await workers.getStatus(req.params.id);
+  app.get<{ Params: WorkerParams }>('/v1/workers/:id', {
+    schema: { summary: 'State of a worker', params: WorkerParams, response: { 200: WorkerStatus, ...errors } },
+    config: { action: 'worker:read', resource: workerResource },
+  }, async (req) => {
+    const { instance, state } = await workers.getStatus(req.params.id, operationContext(req));
     return { instance, workerId: req.params.id, state };
   });
 
   app.delete<{ Params: WorkerParams; Querystring: TerminateQuery }>(
     '/v1/workers/:id',
-    { schema: { params: WorkerParams, querystring: TerminateQuery, response: { 200: TerminateResult, ...errors } } },
+    {
+      schema: { summary: 'Terminate a worker (idempotent)', params: WorkerParams, querystring: TerminateQuery, response: { 200: TerminateResult, ...errors } },
+      config: { action: 'worker:terminate', resource: workerResource },
+    },
     async (req) => {
       const { gracePeriodMs } = req.query;
-      const result = await workers.terminateWorker(req.params.id, { correlationId: req.id, ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }) });
+      const result = await workers.terminateWorker(req.params.id, { ...operationContext(req), ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }) });
       return { workerId: req.params.id, instance: result.instance ?? null, state: result.state, alreadyGone: result.alreadyGone };
     },
   );
 
   app.post<{ Params: WorkerParams; Body: ExecBody }>(
     '/v1/workers/:id/exec',
-    { schema: { params: WorkerParams, body: ExecBody, response: { 200: ExecutionResult, ...errors } } },
-    async (req) => workers.executeCommand(req.params.id, req.body.command, req.body.timeoutMs),
+    {
+      schema: { summary: 'Run a command in a worker', params: WorkerParams, body: ExecBody, response: { 200: ExecutionResult, ...errors } },
+      config: { action: 'worker:exec', resource: workerResource },
+    },
+    async (req) => workers.executeCommand(req.params.id, req.body.command, req.body.timeoutMs, operationContext(req)),
   );
 
   for (const op of ['pause', 'resume'] as const) {
-    app.post<{ Params: WorkerParams }>(`/v1/workers/:id/${op}`, { schema: { params: WorkerParams, response: { 200: WorkerStateResult, ...errors } } }, async (req) => {
-      const state = op === 'pause' ? await workers.pauseWorker(req.params.id) : await workers.resumeWorker(req.params.id);
+    app.post<{ Params: WorkerParams }>(`/v1/workers/:id/${op}`, {
+      schema: { summary: op === 'pause' ? 'Pause (freeze) a worker' : 'Resume a paused worker', params: WorkerParams, response: { 200: WorkerStateResult, ...errors } },
+      config: { action: op === 'pause' ? 'worker:pause' : 'worker:resume', resource: workerResource },
+    }, async (req) => {
+      const state = op === 'pause' ? await workers.pauseWorker(req.params.id, operationContext(req)) : await workers.resumeWorker(req.params.id, operationContext(req));
       return { workerId: req.params.id, state };
     });
   }
 
-  app.post<{ Params: WorkerParams }>('/v1/workers/:id/restart', { schema: { params: WorkerParams, response: { 200: RestartResult, ...errors } } }, async (req) => {
-    return { worker: await workers.restartWorker(req.params.id) };
+  app.post<{ Params: WorkerParams }>('/v1/workers/:id/restart', {
+    schema: { summary: 'Restart a worker with the same spec', params: WorkerParams, response: { 200: RestartResult, ...errors } },
+    config: { action: 'worker:restart', resource: workerResource },
+  }, async (req) => {
+    return { worker: await workers.restartWorker(req.params.id, operationContext(req)) };
+  });
+
+  app.post<{ Params: WorkerParams; Body: PortForwardBody }>('/v1/workers/:id/port-forward', {
+    schema: {
+      summary: 'Open a local endpoint that reaches a port of the worker',
+      description: 'The endpoint (`host:port`) listens on the machine that runs the provider plugin, on loopback. Repeating the call returns the open endpoint. '
+        + 'A provider without the worker.portForward capability answers 400 WM_ERR_COMPATIBILITY.',
+      params: WorkerParams, body: PortForwardBody, response: { 200: PortForwardResult, ...errors },
+    },
+    config: { action: 'worker:portForward', resource: workerResource },
+  }, async (req) => {
+    const workerId = req.params.id;
+    const { remotePort, localPort } = req.body;
+    const { instance, endpoint } = await workers.portForward(workerId, localPort === undefined ? { remotePort } : { remotePort, localPort }, operationContext(req));
+    return { workerId, instance, endpoint };
   });
 }

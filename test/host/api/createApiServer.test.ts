@@ -45,7 +45,7 @@ instances:
   - { name: b, plugin: process, config: { maxWorkers: 1 } }
   - { name: broken, plugin: setup-fails }
 `);
-    app = createApiServer({ workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, bodyLimitBytes: 4_096 });
+    app = createApiServer({ workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, bodyLimitBytes: 4_096, bus: t.host.bus });
   });
   after(async () => {
     await app.close();
@@ -168,6 +168,29 @@ instances:
     assert.deepEqual(never.json(), { workerId: 'never-existed', instance: null, state: { phase: 'Terminated' }, alreadyGone: true });
   });
 
+  it('passes the request\'s correlation id to every WorkerService call (one log line per operation names it)', async () => {
+    const res = await create({ workerId: 'corr-1', spec: { command: ['sh', '-c', 'echo hi; exec sleep 30'] } });
+    assert.equal(res.statusCode, 201, res.body);
+    const calls: Array<[string, 'GET' | 'POST' | 'DELETE', string, object?]> = [
+      ['getStatus', 'GET', '/v1/workers/corr-1'],
+      ['listWorkers', 'GET', '/v1/workers?provider=a'],
+      ['getLogs', 'GET', '/v1/workers/corr-1/logs'],
+      ['executeCommand', 'POST', '/v1/workers/corr-1/exec', { command: ['true'] }],
+      ['pauseWorker', 'POST', '/v1/workers/corr-1/pause'],
+      ['resumeWorker', 'POST', '/v1/workers/corr-1/resume'],
+      ['restartWorker', 'POST', '/v1/workers/corr-1/restart'],
+      ['getCapacity', 'GET', '/v1/capacity'],
+      ['terminateWorker', 'DELETE', '/v1/workers/corr-1'],
+    ];
+    for (const [op, method, url, payload] of calls) {
+      const correlationId = `corr-op-${op}`;
+      const answer = await app.inject({ method, url, headers: { 'x-correlation-id': correlationId }, ...(payload === undefined ? {} : { payload }) });
+      assert.ok(answer.statusCode < 300, `${op}: ${answer.body}`);
+      const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['op'] === op && l['correlationId'] === correlationId);
+      assert.equal(lines.length, 1, `${op} logged once with the request's correlation id`);
+    }
+  });
+
   it('answers unknown workers with 404 and malformed ids with 400, on every per-worker route', async () => {
     const routes: Array<['GET' | 'POST' | 'DELETE', string, object?]> = [
       ['GET', ''], ['GET', '/logs'], ['POST', '/exec', { command: ['true'] }], ['POST', '/pause'], ['POST', '/resume'], ['POST', '/restart'],
@@ -229,22 +252,44 @@ instances:
     assertError(await app.inject({ method: 'GET', url: '/v1/capacity?provider=zzz' }), 404, 'HOST_ERR_INSTANCE_NOT_FOUND');
   });
 
-  it('is alive on /healthz and ready on /readyz only while every required instance runs', async () => {
+  it('is alive on /healthz and ready on /readyz only while the bus takes events and every required instance runs', async () => {
     assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(ready.statusCode, 200);
-    assert.deepEqual(ready.json(), { status: 'ok', checks: [{ instance: 'a', state: 'running', ok: true }] });
+    assert.deepEqual(ready.json(), {
+      status: 'ok',
+      checks: [
+        { check: 'bus', ok: true, state: 'connected', adapter: 'memory', outbox: { depth: 0, oldestAgeMs: 0 } },
+        { check: 'instance', instance: 'a', state: 'running', ok: true },
+      ],
+    });
     const strict = createApiServer({ workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, requiredInstances: ['b', 'broken', 'ghost'] });
     try {
       const res = await strict.inject({ method: 'GET', url: '/readyz' });
       assert.equal(res.statusCode, 503);
       assert.deepEqual(res.json(), {
         status: 'unavailable',
-        checks: [{ instance: 'a', state: 'running', ok: true }, { instance: 'b', state: 'running', ok: true }, { instance: 'broken', state: 'failed', ok: false }, { instance: 'ghost', state: 'missing', ok: false }],
+        checks: [
+          { check: 'instance', instance: 'a', state: 'running', ok: true }, { check: 'instance', instance: 'b', state: 'running', ok: true },
+          { check: 'instance', instance: 'broken', state: 'failed', ok: false }, { check: 'instance', instance: 'ghost', state: 'missing', ok: false },
+        ],
+        failed: ['instance:broken', 'instance:ghost'],
       });
     } finally {
       await strict.close();
     }
+  });
+
+  it('forwards ports only through providers that can: 400 on the process provider, 404 for an unknown worker, 400 on a bad body', async () => {
+    const res = await create({ workerId: 'fwd-1', spec: { command: ['sleep', '30'] } });
+    assert.equal(res.statusCode, 201, res.body);
+    const refused = assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: { remotePort: 8080 } }), 400, 'WM_ERR_COMPATIBILITY');
+    assert.deepEqual(refused['details'], { instance: 'a', missing: ['worker.portForward'] });
+    assertError(await app.inject({ method: 'POST', url: '/v1/workers/w-nope/port-forward', payload: { remotePort: 8080 } }), 404, 'WM_ERR_NOT_FOUND');
+    assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: { remotePort: 0 } }), 400, 'WM_ERR_VALIDATION', '/body/remotePort');
+    assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: { remotePort: 80, localPort: 70_000 } }), 400, 'WM_ERR_VALIDATION', '/body/localPort');
+    assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: {} }), 400, 'WM_ERR_VALIDATION', '/body/remotePort');
+    assertError(await app.inject({ method: 'POST', url: '/v1/workers/Bad_Id/port-forward', payload: { remotePort: 80 } }), 400, 'WM_ERR_VALIDATION', '/params/id');
   });
 });
 

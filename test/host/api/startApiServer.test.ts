@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { parseConfig } from '../../../host/src/config/loadConfig.ts';
@@ -18,6 +20,15 @@ instances:
   - { name: a, plugin: process, default: true }
 `;
 
+/** The local admin token of the host started last (the API refuses /v1 calls without it). */
+let token = '';
+async function useTokenOf(t: TestHost): Promise<void> {
+  token = (await readFile(path.join(t.dir, 'state', 'admin.token'), 'utf8')).trim();
+}
+/** fetch with the local admin token. */
+const authFetch = (url: string, init: RequestInit = {}): Promise<Response> =>
+  fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } });
+
 interface SseEvent {
   id?: string;
   event?: string;
@@ -31,7 +42,7 @@ interface SseEvent {
 function readSse(url: string, options: { lastEventId?: string; enough: (events: SseEvent[]) => boolean; onOpen?: (req: http.ClientRequest) => void }): Promise<{ events: SseEvent[]; status: number; ended: boolean; correlationId: string | undefined }> {
   return new Promise((resolve, reject) => {
     const events: SseEvent[] = [];
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    const headers: Record<string, string> = { accept: 'text/event-stream', authorization: `Bearer ${token}` };
     if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
     const req = http.get(url, { headers }, (res) => {
       options.onOpen?.(req);
@@ -83,6 +94,7 @@ describe('Host with api.enabled', () => {
   let base: string;
   before(async () => {
     t = await startTestHost(hostYaml('api-listen', 0));
+    await useTokenOf(t);
     base = t.host.apiUrl ?? assert.fail('no api url');
   });
   after(() => t.stop());
@@ -94,6 +106,8 @@ describe('Host with api.enabled', () => {
     assert.equal(res.headers.get('x-correlation-id'), 'corr-live');
     const ready = await fetch(`${base}/readyz`);
     assert.equal(ready.status, 200);
+    const checks = ((await ready.json()) as { checks: Array<{ check: string; state: string }> }).checks;
+    assert.deepEqual(checks.map((c) => `${c.check}:${c.state}`), ['bus:connected', 'instance:running'], 'the host gives the API its bus');
   });
 
   it('leaves the API off unless the config enables it', () => {
@@ -102,7 +116,7 @@ describe('Host with api.enabled', () => {
   });
 
   it('follows logs as Server-Sent Events and resumes after a reconnect with Last-Event-ID, losing and repeating nothing', async () => {
-    const created = await fetch(`${base}/v1/workers`, {
+    const created = await authFetch(`${base}/v1/workers`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ workerId: 'sse-1', spec: { command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done; exec sleep 30'] } }),
@@ -128,12 +142,12 @@ describe('Host with api.enabled', () => {
       const fromQuery = await readSse(`${url}&sinceSeq=100`, { enough: (e) => e.length >= 1 });
       assert.equal(JSON.parse(fromQuery.events[0]?.data ?? '{}').data, 'line-100\n');
     } finally {
-      await fetch(`${base}/v1/workers/sse-1`, { method: 'DELETE' });
+      await authFetch(`${base}/v1/workers/sse-1`, { method: 'DELETE' });
     }
   });
 
   it('ends a follow stream with an end event when the worker\'s output ends, and answers errors before streaming as JSON', async () => {
-    const created = await fetch(`${base}/v1/workers`, {
+    const created = await authFetch(`${base}/v1/workers`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ workerId: 'sse-2', spec: { command: ['sh', '-c', 'echo one; echo two'] } }),
@@ -145,9 +159,9 @@ describe('Host with api.enabled', () => {
       assert.deepEqual(read.events.map((e) => e.event), ['log', 'log', 'end']);
       assert.deepEqual(read.events.slice(0, 2).map((e) => (JSON.parse(e.data) as { data: string }).data), ['one\n', 'two\n']);
     } finally {
-      await fetch(`${base}/v1/workers/sse-2`, { method: 'DELETE' });
+      await authFetch(`${base}/v1/workers/sse-2`, { method: 'DELETE' });
     }
-    const missing = await fetch(`${base}/v1/workers/w-nope/logs?follow=true`);
+    const missing = await authFetch(`${base}/v1/workers/w-nope/logs?follow=true`);
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { code: string }).code, 'WM_ERR_NOT_FOUND');
   });
@@ -166,10 +180,11 @@ describe('Host with api.enabled', () => {
 describe('Host stop with an open log stream', () => {
   it('ends the stream and closes the API before the plugins stop', async () => {
     const t = await startTestHost(hostYaml('api-stop', 0));
+    await useTokenOf(t);
     const base = t.host.apiUrl ?? assert.fail('no api url');
     let pid: number | undefined;
     try {
-      const created = await fetch(`${base}/v1/workers`, {
+      const created = await authFetch(`${base}/v1/workers`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ workerId: 'sse-stop', spec: { command: ['sh', '-c', 'echo hi; exec sleep 30'] } }),

@@ -79,6 +79,15 @@ describe('loadConfig', () => {
         },
       ],
       instances: [{ name: 'local', plugin: 'process', default: false, requireCapabilities: [], config: {} }],
+      secrets: {
+        cacheTtlMs: 5_000,
+        tenants: [],
+        rotation: { debounceMs: 1_000, defaultGracePeriodMs: 300_000, historyLimit: 500, maxParallel: 2, policies: [] },
+      },
+      security: {
+        authentication: { mode: 'local', protectMetrics: false, serviceIdentity: { commands: false, roles: [] } },
+        authorization: { adapter: 'cedar', cedar: { schemaFile: 'schema.cedarschema' } },
+      },
     });
   });
 
@@ -253,7 +262,7 @@ describe('loadConfig', () => {
         '7:5 /instances/0/config: expected object, found array',
         '8:7 /bus/adapter: must be one of "memory", "jetstream"',
         '8:22 /bus/subjectPrefix: must match ^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
-        "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, plugins, instances)",
+        "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, secrets, security, plugins, instances)",
       ],
     });
   });

@@ -1,0 +1,99 @@
+import http from 'node:http';
+
+/** One Server-Sent Event as a client sees it. */
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/** An open SSE response: events so far, and how it ended. */
+export interface SseStream {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  events: SseEvent[];
+  /** Resolves when the response is over: `ended` true when the server completed it, false when the connection dropped. */
+  closed: Promise<{ ended: boolean }>;
+  /** Resolves once `count` events have arrived (rejects after `timeoutMs`). */
+  waitFor(count: number, timeoutMs?: number): Promise<SseEvent[]>;
+  /** Drops the connection, as a client that goes away would. */
+  close(): void;
+}
+
+/**
+ * A minimal EventSource over node:http. Resolves once the response headers and the server's first comment (`: open`)
+ * arrived, so that whatever the caller does next happens after the stream started.
+ */
+export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const events: SseEvent[] = [];
+      const waiters: Array<() => void> = [];
+      let buffer = '';
+      let opened = false;
+      let endedByServer = false;
+      const closed = new Promise<{ ended: boolean }>((done) => {
+        res.on('end', () => (endedByServer = true));
+        res.on('close', () => done({ ended: endedByServer }));
+      });
+      const stream: SseStream = {
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        events,
+        closed,
+        waitFor(count, timeoutMs = 5_000) {
+          return new Promise((ok, fail) => {
+            const timer = setTimeout(() => fail(new Error(`only ${events.length} of ${count} events within ${timeoutMs} ms: ${JSON.stringify(events)}`)), timeoutMs);
+            const check = (): void => {
+              if (events.length < count) return;
+              clearTimeout(timer);
+              waiters.splice(waiters.indexOf(check), 1);
+              ok(events.slice(0, count));
+            };
+            waiters.push(check);
+            check();
+          });
+        },
+        close: () => req.destroy(),
+      };
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        buffer += text;
+        let at: number;
+        while ((at = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, at);
+          buffer = buffer.slice(at + 2);
+          const event: SseEvent = { data: '' };
+          let isComment = true;
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) continue;
+            isComment = false;
+            const colon = line.indexOf(':');
+            const field = line.slice(0, colon);
+            const value = line.slice(colon + 1).replace(/^ /, '');
+            if (field === 'id') event.id = value;
+            else if (field === 'event') event.event = value;
+            else if (field === 'data') event.data += value;
+          }
+          if (isComment) {
+            if (!opened) {
+              opened = true;
+              resolve(stream);
+            }
+            continue;
+          }
+          events.push(event);
+          for (const w of [...waiters]) w();
+        }
+      });
+      // A non-SSE answer (an error body) never sends `: open`: hand it over once complete.
+      if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
+        res.on('end', () => {
+          events.push({ event: 'body', data: buffer });
+          resolve(stream);
+        });
+      }
+    });
+    req.on('error', reject);
+  });
+}
