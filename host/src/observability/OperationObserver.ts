@@ -18,6 +18,10 @@ export interface OperationRecord {
   category?: string;
   code?: string;
   latencyMs: number;
+  /** Secret name, for secret operations (`rotateSecret`, `rollbackSecret`): a name, never a value. */
+  secret?: string;
+  /** What started the operation, for rotations: `time`, `event` or `manual`. */
+  trigger?: string;
 }
 
 /** Receives every finished operation; must not throw and must not block (it runs on the hot path). */

@@ -50,6 +50,20 @@ export interface SandboxOptions {
   onEvent?(event: WorkerEvent): void;
   onLog?(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
   onStatus?(change: SandboxStatusChange): void;
+  /** Told when each contract call settles (call-latency metrics); absent, calls are not timed at all. */
+  onCall?(call: SandboxCall): void;
+}
+
+/**
+ * One settled contract call. `params` is what the caller passed and may hold secret material (`secrets` mounts): read
+ * what you count, never keep or log it. For a stream operation the latency is the time until the stream opened.
+ */
+export interface SandboxCall {
+  method: string;
+  params: unknown;
+  latencyMs: number;
+  /** Set when the call failed: the code and category it failed with. */
+  error?: { code: string; category: string };
 }
 
 /** Lifecycle of a sandbox. */
@@ -250,6 +264,21 @@ export class PluginSandbox {
   // ---- calls -------------------------------------------------------------------------------------------------
 
   #invoke(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
+    const onCall = this.#options.onCall;
+    if (onCall === undefined) return this.#dispatch(op, params, options);
+    const start = performance.now();
+    const settled = this.#dispatch(op, params, options);
+    settled.then(
+      () => this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start })),
+      (error: unknown) => {
+        const wm = toWorkerManagerError(error);
+        this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start, error: { code: wm.code, category: wm.category } }));
+      },
+    );
+    return settled;
+  }
+
+  #dispatch(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
     if (!op.negotiated) return Promise.reject(this.#notAvailable(op.name));
     if (!op.params.Check(params)) return Promise.reject(this.#invalidParams(op, params));
     const deadline = Date.now() + (options?.timeoutMs ?? this.#limits.callTimeoutMs);
