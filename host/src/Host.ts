@@ -7,14 +7,25 @@ import { startApiServer } from './api/startApiServer.ts';
 import type { EventBus } from './bus/EventBus.ts';
 import { createEvent } from './bus/createEvent.ts';
 import { workerCommandExecutor } from './bus/commands/dispatchWorkerCommand.ts';
+import { guardedCommandExecutor } from './bus/commands/guardedCommandExecutor.ts';
 import { createEventBus } from './bus/createEventBus.ts';
 import { subjectsFor, type Subjects } from './bus/subjects.ts';
 import type { LoadedConfig } from './config/loadConfig.ts';
 import { hostError } from './errors.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics, type HostMetrics } from './observability/metrics.ts';
 import { PluginRegistry, type RegistryHooks, type ReportRow } from './plugins/PluginRegistry.ts';
 import type { SandboxFactory } from './plugins/SandboxLike.ts';
 import { PluginSandbox } from './sandbox/PluginSandbox.ts';
+import { RotationEngine } from './secrets/rotation/RotationEngine.ts';
+import { SecretBroker } from './secrets/SecretBroker.ts';
+import { AuditLog } from './security/audit/AuditLog.ts';
+import type { AuditSink } from './security/audit/AuditSink.ts';
+import { AccessGuard, workerLookupFrom } from './security/authn/AccessGuard.ts';
+import { assertSafeBind, createAuthenticator, hostPrincipal } from './security/authn/createAuthenticator.ts';
+import { adminTokenPath } from './security/authn/LocalAdminAuthenticator.ts';
+import type { Authorizer } from './security/authz/Authorizer.ts';
+import { createAuthorizer } from './security/authz/createAuthorizer.ts';
 import { WorkerService } from './workers/WorkerService.ts';
 
 /** Everything the container holds; the composition root is the only code that reaches into it. */
@@ -23,12 +34,19 @@ interface Cradle {
   hostId: string;
   stateDir: string;
   logger: Logger;
+  metrics: HostMetrics;
   subjects: Subjects;
   bus: EventBus;
   sandboxFactory: SandboxFactory;
   hooks: RegistryHooks;
   registry: PluginRegistry;
+  secrets: SecretBroker;
   workers: WorkerService;
+  rotation: RotationEngine;
+  /** The audit trail (the hash-chained log in the state dir, unless HostOptions.audit replaces it). */
+  audit: AuditSink;
+  /** Decides every API request and bus command (security.authorization, unless HostOptions.authorizer replaces it). */
+  authorizer: Authorizer;
 }
 
 /** Overrides for tests and embedding. */
@@ -37,6 +55,12 @@ export interface HostOptions {
   logger?: Logger;
   bus?: EventBus;
   sandboxFactory?: SandboxFactory;
+  /** Metrics to record into (their own prom-client registry); a fresh set when absent. */
+  metrics?: HostMetrics;
+  /** Decides what API requests and bus commands may do; when absent, the one `security.authorization` configures. */
+  authorizer?: Authorizer;
+  /** Receives every authorization decision and secret operation; when absent, the audit log in the state dir. */
+  audit?: AuditSink;
 }
 
 /** The id a host uses when the config names none: the hostname, made label-safe. */
@@ -57,6 +81,7 @@ export class Host {
   #starting: Promise<ReportRow[]> | undefined;
   #apiUrl: string | undefined;
   #stopping: Promise<void> | undefined;
+  #guard: Promise<AccessGuard> | undefined;
 
   constructor(options: HostOptions) {
     const { config } = options.loaded;
@@ -67,14 +92,26 @@ export class Host {
       hostId: asValue(hostId),
       stateDir: asValue(path.resolve(options.loaded.dir, config.host.stateDir)),
       logger: asValue(options.logger ?? createLogger({ level: config.host.logLevel, hostId })),
+      metrics: asValue(options.metrics ?? createMetrics()),
       subjects: asValue(subjectsFor(config.bus.subjectPrefix)),
-      bus: options.bus !== undefined
-        ? asValue(options.bus)
-        : asFunction((c: Cradle) => createEventBus({ settings: config.bus, configDir: c.loaded.dir, stateDir: c.stateDir, hostId: c.hostId, subjects: c.subjects, logger: c.logger })).singleton(),
+      // Every publisher gets the timed bus, so event_publish_latency_ms covers them all whatever the adapter.
+      bus: asFunction((c: Cradle) => c.metrics.instrumentBus(options.bus ?? createEventBus({ settings: config.bus, configDir: c.loaded.dir, stateDir: c.stateDir, hostId: c.hostId, subjects: c.subjects, logger: c.logger }))).singleton(),
       sandboxFactory: asValue<SandboxFactory>(options.sandboxFactory ?? ((spec) => new PluginSandbox(spec))),
       hooks: asFunction((cradle: Cradle) => this.#registryHooks(cradle)).singleton(),
       registry: asFunction((c: Cradle) => new PluginRegistry({ loaded: c.loaded, hostId: c.hostId, stateDir: c.stateDir, sandboxFactory: c.sandboxFactory, hooks: c.hooks })).singleton(),
-      workers: asFunction((c: Cradle) => new WorkerService({ registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger })).singleton(),
+      secrets: asFunction((c: Cradle) => new SecretBroker({
+        registry: c.registry, settings: c.loaded.config.secrets, stateDir: c.stateDir, logger: c.logger, bus: c.bus, subjects: c.subjects, hostId: c.hostId,
+        observer: c.metrics.observer, audit: c.audit,
+      })).singleton(),
+      workers: asFunction((c: Cradle) => new WorkerService({
+        registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger, secrets: c.secrets, observer: c.metrics.observer,
+      })).singleton(),
+      rotation: asFunction((c: Cradle) => new RotationEngine({
+        registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, stateDir: c.stateDir, logger: c.logger, broker: c.secrets, workers: c.workers,
+        settings: c.loaded.config.secrets.rotation, audit: c.audit, observer: c.metrics.observer,
+      })).singleton(),
+      audit: asFunction((c: Cradle) => options.audit ?? new AuditLog({ stateDir: c.stateDir, logger: c.logger, bus: c.bus, subjects: c.subjects, hostId: c.hostId })).singleton(),
+      authorizer: asFunction((c: Cradle) => options.authorizer ?? createAuthorizer(c.loaded.config.security.authorization, { logger: c.logger, configDir: c.loaded.dir })).singleton(),
     });
   }
 
@@ -95,6 +132,25 @@ export class Host {
   }
   get workers(): WorkerService {
     return this.#container.cradle.workers;
+  }
+  /** The secret broker: resolves secret refs for workers, tenant checks, consumers of each secret. */
+  get secrets(): SecretBroker {
+    return this.#container.cradle.secrets;
+  }
+  get metrics(): HostMetrics {
+    return this.#container.cradle.metrics;
+  }
+  /** The audit trail every authorization decision and secret operation is recorded in. */
+  get audit(): AuditSink {
+    return this.#container.cradle.audit;
+  }
+  /** The authorizer of API requests and bus commands. */
+  get authorizer(): Authorizer {
+    return this.#container.cradle.authorizer;
+  }
+  /** Secret rotation: rotate now, roll back, list versions, history. */
+  get rotation(): RotationEngine {
+    return this.#container.cradle.rotation;
   }
   /** Base URL of the REST API once started with `api.enabled`; undefined otherwise. */
   get apiUrl(): string | undefined {
@@ -119,23 +175,47 @@ export class Host {
   }
 
   async #start(): Promise<ReportRow[]> {
-    const { bus, registry, workers, stateDir, logger } = this.#container.cradle;
+    const { bus, registry, workers, stateDir, logger, metrics } = this.#container.cradle;
+    const { config } = this.#container.cradle.loaded;
+    // Before anything starts: a local-token API on a public address must not exist even briefly.
+    if (config.api.enabled) assertSafeBind(config.api.host, config.security.authentication);
     await mkdir(stateDir, { recursive: true });
+    metrics.watch({ bus, registry });
     await bus.start();
     this.onShutdown('bus', () => bus.stop());
+    const { audit } = this.#container.cradle;
+    // Registered before plugins, so it closes after everything that records (API, rotation, plugins) has stopped.
+    if (audit instanceof AuditLog) this.onShutdown('audit', () => audit.stop());
     this.onShutdown('plugins', (timeoutMs) => registry.stop({ timeoutMs }));
     try {
+      if (audit instanceof AuditLog) await audit.start();
+      // Before any plugin runs: a policy set that does not validate stops start-up here.
+      const { authorizer } = this.#container.cradle;
+      await authorizer.start();
+      this.onShutdown('authz', () => authorizer.stop());
       const report = await registry.boot();
+      // After the registry (it checks the credentials instances), before workers (they prune its consumer table).
+      await this.#container.cradle.secrets.start();
       await workers.start();
+      const { rotation } = this.#container.cradle;
+      // After plugins (and the broker), so recovery can drive them; stopped before plugins drain.
+      await rotation.start();
+      this.onShutdown('rotation', (timeoutMs) => rotation.stop({ timeoutMs }));
       if (this.#container.cradle.loaded.config.bus.serveCommands === true) {
         if (bus.serveCommands === undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `the ${bus.adapter} bus cannot serve commands (bus.serveCommands needs adapter jetstream)`);
-        const commands = bus.serveCommands(workerCommandExecutor(workers));
+        const commands = bus.serveCommands(guardedCommandExecutor(workerCommandExecutor(workers), {
+          guard: await this.#accessGuard(),
+          serviceIdentity: config.security.authentication.serviceIdentity.commands ? hostPrincipal(config.security.authentication.serviceIdentity, this.hostId) : undefined,
+        }));
         await commands.ready;
         // Registered last, so it stops first: no new command is taken while plugins drain.
         this.onShutdown('commands', () => commands.close());
       }
       if (this.#container.cradle.loaded.config.api.enabled) {
-        const api = await startApiServer(this.#container.cradle.loaded.config, { workers, registry, logger });
+        const api = await startApiServer(this.#container.cradle.loaded.config, {
+          workers, registry, logger, metrics, bus, subjects: this.#container.cradle.subjects, rotation: this.#container.cradle.rotation,
+          auth: { guard: await this.#accessGuard(), protectMetrics: config.security.authentication.protectMetrics },
+        });
         this.#apiUrl = api.url;
         // Registered after plugins and commands, so it stops first: no request reaches a draining plugin.
         this.onShutdown('api', (timeoutMs) => api.close(timeoutMs));
@@ -169,19 +249,44 @@ export class Host {
     }
   }
 
+  /** Where the local admin token is written (authentication mode local); undefined in oidc mode. */
+  get adminTokenFile(): string | undefined {
+    const { loaded, stateDir } = this.#container.cradle;
+    return loaded.config.security.authentication.mode === 'local' ? adminTokenPath(stateDir) : undefined;
+  }
+
+  /** The one authenticate + authorize + audit path of the API and the bus commands, started once. */
+  #accessGuard(): Promise<AccessGuard> {
+    this.#guard ??= (async () => {
+      const { loaded, stateDir, logger, workers, secrets } = this.#container.cradle;
+      const authenticator = createAuthenticator(loaded.config.security.authentication, { stateDir, logger });
+      await authenticator.start();
+      this.onShutdown('authn', () => authenticator.stop());
+      // The authorizer and the audit log were started by #start, before any plugin.
+      const { authorizer, audit } = this.#container.cradle;
+      return new AccessGuard({ authenticator, authorizer, audit, workers: workerLookupFrom(workers), secrets, logger });
+    })();
+    return this.#guard;
+  }
+
   #registryHooks(cradle: Cradle): RegistryHooks {
     const publish = (name: 'pluginCrashed' | 'pluginQuarantined', data: Record<string, unknown>): void => {
       cradle.bus.publish(createEvent(cradle.subjects, cradle.hostId, name, data)).catch(() => undefined);
     };
     return {
       // Resolved lazily: the registry is built before the worker service that consumes its events.
-      onWorkerEvent: (instance, event) => this.#container.cradle.workers.onProviderEvent(instance, event),
+      onWorkerEvent: (instance, event) => {
+        cradle.metrics.workerEvent(instance, event);
+        this.#container.cradle.workers.onProviderEvent(instance, event);
+      },
+      onPluginCall: (instance, plugin, call) => cradle.metrics.pluginCall(instance, plugin, call),
       onPluginLog: (instance, level, message, fields) => {
         const log = cradle.logger.child({ instance, source: 'plugin' });
         const fn = level === 'error' ? log.error : level === 'warn' ? log.warn : level === 'debug' ? log.debug : log.info;
         fn.call(log, fields ?? {}, message);
       },
       onPluginStatus: (instance, plugin, change) => {
+        cradle.metrics.pluginStatus(instance, plugin, change);
         const data = { instance, plugin: plugin.id, version: plugin.version, state: change.state, reason: change.reason ?? null, code: change.code ?? null };
         if (change.state === 'quarantined') {
           cradle.logger.error(data, 'plugin instance quarantined');

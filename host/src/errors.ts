@@ -160,6 +160,86 @@ export const HOST_ERROR_CODES = {
     description: 'The HTTP request body has a content type the API does not accept (HTTP 415); the API speaks application/json.',
     howToSolve: 'Send the body as JSON with Content-Type: application/json.',
   },
+  HOST_ERR_CLI_CONFIG_INVALID: {
+    category: 'Configuration', severity: 'Medium', transient: false,
+    description: 'The wm CLI cannot tell which API to call or how: its config file (cli.yaml) is unreadable or invalid, no URL was given, or the token file is missing or empty.',
+    howToSolve: 'Pass --url/--token-file (or WM_URL/WM_TOKEN_FILE), or fix the file named in the message; docs/operations.md describes cli.yaml.',
+  },
+  HOST_ERR_CLI_UNREACHABLE: {
+    category: 'TransientInfrastructure', severity: 'Medium', transient: true,
+    description: 'The wm CLI could not reach the worker-manager API (connection refused, unknown host, timeout, or a stream that kept dropping).',
+    howToSolve: 'Check that the host runs with api.enabled and that --url / WM_URL points at it; retry.',
+  },
+  HOST_ERR_CLI_BAD_RESPONSE: {
+    category: 'PermanentInfrastructure', severity: 'Medium', transient: false,
+    description: 'The API answered with something that is not a worker-manager answer (not JSON, or not the documented error body), often a proxy in between.',
+    howToSolve: 'Check that --url points at the worker-manager API itself; the message quotes the HTTP status.',
+  },
+  HOST_ERR_CLI_WAIT_TIMEOUT: {
+    category: 'TransientInfrastructure', severity: 'Medium', transient: true,
+    description: 'wm workers create gave up waiting for the worker to become Running within --wait-timeout; the worker may still start.',
+    howToSolve: 'Look at it with wm workers get ID; raise --wait-timeout, or terminate it.',
+  },
+  HOST_ERR_CLI_WORKER_NOT_RUNNING: {
+    category: 'PermanentInfrastructure', severity: 'Medium', transient: false,
+    description: 'wm workers create waited for Running, but the worker ended (Failed or Terminated) first.',
+    howToSolve: 'Read its logs with wm workers logs ID; the message gives the final state and reason.',
+  },
+  HOST_ERR_AUTH_PROVIDER_UNAVAILABLE: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The identity provider (security.authentication.oidc.issuer) could not be reached for its discovery document or signing keys, so no token can be verified (HTTP 503).',
+    howToSolve: 'Retry; check that the issuer URL is reachable from the host and serves /.well-known/openid-configuration.',
+  },
+  HOST_ERR_AUTH_INSECURE_BIND: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The API would listen on a non-loopback address while authentication is the local admin token only; the host refuses to start.',
+    howToSolve: 'Keep api.host on 127.0.0.1 / ::1, or configure security.authentication.mode: oidc with an issuer.',
+  },
+  HOST_ERR_AUTH_CONFIG_INVALID: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The authentication settings cannot work: oidc mode without an oidc block, or an http:// issuer without allowInsecureHttp.',
+    howToSolve: 'Fix security.authentication as the message says; docs/configuration.md lists every field.',
+  },
+  HOST_ERR_AUTHZ_POLICY_INVALID: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The Cedar policy set cannot be used: a file does not parse, a policy id is used twice, the schema is unreadable, or a policy does not validate against the schema; the host refuses to start.',
+    howToSolve: 'Fix the policy named in the message (file:line:col when known); check with the Cedar CLI (`cedar validate --schema schema.cedarschema --policies file.cedar`).',
+  },
+  HOST_ERR_AUTHZ_CONFIG_INVALID: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The authorization settings cannot work: adapter avp without an avp block (policyStoreId, region).',
+    howToSolve: 'Add security.authorization.avp, or use adapter cedar; docs/configuration.md lists every field.',
+  },
+  HOST_ERR_AUDIT_LOG_CORRUPT: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The last record of the audit log (<stateDir>/audit/audit.log) cannot be read, so the hash chain cannot be continued; the host refuses to start rather than write an unverifiable log.',
+    howToSolve: 'Run wm audit verify to find the broken record; keep the file as evidence, move it aside, and start again (a new chain begins).',
+  },
+  HOST_ERR_SECRETS_NOT_CONFIGURED: {
+    category: 'PermanentInfrastructure', severity: 'Medium', transient: false,
+    description: 'A secrets route was called on a host that runs no RotationEngine (no secrets configuration, no credentials instance) (HTTP 503).',
+    howToSolve: 'Configure a credentials instance and the secrets block in the host config, or do not call the secrets routes on this host.',
+  },
+  HOST_ERR_SECRETS_STATE_CORRUPT: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The secret consumer table (<stateDir>/secrets/consumers.json) cannot be read or does not match its schema; the host refuses to start rather than lose track of which workers use which secrets.',
+    howToSolve: 'Restore the file from a backup, or move it aside (rotations will then not reach workers created before the restart until they are recreated).',
+  },
+  HOST_ERR_ROTATION_JOURNAL_CORRUPT: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The rotation journal (<stateDir>/rotation/journal.json) cannot be read or does not match its schema; the host refuses to start rather than forget rotations in progress.',
+    howToSolve: 'Restore the file from a backup, or move it aside (rotations it recorded will then be neither resumed nor rolled back: check the versions of the secrets it names).',
+  },
+  HOST_ERR_ROTATION_INTERRUPTED: {
+    category: 'TransientInfrastructure', severity: 'Medium', transient: true,
+    description: 'The host stopped (or crashed) before a rotation promoted its new version; at the next start the rotation was rolled back and its pending version revoked.',
+    howToSolve: 'Nothing to repair; rotate again if the rotation is still wanted.',
+  },
+  HOST_ERR_ROTATION_STOPPED: {
+    category: 'TransientInfrastructure', severity: 'Low', transient: true,
+    description: 'A rotation or rollback was requested while the rotation engine was not running (host starting or stopping).',
+    howToSolve: 'Retry once the host has started.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 /** A host error code. */

@@ -175,7 +175,7 @@ export type BusSettings = Static<typeof BusSettings>;
 export const ApiSettings = Type.Object(
   {
     enabled: Type.Boolean({ default: false, description: 'Serve the REST API (`/v1/...`, `/healthz`, `/readyz`) while the host runs.' }),
-    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the API listens on; `0.0.0.0` exposes it beyond this machine (there is no authentication yet).' }),
+    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the API listens on; `0.0.0.0` exposes it beyond this machine and needs `security.authentication.mode: oidc` (the host refuses to start otherwise).' }),
     port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080, description: 'TCP port of the API; 0 picks a free one.' }),
     bodyLimitBytes: Type.Integer({ minimum: 1_024, maximum: 104_857_600, default: 1_048_576, description: 'Largest request body accepted, in bytes; larger ones get 413 HOST_ERR_API_BODY_TOO_LARGE.' }),
   },
