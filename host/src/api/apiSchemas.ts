@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { RotationRecord } from '../secrets/rotation/RotationRecord.ts';
 import {
   CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, LogOptions, PluginKind, RuntimeSpec, SecretVersion, Worker, WorkerId, WorkerState,
 } from '@worker-manager/plugin-sdk';
@@ -253,31 +254,8 @@ export type SecretActionBody = Static<typeof SecretActionBody>;
 /** Answer of `GET /v1/secrets/{name}/versions`: metadata only, never a value. */
 export const SecretVersionList = Type.Object({ name: Type.String(), versions: Type.Array(SecretVersion) }, { additionalProperties: false });
 
-/** States of a rotation (seed 000 table 11). */
-export const RotationState = Type.Union([Type.Literal('pending'), Type.Literal('in_progress'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('rollback')]);
-
-/** A rotation or rollback as the RotationEngine records it: names and versions, never values. */
-export const RotationRecord = Type.Object(
-  {
-    id: Type.String(),
-    credentials: Type.String(),
-    name: Type.String(),
-    trigger: Type.Union([Type.Literal('time'), Type.Literal('event'), Type.Literal('manual')]),
-    requester: Type.String(),
-    state: RotationState,
-    step: Type.Optional(Type.String()),
-    previousVersion: Type.Optional(Type.String()),
-    newVersion: Type.Optional(Type.String()),
-    startedAt: Type.String(),
-    finishedAt: Type.Optional(Type.String()),
-    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false })),
-    workers: Type.Array(Type.String(), { description: 'workers whose mounts were refreshed or restarted' }),
-    latencyMs: Type.Optional(Type.Number({ minimum: 0 })),
-  },
-  { additionalProperties: false },
-);
-/** Rotation record. */
-export type RotationRecord = Static<typeof RotationRecord>;
+// The RotationEngine's record schema is the single source of truth for what the API answers about a rotation.
+export { RotationRecord };
 
 /** Answer of rotate and rollback. */
 export const RotationResult = Type.Object({ rotation: RotationRecord }, { additionalProperties: false });

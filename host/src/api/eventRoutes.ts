@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
@@ -8,24 +7,12 @@ import { subjectIsSubset, type Subjects } from '../bus/subjects.ts';
 import { hostError } from '../errors.ts';
 import { ApiError, EventsQuery } from './apiSchemas.ts';
 import type { LogStreams } from './logRoutes.ts';
+import { drained, startEventStream } from './eventStream.ts';
 import { callerOf } from './routeConfig.ts';
 
-const KEEP_ALIVE_MS = 15_000;
 
 const asList = (v: string | string[] | undefined): Set<string> | undefined => (v === undefined ? undefined : new Set(Array.isArray(v) ? v : [v]));
 
-/** Resolves once the socket can take more, or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
-}
 
 /**
  * `GET /v1/events`: bus events as Server-Sent Events, from the moment the stream opens (the `: open` comment is sent
@@ -83,17 +70,8 @@ export function registerEventRoutes(app: FastifyInstance, bus: EventBus | undefi
       }
 
       reply.hijack();
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-correlation-id': req.id,
-      });
-      res.write(': open\n\n');
+      const keepAlive = startEventStream(res, req.id);
       started = true;
-      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
-      keepAlive.unref();
       const entry = {
         end: (): void => {
           if (closed) return;

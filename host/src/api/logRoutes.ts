@@ -1,10 +1,10 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { toWorkerManagerError, WorkerManagerError, type LogOptions } from '@worker-manager/plugin-sdk';
 import type { WorkerService } from '../workers/WorkerService.ts';
 import { apiErrorBody } from './apiErrorBody.ts';
 import { ApiError, LogChunk, LogsQuery, WorkerParams } from './apiSchemas.ts';
+import { drained, startEventStream } from './eventStream.ts';
 import { operationContext, paramOf } from './routeConfig.ts';
 
 /** The one header the logs route reads; declared so the OpenAPI document shows it (checked in `resumeSeq`). */
@@ -13,7 +13,6 @@ const LogsHeaders = Type.Object({ 'last-event-id': Type.Optional(Type.String({ d
 /** Open follow streams, so that closing the server can end them instead of waiting for them. */
 export type LogStreams = Set<{ end(): void }>;
 
-const KEEP_ALIVE_MS = 15_000;
 
 /** The seq to resume from after a reconnect: the header holds the last seq the client saw, and sinceSeq is inclusive. */
 function resumeSeq(header: string | string[] | undefined): number | undefined {
@@ -24,18 +23,6 @@ function resumeSeq(header: string | string[] | undefined): number | undefined {
   return Number(header) + 1;
 }
 
-/** Resolves once the socket can take more, or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
-}
 
 /**
  * `GET /v1/workers/{id}/logs`: a JSON array of chunks, or with `follow=true` Server-Sent Events, one `log` event per
@@ -75,14 +62,7 @@ export function registerLogRoutes(app: FastifyInstance, workers: WorkerService, 
       const stream = await workers.getLogs(req.params.id, { ...options, follow: true }, operationContext(req));
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-correlation-id': req.id,
-      });
-      res.write(': open\n\n');
+      const keepAlive = startEventStream(res, req.id);
       const entry = {
         end: () => {
           stream.cancel();
@@ -91,8 +71,6 @@ export function registerLogRoutes(app: FastifyInstance, workers: WorkerService, 
       };
       streams.add(entry);
       res.on('close', () => stream.cancel());
-      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
-      keepAlive.unref();
       try {
         for await (const chunk of stream) {
           if (res.destroyed) break;

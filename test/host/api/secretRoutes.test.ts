@@ -43,7 +43,7 @@ class RecordingRotation implements SecretRotation {
   #record(name: string, credentials: string | undefined, requester: string, state: RotationRecord['state']): RotationRecord {
     return {
       id: 'r-1', credentials: credentials ?? 'vault', name, trigger: 'manual', requester, state, previousVersion: 'v1', newVersion: 'v2',
-      startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:01.000Z', workers: ['w-1'], latencyMs: 1000,
+      startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:01.000Z', workers: ['w-1'], latencyMs: 1000, operation: 'rotate',
     };
   }
 }
