@@ -51,7 +51,7 @@ export async function startTestHost(yaml: string, options: { env?: NodeJS.Proces
   try {
     report = await host.start();
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     throw error;
   }
   return {
@@ -62,7 +62,7 @@ export async function startTestHost(yaml: string, options: { env?: NodeJS.Proces
     logs,
     async stop() {
       await host.stop({ timeoutMs: 2_000 });
-      await rm(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     },
   };
 }

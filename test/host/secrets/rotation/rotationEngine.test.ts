@@ -36,7 +36,9 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     assert.equal((await creds.getSecret({ name: 'db', version: '1' })).value, VALUE);
     assert.equal((await creds.getSecret({ name: 'db' })).version, '2');
 
-    const done = await waitFor(() => h.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed'), 'rotation to complete after grace');
+    // The record turns completed just before its audit entry is written: wait for both.
+    const audited = (): boolean => h.audit.entries.some((e) => e.details?.['rotationId'] === record.id && e.details?.['state'] === 'completed');
+    const done = await waitFor(() => (audited() ? h.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed') : undefined), 'rotation to complete after grace');
     assert.equal(done.step, 'revoke');
     assert.ok(done.finishedAt !== undefined);
     const after = await h.host.rotation.listVersions({ name: 'db' });

@@ -29,10 +29,26 @@ export interface RotationHost {
   stop(): Promise<void>;
 }
 
-/** A temporary folder for one test, removed at the end. */
+/** Hosts started on each test folder: their workers terminated and the hosts stopped before the folder goes. */
+const hostsOf = new Map<string, Host[]>();
+
+/**
+ * A temporary folder for one test, removed at the end. node:test runs `after` hooks in registration order, so this
+ * one (registered first) cleans the folder's hosts up itself: removing the folder under running workers races their writes.
+ */
 export async function rotationDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-rotation-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  hostsOf.set(dir, []);
+  t.after(async () => {
+    for (const host of hostsOf.get(dir) ?? []) {
+      // Workers outlive a stopped host by design; a test's workers must not outlive the test.
+      const workers = await host.workers.listWorkers().catch(() => []);
+      for (const { worker } of workers) await host.workers.terminateWorker(worker.workerId, { gracePeriodMs: 0 }).catch(() => undefined);
+      await host.stop({ timeoutMs: 2_000 }).catch(() => undefined);
+    }
+    hostsOf.delete(dir);
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  });
   return dir;
 }
 
@@ -79,6 +95,7 @@ export async function startRotationHost(dir: string, yaml: string): Promise<Rota
   const loaded = parseConfig(text, file, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
   const audit = new MemoryAudit();
   const host = new Host({ loaded, logger: pino({ level: 'debug' }, sink), audit });
+  hostsOf.get(dir)?.push(host);
   const events: EventEnvelope[] = [];
   host.bus.subscribe(`${loaded.config.bus.subjectPrefix}.>`, (e) => void events.push(e));
   await host.start();
