@@ -24,7 +24,7 @@ import {
 import { cleanupOrphans, type CleanupReport } from './cleanupOrphans.ts';
 import type { ResolvedConfig } from './config.ts';
 import { planContainer, type ContainerPlan, type PlannedFile } from './containerPlan.ts';
-import { stateFromInspect, stateFromListRow, type InspectState } from './containerState.ts';
+import { settleOomFlag, stateFromInspect, stateFromListRow, type InspectState } from './containerState.ts';
 import { engineMessage, mapDockerError, statusOf, withRetry } from './dockerErrors.ts';
 import { DEADLINE_MARKER, EventWatcher, RESTART_DONE } from './EventWatcher.ts';
 import { execInContainer } from './execInContainer.ts';
@@ -144,7 +144,7 @@ export class DockerProvider {
   async #inspect(workerId: string): Promise<Inspect | undefined> {
     try {
       const info = await withRetry(this.#config.retry, 'inspect', () => this.#container(workerId).inspect(), { workerId });
-      return this.#ours(info.Config.Labels ?? {}, workerId) ? info : undefined;
+      return this.#ours(info.Config.Labels ?? {}, workerId) ? await settleOomFlag(info, () => this.#container(workerId).inspect()) : undefined;
     } catch (error) {
       if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') return undefined;
       throw error;

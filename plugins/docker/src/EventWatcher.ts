@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { OwnerLabels, PluginLogger, WorkerEvent, WorkerState } from '@worker-manager/plugin-sdk';
-import { exitedState, stateFromInspect, type InspectState } from './containerState.ts';
+import { exitedState, settleOomFlag, stateFromInspect, type InspectState } from './containerState.ts';
 import { statusOf } from './dockerErrors.ts';
 import { ownerFilter, type LabelKeys } from './labels.ts';
 import type { Lease } from './Lease.ts';
@@ -326,7 +326,8 @@ export class EventWatcher {
     this.#final.add(id);
     let state: WorkerState;
     try {
-      const info = await this.#o.docker.getContainer(id).inspect();
+      const container = this.#o.docker.getContainer(id);
+      const info = await settleOomFlag(await container.inspect(), () => container.inspect());
       state = stateFromInspect(info.State as unknown as InspectState);
     } catch (error) {
       if (statusOf(error) !== 404) this.#o.logger.debug('docker provider: inspect after die failed', { workerId });

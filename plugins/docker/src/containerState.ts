@@ -70,3 +70,34 @@ export function stateFromListRow(row: Docker.ContainerInfo): WorkerState | undef
       return undefined;
   }
 }
+
+/** How long after a container's exit an exit 137 without the OOM flag is still ambiguous. */
+const OOM_FLAG_LAG_MS = 2_000;
+
+/** The inspect fields {@link settleOomFlag} reads. */
+interface OomInspect {
+  State: { Status: string; ExitCode?: number; OOMKilled?: boolean; FinishedAt?: string };
+  HostConfig?: { Memory?: number };
+}
+
+/**
+ * dockerd learns of an OOM kill from containerd's OOM event, which can arrive after the exit event: for a moment a
+ * memory-limited container the kernel killed reads as exit 137 without `OOMKilled`, and the worker would be reported
+ * as killed by a signal. While an inspect is in that window, inspect again (briefly) until the flag is set or the
+ * window has passed.
+ */
+export async function settleOomFlag<T extends OomInspect>(info: T, inspect: () => Promise<T>): Promise<T> {
+  let current = info;
+  for (let attempt = 0; attempt < 20 && oomFlagMayLag(current); attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    current = await inspect();
+  }
+  return current;
+}
+
+function oomFlagMayLag(info: OomInspect): boolean {
+  const s = info.State;
+  if (s.Status !== 'exited' || s.ExitCode !== 137 || s.OOMKilled === true || (info.HostConfig?.Memory ?? 0) <= 0) return false;
+  const finished = Date.parse(s.FinishedAt ?? '');
+  return Number.isFinite(finished) && Date.now() - finished < OOM_FLAG_LAG_MS;
+}
