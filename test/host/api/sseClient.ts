@@ -7,6 +7,23 @@ export interface SseEvent {
   data: string;
 }
 
+/** One `\n\n`-terminated block of an event stream as an event; undefined for a comment-only block (`: open`). */
+export function parseSseBlock(block: string): SseEvent | undefined {
+  const event: SseEvent = { data: '' };
+  let isComment = true;
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    isComment = false;
+    const colon = line.indexOf(':');
+    const field = line.slice(0, colon);
+    const value = line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'id') event.id = value;
+    else if (field === 'event') event.event = value;
+    else if (field === 'data') event.data += value;
+  }
+  return isComment ? undefined : event;
+}
+
 /** An open SSE response: events so far, and how it ended. */
 export interface SseStream {
   status: number;
@@ -63,19 +80,8 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
         while ((at = buffer.indexOf('\n\n')) !== -1) {
           const block = buffer.slice(0, at);
           buffer = buffer.slice(at + 2);
-          const event: SseEvent = { data: '' };
-          let isComment = true;
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue;
-            isComment = false;
-            const colon = line.indexOf(':');
-            const field = line.slice(0, colon);
-            const value = line.slice(colon + 1).replace(/^ /, '');
-            if (field === 'id') event.id = value;
-            else if (field === 'event') event.event = value;
-            else if (field === 'data') event.data += value;
-          }
-          if (isComment) {
+          const event = parseSseBlock(block);
+          if (event === undefined) {
             if (!opened) {
               opened = true;
               resolve(stream);

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { parseConfig } from '../../../host/src/config/loadConfig.ts';
 import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { parseSseBlock, type SseEvent } from './sseClient.ts';
 
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 
@@ -28,12 +29,6 @@ async function useTokenOf(t: TestHost): Promise<void> {
 /** fetch with the local admin token. */
 const authFetch = (url: string, init: RequestInit = {}): Promise<Response> =>
   fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } });
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: string;
-}
 
 /**
  * A minimal EventSource over node:http: collects events until `enough` says so, then drops the connection, as a
@@ -60,19 +55,8 @@ function readSse(url: string, options: { lastEventId?: string; enough: (events: 
         while ((at = buffer.indexOf('\n\n')) !== -1) {
           const block = buffer.slice(0, at);
           buffer = buffer.slice(at + 2);
-          const event: SseEvent = { data: '' };
-          let isComment = true;
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue;
-            isComment = false;
-            const colon = line.indexOf(':');
-            const field = line.slice(0, colon);
-            const value = line.slice(colon + 1).replace(/^ /, '');
-            if (field === 'id') event.id = value;
-            else if (field === 'event') event.event = value;
-            else if (field === 'data') event.data += value;
-          }
-          if (isComment) continue;
+          const event = parseSseBlock(block);
+          if (event === undefined) continue;
           events.push(event);
           if (options.enough(events)) {
             finish(false);
