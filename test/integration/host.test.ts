@@ -126,6 +126,45 @@ instances:
     }
   });
 
+  it("reads a worker's owner from the service's table, and on a miss lists only the instance that has it", async () => {
+    const t = await startTestHost(`
+host: { id: it-describe, stateDir: \${DIR}/state }
+plugins:
+  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
+instances:
+  - { name: a, plugin: process }
+  - { name: b, plugin: process }
+`);
+    // Authorization asks this on every worker request: counting listWorkers calls shows whether it walked every provider.
+    const listings = async (instance: string): Promise<number> => {
+      const metric = (await t.host.metrics.registry.getSingleMetric('plugin_call_latency_ms')?.get())?.values ?? [];
+      return metric.filter((v) => (v as { metricName?: string }).metricName === 'plugin_call_latency_ms_count' && v.labels['method'] === 'listWorkers' && v.labels['plugin_instance'] === instance).reduce((n, v) => n + v.value, 0);
+    };
+    try {
+      const created = await t.host.workers.createWorker({ provider: 'a', spec: { command: ['sleep', '30'] }, tenant: 'team-x', owner: 'alice' });
+      const [a0, b0] = [await listings('a'), await listings('b')];
+      const seen = await t.host.workers.describeWorker(created.worker.workerId);
+      assert.equal(seen?.instance, 'a');
+      assert.equal(seen?.labels['wm.tenant'], 'team-x');
+      assert.equal(seen?.labels['wm.owner'], 'alice');
+      assert.deepEqual([await listings('a'), await listings('b')], [a0, b0]);
+
+      await t.host.registry.provider('b').createWorker({ workerId: 'w-unseen', spec: { command: ['sleep', '30'], labels: { 'wm.tenant': 'team-y' } } });
+      const unseen = await t.host.workers.describeWorker('w-unseen');
+      assert.equal(unseen?.instance, 'b');
+      assert.equal(unseen?.labels['wm.tenant'], 'team-y');
+      assert.deepEqual([await listings('a'), await listings('b')], [a0, b0 + 1]);
+
+      assert.equal(await t.host.workers.describeWorker('w-nobody'), undefined);
+      await t.host.workers.terminateWorker(created.worker.workerId);
+      await t.host.workers.terminateWorker('w-unseen');
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('adopts the workers a previous host left running', async () => {
     const yaml = (dir: string): string => `
 host: { id: it-restart, stateDir: ${dir}/state }

@@ -97,6 +97,8 @@ export class WorkerService {
   readonly #secrets: SecretBroker | undefined;
   readonly #observer: OperationObserver | undefined;
   readonly #routes = new Map<string, string>();
+  /** Labels of the workers seen at create, start and list; they never change after create, so ownership can be read here. */
+  readonly #labels = new Map<string, Record<string, string>>();
   readonly #idempotency = new Map<string, Promise<RoutedWorker>>();
   /** Context of the operation running on each worker, so the events its provider emits meanwhile carry its correlation id. */
   readonly #inflight = new Map<string, Tracked>();
@@ -121,7 +123,7 @@ export class WorkerService {
       if (inst.state !== 'running' || inst.plugin?.pkg?.metadata.kind !== 'provider') continue;
       try {
         const workers = await this.#registry.provider(inst.name).listWorkers({});
-        for (const w of workers) this.#routes.set(w.workerId, inst.name);
+        for (const w of workers) this.#remember(inst.name, w);
         listed.set(inst.name, new Set(workers.map((w) => w.workerId)));
         if (workers.length > 0) this.#logger.info({ instance: inst.name, adopted: workers.length }, 'adopted existing workers');
       } catch (error) {
@@ -175,6 +177,7 @@ export class WorkerService {
       const params = options.gracePeriodMs === undefined ? { workerId } : { workerId, gracePeriodMs: options.gracePeriodMs };
       const result = await this.#registry.provider(instance).terminateWorker(params, callOptions(options.correlationId));
       this.#routes.delete(workerId);
+      this.#labels.delete(workerId);
       await this.#forget(workerId);
       if (!this.#emitsEvents(instance)) {
         this.#publishWorkerEvent(instance, { type: 'WorkerTerminated', workerId, timestamp: new Date().toISOString() }, options.correlationId, options.tenant);
@@ -201,7 +204,7 @@ export class WorkerService {
       for (const name of names) {
         const workers = await this.#registry.provider(name).listWorkers(filter.labels === undefined ? {} : { labels: filter.labels }, callOptions(ctx.correlationId));
         for (const worker of workers) {
-          this.#routes.set(worker.workerId, name);
+          this.#remember(name, worker);
           if (ctx.tenant === undefined || worker.labels[TENANT_LABEL] === ctx.tenant) out.push({ instance: name, worker });
         }
       }
@@ -293,9 +296,33 @@ export class WorkerService {
     });
   }
 
+  /**
+   * The instance and labels of one worker, for authorization (its `wm.tenant` and `wm.owner`); undefined when no
+   * provider has it. Answered from what the service already saw; on a miss only the owning instance is listed. It is
+   * a lookup made on behalf of another operation, so it writes no log line of its own.
+   */
+  async describeWorker(workerId: string): Promise<{ instance: string; labels: Record<string, string> } | undefined> {
+    const instance = this.#routes.get(workerId);
+    const labels = this.#labels.get(workerId);
+    if (instance !== undefined && labels !== undefined) return { instance, labels };
+    let owner: string;
+    try {
+      owner = await this.#route(workerId);
+    } catch (error) {
+      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') return undefined;
+      throw error;
+    }
+    const found = (await this.#registry.provider(owner).listWorkers({})).find((w) => w.workerId === workerId);
+    if (found === undefined) return undefined;
+    this.#remember(owner, found);
+    return { instance: owner, labels: found.labels };
+  }
+
   /** Called by the registry for every event a provider plugin emits. */
   onProviderEvent(instance: string, event: WorkerEvent): void {
     if (event.type === 'WorkerCreated') this.#routes.set(event.workerId, instance);
+    // A worker that ended behind the service's back may have its id reused by another tenant's create.
+    if (event.type === 'WorkerTerminated') this.#labels.delete(event.workerId);
     const op = this.#inflight.get(event.workerId);
     this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
   }
@@ -336,7 +363,7 @@ export class WorkerService {
       }
       throw error;
     }
-    this.#routes.set(worker.workerId, instance);
+    this.#remember(instance, worker);
     if (!this.#emitsEvents(instance)) {
       this.#publishWorkerEvent(instance, { type: 'WorkerCreated', workerId, timestamp: new Date().toISOString(), ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }) }, request.correlationId, request.tenant);
     }
@@ -381,6 +408,11 @@ export class WorkerService {
         // An observer must never change the outcome of the operation it watches.
       }
     }
+  }
+
+  #remember(instance: string, worker: { workerId: string; labels: Record<string, string> }): void {
+    this.#routes.set(worker.workerId, instance);
+    this.#labels.set(worker.workerId, worker.labels);
   }
 
   #pluginOf(instance: string | undefined): string | undefined {

@@ -169,10 +169,10 @@ function pickRequested(q: ResourceQuota): NonNullable<AuthzContext['requested']>
   };
 }
 
-/** A lookup over a WorkerService-like `listWorkers` (every provider's owned workers); one provider call per instance. */
-export function workerLookupFrom(workers: { listWorkers(filter?: object): Promise<Array<{ instance: string; worker: { workerId: string; labels: Record<string, string> } }>> }): WorkerLookup {
+/** A lookup over WorkerService.describeWorker: answered from the service's own table, one provider call on a miss. */
+export function workerLookupFrom(workers: { describeWorker(workerId: string): Promise<{ instance: string; labels: Record<string, string> } | undefined> }): WorkerLookup {
   return async (workerId) => {
-    const found = (await workers.listWorkers({})).find((r) => r.worker.workerId === workerId);
-    return found === undefined ? undefined : { provider: found.instance, labels: found.worker.labels };
+    const found = await workers.describeWorker(workerId);
+    return found === undefined ? undefined : { provider: found.instance, labels: found.labels };
   };
 }
