@@ -179,9 +179,21 @@ instances:
     await created;
     await host.workers.terminateWorker('cli-evt-1');
     assert.equal(events.code, 0, events.stderr);
-    const envelope = JSON.parse(events.stdout.trim()) as { type: string; subject: string; busSubject: string };
+    const envelope = JSON.parse(events.stdout.trim()) as { id: string; type: string; subject: string; busSubject: string };
     assert.equal(envelope.subject, 'cli-evt-1');
     assert.equal(envelope.busSubject, 'ci.worker.created');
+
+    // Published while nobody was following: --after gets it from the server's recent history.
+    await host.workers.createWorker({ workerId: 'cli-evt-2', spec: { command: ['sleep', '30'] } });
+    await host.workers.terminateWorker('cli-evt-2');
+    const missed = await wm(['events', '--json', '--subject', 'ci.worker.created', '--after', envelope.id, '--max', '1']);
+    assert.equal(missed.code, 0, missed.stderr);
+    assert.equal((JSON.parse(missed.stdout.trim()) as { subject: string }).subject, 'cli-evt-2');
+
+    // An id the server no longer holds: a warning on stderr, and the stream goes on live.
+    const gap = await wm(['events', '--json', '--after', 'evt-unknown', '--timeout', '1000']);
+    assert.equal(gap.code, 0, gap.stderr);
+    assert.match(gap.stderr, /warning: event evt-unknown is not among the events this server still holds/);
   });
 
   it('lists providers and plugins, maps errors to documented exit codes, and never prints the token', async () => {

@@ -35,6 +35,8 @@ export interface ApiServerOptions {
   bus?: EventBus;
   /** Subject prefix of the bus (`GET /v1/events` serves only subjects under it); `ci` when absent. */
   subjects?: Subjects;
+  /** Bus events kept (at least) for `/v1/events` clients that resume with Last-Event-ID; default EVENT_HISTORY (1000). */
+  eventHistory?: number;
   /** The RotationEngine behind `/v1/secrets/*`; without it they answer 503 HOST_ERR_SECRETS_NOT_CONFIGURED. */
   rotation?: SecretRotation;
   /** With the bus away, `/readyz` stays ready while the oldest outbox event is younger than this; default 60 s. */
@@ -107,7 +109,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
   registerLogRoutes(app, options.workers, streams);
   registerSystemRoutes(app, options);
   registerPluginRoutes(app, options.registry);
-  registerEventRoutes(app, options.bus, options.subjects ?? subjectsFor('ci'), streams);
+  registerEventRoutes(app, options.bus, options.subjects ?? subjectsFor('ci'), streams, options.eventHistory);
   registerSecretRoutes(app, options.rotation);
   registerOpenApiRoutes(app, routes);
   if (options.metrics !== undefined) registerMetricsRoutes(app, options.metrics);

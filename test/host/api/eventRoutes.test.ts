@@ -6,6 +6,7 @@ import { createApiServer } from '../../../host/src/api/createApiServer.ts';
 import type { EventBus } from '../../../host/src/bus/EventBus.ts';
 import type { EventEnvelope } from '../../../host/src/bus/EventEnvelope.ts';
 import { createEvent } from '../../../host/src/bus/createEvent.ts';
+import { RecentEvents } from '../../../host/src/api/recentEvents.ts';
 import type { Principal } from '../../../host/src/security/Principal.ts';
 import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { openSse } from './sseClient.ts';
@@ -145,18 +146,67 @@ instances:
     }
   });
 
+  it('resumes after Last-Event-ID: what was published meanwhile first, each once and in order, then the live events', async () => {
+    const plugins = `${t.host.subjects.prefix}.plugin.>`;
+    const seen = await publish('pluginCrashed', 'before');
+    const missed = [await publish('pluginQuarantined', 'away-1'), await publish('pluginCrashed', 'away-2', { subject: 'w-away' })];
+    const stream = await openSse(`${base}/v1/events?subject=${plugins}`, { 'last-event-id': seen.id });
+    try {
+      const live = await publish('pluginCrashed', 'live');
+      assert.deepEqual((await stream.waitFor(3)).map((e) => e.id), [...missed, live].map((e) => e.id));
+      // A marker after everything: once it arrives, no duplicate of a replayed event can still be on its way.
+      const marker = await publish('pluginCrashed', 'marker');
+      await stream.waitFor(4);
+      assert.deepEqual(stream.events.map((e) => e.id), [...missed, live, marker].map((e) => e.id));
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('applies the filters and the tenant to the replayed events too', async () => {
+    const seen = await publish('pluginCrashed', 'before', { tenant: 'blue' });
+    await publish('pluginCrashed', 'red-away', { tenant: 'red' });
+    const blue = await publish('pluginCrashed', 'blue-away', { tenant: 'blue' });
+    await publish('pluginQuarantined', 'blue-other-type', { tenant: 'blue' });
+    const stream = await openSse(`${base}/v1/events?type=${t.host.subjects.typeOf('pluginCrashed')}`, { 'x-test-tenant': 'blue', 'last-event-id': seen.id });
+    try {
+      const marker = await publish('pluginCrashed', 'marker', { tenant: 'blue' });
+      await stream.waitFor(2);
+      assert.deepEqual(stream.events.map((e) => e.id), [blue.id, marker.id]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('starts with an event: gap when it no longer holds the Last-Event-ID, then goes on live', async () => {
+    const stream = await openSse(`${base}/v1/events`, { 'last-event-id': 'evt-from-before-a-restart' });
+    try {
+      const live = await publish('pluginCrashed', 'after-gap');
+      const [gap, next] = await stream.waitFor(2);
+      assert.equal(gap?.event, 'gap');
+      assert.equal(gap?.id, undefined, 'a gap must not move the id a client resumes after');
+      const body = JSON.parse(gap?.data ?? '{}') as { lastEventId?: string; message?: string };
+      assert.equal(body.lastEventId, 'evt-from-before-a-restart');
+      assert.match(body.message ?? '', /not among the events this server still holds/);
+      assert.equal(next?.id, live.id);
+    } finally {
+      stream.close();
+    }
+  });
+
   it('gives its subscription back when the client goes away', async () => {
+    // The server's own history of recent events is one subscription for as long as it runs.
     const settle = async (n: number): Promise<void> => {
       for (let i = 0; i < 200 && open() !== n; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(open(), n);
     };
     // Streams of earlier tests were dropped by their clients too; the server may still be noticing.
-    await settle(0);
+    await settle(1);
     const stream = await openSse(`${base}/v1/events`);
-    assert.equal(open(), 1);
+    assert.equal(open(), 2);
     stream.close();
     await stream.closed;
-    await settle(0);
+    await settle(1);
   });
 
   it('answers a bad filter with 400 and the parameter, before any streaming', async () => {
@@ -196,7 +246,8 @@ instances: []
     try {
       const base = await listen(app);
       const streams = await Promise.all([openSse(`${base}/v1/events`), openSse(`${base}/v1/events?type=x`)]);
-      assert.equal(counting.open(), 2);
+      // Two streams and the server's history of recent events.
+      assert.equal(counting.open(), 3);
       const started = Date.now();
       await app.close();
       assert.ok(Date.now() - started < 3_000, 'close did not wait for the open streams');
@@ -208,3 +259,42 @@ instances: []
     }
   });
 });
+
+describe('RecentEvents (the history a resumed /v1/events stream replays from)', () => {
+  it('keeps at least its capacity of the newest events, once each, and forgets the older ones', async () => {
+    const t = await startTestHost(`
+host: { id: api-recent, stateDir: \${DIR}/state }
+plugins: []
+instances: []
+`);
+    const recent = new RecentEvents(t.host.bus, `${t.host.subjects.prefix}.>`, 3);
+    try {
+      const sent: EventEnvelope[] = [];
+      for (let i = 0; i < 7; i++) {
+        const event = createEvent(t.host.subjects, 'test', 'pluginCrashed', { instance: `i${i}`, plugin: 'p', version: '1.0.0', state: 'crashed' });
+        await t.host.bus.publish(event);
+        sent.push(event);
+      }
+      const ids = (events: EventEnvelope[] | undefined): string[] | undefined => events?.map((e) => e.id);
+      await waitUntil(() => recent.after(sent[5]!.id)?.length === 1);
+      assert.deepEqual(ids(recent.after(sent[3]!.id)), ids(sent.slice(4)));
+      assert.deepEqual(ids(recent.after(sent[6]!.id)), []);
+      assert.equal(recent.after(sent[0]!.id), undefined, 'the oldest events are forgotten');
+      assert.equal(recent.after('never-published'), undefined);
+      // A redelivered event is not kept twice (the marker after it shows the redelivery has been seen).
+      await t.host.bus.publish(sent[6]!);
+      const marker = createEvent(t.host.subjects, 'test', 'pluginCrashed', { instance: 'marker', plugin: 'p', version: '1.0.0', state: 'crashed' });
+      await t.host.bus.publish(marker);
+      await waitUntil(() => recent.after(marker.id) !== undefined);
+      assert.deepEqual(ids(recent.after(sent[3]!.id)), ids([...sent.slice(4), marker]));
+    } finally {
+      recent.close();
+      await t.stop();
+    }
+  });
+});
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(check(), 'condition not met within 2 s');
+}
