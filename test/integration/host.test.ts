@@ -100,10 +100,9 @@ instances:
   });
 });
 
-describe('Host restart', () => {
-  it('finds a worker its route table does not know by asking the providers (regression: NOT_FOUND after a failed adoption listing)', async () => {
-    const t = await startTestHost(`
-host: { id: it-route, stateDir: \${DIR}/state }
+/** A host with two instances of the process provider, a and b, neither the default. */
+const twoInstances = (id: string): string => `
+host: { id: ${id}, stateDir: \${DIR}/state }
 plugins:
   - name: process
     package: ${repoRoot}plugins/process
@@ -111,7 +110,11 @@ plugins:
 instances:
   - { name: a, plugin: process }
   - { name: b, plugin: process }
-`);
+`;
+
+describe('Host restart', () => {
+  it('finds a worker its route table does not know by asking the providers (regression: NOT_FOUND after a failed adoption listing)', async () => {
+    const t = await startTestHost(twoInstances('it-route'));
     try {
       // Created behind the service's back, straight on instance b: the service has never seen it.
       await t.host.registry.provider('b').createWorker({ workerId: 'w-behind', spec: { command: ['sleep', '30'] } });
@@ -127,16 +130,7 @@ instances:
   });
 
   it("reads a worker's owner from the service's table, and on a miss lists only the instance that has it", async () => {
-    const t = await startTestHost(`
-host: { id: it-describe, stateDir: \${DIR}/state }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
-instances:
-  - { name: a, plugin: process }
-  - { name: b, plugin: process }
-`);
+    const t = await startTestHost(twoInstances('it-describe'));
     // Authorization asks this on every worker request: counting listWorkers calls shows whether it walked every provider.
     const listings = async (instance: string): Promise<number> => {
       const metric = (await t.host.metrics.registry.getSingleMetric('plugin_call_latency_ms')?.get())?.values ?? [];

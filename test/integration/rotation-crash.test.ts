@@ -69,9 +69,10 @@ async function serve(t: TestContext, file: string, waitStarted: boolean): Promis
   return proc;
 }
 
+/** Resolves once the child exited and its output is all read ('close', not 'exit', which can come before the last output). */
 async function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise((resolve) => child.once('exit', resolve));
+  if ((child.exitCode !== null || child.signalCode !== null) && child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false) return;
+  await new Promise((resolve) => child.once('close', resolve));
 }
 
 describe('rotation survives a host killed at every step', { concurrency: 1 }, () => {
@@ -132,7 +133,7 @@ describe('rotation survives a host killed at every step', { concurrency: 1 }, ()
 
       again.kill('SIGTERM');
       await exited(again);
-      assert.equal(again.exitCode, 0, again.output());
+      assert.equal(again.exitCode, 0, `signal ${again.signalCode ?? 'none'}; output:\n${again.output()}`);
     });
   }
 });
