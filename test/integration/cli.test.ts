@@ -17,7 +17,9 @@ interface Run {
 }
 
 /** Runs `wm` as a real process, the way a user does. */
-function wm(args: string[], options: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
+type OnOutput = (text: string, child: ReturnType<typeof spawn>) => void;
+
+function wm(args: string[], options: { onStdout?: OnOutput; onStderr?: OnOutput; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(tsx, [main, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -30,7 +32,10 @@ function wm(args: string[], options: { onStdout?: (text: string, child: ReturnTy
       stdout += d.toString();
       options.onStdout?.(stdout, child);
     });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      options.onStderr?.(stderr, child);
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -130,6 +135,24 @@ instances:
     assert.ok(signalled, `never saw the startup report: ${r.stdout}${r.stderr}`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /worker\.lifecycle@1\.0\.0/);
+    assert.match(r.stdout, /received SIGTERM, stopping/);
+  });
+
+  it('wm serve stops cleanly on a SIGTERM that arrives during start-up (regression: a signal before the listener killed it)', async () => {
+    let during: boolean | undefined;
+    let stdout = '';
+    const r = await wm(['serve', '--config', 'config/default.yaml'], {
+      onStdout: (text) => (stdout = text),
+      // Host logs go to stderr; the first is written while start() runs, before the start line on stdout.
+      onStderr: (text, child) => {
+        if (during !== undefined || !text.includes('"level"')) return;
+        during = !stdout.includes("' started (bus:");
+        child.kill('SIGTERM');
+      },
+    });
+    assert.equal(during, true, `the signal was not sent during start-up: ${r.stdout}`);
+    assert.equal(r.signal, null, `killed by ${String(r.signal)}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /received SIGTERM, stopping/);
   });
 

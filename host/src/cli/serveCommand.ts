@@ -15,30 +15,35 @@ export function reportError(error: unknown): number {
 
 /** `wm serve`: run until a signal arrives, then drain and stop. */
 export async function serveCommand(configFile: string): Promise<number> {
-  let host: Host;
+  // Listening before anything is printed: a supervisor that sends SIGTERM the moment it reads the start line (or
+  // during start-up) must get a clean stop, not the default action, a kill, in the instant before a late listener.
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Signal listeners do not keep Node alive and plugin threads are unref'd, so without a handle of its own the
+  // process would exit as soon as start-up work drains.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   try {
-    host = new Host({ loaded: await loadConfig(configFile) });
-    const report = await host.start();
-    process.stdout.write(`worker-manager host '${host.hostId}' started (bus: ${host.bus.adapter})\n${formatReport(report)}\n`);
-  } catch (error) {
-    return reportError(error);
-  }
-  await new Promise<void>((resolve) => {
-    // Signal listeners do not keep Node alive and plugin threads are unref'd, so without a handle of its own the
-    // process would exit as soon as start-up work drains.
-    const keepAlive = setInterval(() => {}, 1 << 30);
-    const onSignal = (signal: NodeJS.Signals): void => {
-      clearInterval(keepAlive);
-      process.stdout.write(`received ${signal}, stopping\n`);
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-  try {
-    await host.stop();
-    return 0;
-  } catch (error) {
-    return reportError(error);
+    let host: Host;
+    try {
+      host = new Host({ loaded: await loadConfig(configFile) });
+      const report = await host.start();
+      process.stdout.write(`worker-manager host '${host.hostId}' started (bus: ${host.bus.adapter})\n${formatReport(report)}\n`);
+    } catch (error) {
+      return reportError(error);
+    }
+    const signal = await stopRequested;
+    process.stdout.write(`received ${signal}, stopping\n`);
+    try {
+      await host.stop();
+      return 0;
+    } catch (error) {
+      return reportError(error);
+    }
+  } finally {
+    clearInterval(keepAlive);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
