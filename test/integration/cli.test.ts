@@ -156,6 +156,22 @@ instances:
     assert.match(r.stdout, /received SIGTERM, stopping/);
   });
 
+  it('wm run: Ctrl-C terminates the worker (in its own process group, out of reach of the terminal), stops the host and exits 130', async () => {
+    let pid: number | undefined;
+    const r = await wm(['run', '--config', config, '--', 'sh', '-c', 'echo "pid $$"; exec sleep 60'], {
+      onStdout: (text, child) => {
+        const m = /pid (\d+)/.exec(text);
+        if (pid !== undefined || m === null) return;
+        pid = Number(m[1]);
+        child.kill('SIGINT');
+      },
+    });
+    assert.ok(pid !== undefined, `the worker never printed its pid: ${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /Terminated \(interrupted by SIGINT\)/);
+    assert.throws(() => process.kill(pid as number, 0), { code: 'ESRCH' }, 'the worker outlived wm run');
+  });
+
   it('wm serve keeps serving until it is told to stop (regression: it exited once start-up work drained)', async () => {
     let alive = false;
     let sawReport = false;
