@@ -133,7 +133,8 @@ describe('Worker commands over JetStream', { skip: available.ok ? false : availa
       const key = 'dying-create';
       const workerId = workerIdForKey(key);
       const meta = path.join(shared, 'instances', 'a', 'workers', workerId, 'meta.json');
-      const pending = client.send(create(key), { timeoutMs: 9_000 });
+      // The reply waits for A to be killed, B to start (seconds under a loaded CI machine) and A's ack wait to run out.
+      const pending = client.send(create(key), { timeoutMs: 30_000 });
       pending.catch(() => undefined);
       // A has claimed the key: it is now running the create. Freeze it there, then kill it.
       await waitFor(async () => (await readCommandRecord(jsm, RESULTS, resultSubject('cmd', key)))?.state === 'running', 'replica A to claim the command', 5_000, 1);
