@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
+import { processProviderYaml, startTestHost } from '../helpers/startTestHost.ts';
 import { percentile } from './measure.ts';
 
 const WARMUP = 5;
@@ -20,13 +20,7 @@ const spec = { command: ['sleep', '30'] };
 const t = await startTestHost(`
 host: { id: bench-api-create, stateDir: \${DIR}/state, logLevel: warn }
 api: { enabled: true, port: 0 }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
-instances:
-  - { name: local, plugin: process, default: true }
-`);
+${processProviderYaml('local')}`);
 const api = new URL(t.host.apiUrl ?? assert.fail('the API is not listening'));
 // node:http with one kept-alive socket, as a scripted client or an orchestrator keeps one. The client runs on the host's
 // own thread, so its work is counted against the API (fetch adds a few tenths of a millisecond more of it); a new

@@ -21,7 +21,7 @@ import { LocalAdminAuthenticator } from '../../host/src/security/authn/LocalAdmi
 import { ACTIONS, type AuthzRequest, type AuthzResource, type Authorizer } from '../../host/src/security/authz/Authorizer.ts';
 import { createAuthorizer } from '../../host/src/security/authz/createAuthorizer.ts';
 import type { Principal } from '../../host/src/security/Principal.ts';
-import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
+import { processProviderYaml, repoRoot, startTestHost } from '../helpers/startTestHost.ts';
 import { percentile } from './measure.ts';
 
 const DECISION_WARMUP = 2_000;
@@ -101,13 +101,7 @@ await cedarAuthz.stop();
 const t = await startTestHost(`
 host: { id: bench-authz, stateDir: \${DIR}/state, logLevel: warn }
 api: { enabled: true, port: 0 }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
-instances:
-  - { name: local, plugin: process, default: true }
-`);
+${processProviderYaml('local')}`);
 // The host's own config (the file startTestHost wrote), so the extra servers listen like the host's: loopback, port 0.
 const { config } = await loadConfig(path.join(t.dir, 'wm.yaml'), { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
 const services = { workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, bus: t.host.bus, subjects: t.host.subjects };

@@ -12,6 +12,19 @@ import type { ReportRow } from '../../host/src/plugins/PluginRegistry.ts';
 /** Absolute path of the repository root. */
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * YAML `plugins` and `instances` for the process provider with one default instance, the setup most host tests start
+ * from. Append it to a `host:` (and `api:`/`security:`) block.
+ */
+export const processProviderYaml = (instance = 'a'): string => `
+plugins:
+  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
+instances:
+  - { name: ${instance}, plugin: process, default: true }
+`;
+
 /** Absolute path of a fixture plugin. */
 export const fixturePlugin = (name: string): string => path.join(repoRoot, 'test', 'fixtures', 'plugins', name);
 

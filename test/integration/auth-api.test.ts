@@ -18,7 +18,7 @@ import { adminTokenPath, LocalAdminAuthenticator } from '../../host/src/security
 import { OidcAuthenticator } from '../../host/src/security/authn/OidcAuthenticator.ts';
 import type { AuthzDecision, Authorizer, AuthzRequest } from '../../host/src/security/authz/Authorizer.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
-import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 
 /**
  * A real, small authorizer answering by the rules of seed 000 table 12 (the Cedar adapter is tested on its own):
@@ -54,7 +54,6 @@ class MemoryAudit implements AuditSink {
   }
 }
 
-const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 const SLEEP = { command: ['sleep', '30'] };
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -82,13 +81,7 @@ describe('authentication and authorization of the API and of bus commands (real 
   before(async () => {
     t = await startTestHost(`
 host: { id: auth-host, stateDir: \${DIR}/state, logLevel: warn }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`);
+${processProviderYaml()}`);
     idp = await startTestIdentityProvider();
     const settings = Value.Default(OidcSettings, { issuer: idp.issuer, audience: idp.audience, requiredScopes: ['wm:api'], allowInsecureHttp: true }) as OidcSettings;
     guard = new AccessGuard({

@@ -10,10 +10,9 @@ import { AuditLog } from '../../host/src/security/audit/AuditLog.ts';
 import type { AuditRecord } from '../../host/src/security/audit/auditRecord.ts';
 import { verifyAuditLog } from '../../host/src/security/audit/verifyAuditLog.ts';
 import { examplesDir, policyFolder } from '../host/security/authzFixtures.ts';
-import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
 
-const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 const SLEEP = { command: ['sleep', '30'] };
 /** 0.5 cost units (one per GiB): within the cost-limit example's 10. */
 const SMALL = { memoryMiB: 512 };
@@ -51,13 +50,7 @@ security:
   authorization:
     adapter: cedar
     cedar: { policiesDir: "${policiesDir}" }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`;
+${processProviderYaml()}`;
 }
 
 /** Calls the API of `t` over HTTP and remembers what each authorized request must have left in the audit log. */

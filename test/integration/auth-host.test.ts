@@ -15,7 +15,7 @@ import { Host } from '../../host/src/Host.ts';
 import type { AuditEntry, AuditSink } from '../../host/src/security/audit/AuditSink.ts';
 import type { AuthzDecision, Authorizer, AuthzRequest } from '../../host/src/security/authz/Authorizer.ts';
 import { natsServerAvailable, startNatsServer, type NatsServer } from '../helpers/natsServer.ts';
-import { repoRoot } from '../helpers/startTestHost.ts';
+import { processProviderYaml } from '../helpers/startTestHost.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
 
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
@@ -69,14 +69,7 @@ async function bootHost(yaml: (dir: string) => string, extra: { authorizer?: Aut
   };
 }
 
-const processPlugin = `
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`;
+const processPlugin = processProviderYaml();
 
 describe('Host embedded default: local admin token', () => {
   it('refuses to start with a non-loopback api.host and local authentication, before any plugin runs', async () => {

@@ -8,10 +8,9 @@ import type { EventEnvelope } from '../../../host/src/bus/EventEnvelope.ts';
 import { createEvent } from '../../../host/src/bus/createEvent.ts';
 import { RecentEvents } from '../../../host/src/api/recentEvents.ts';
 import type { Principal } from '../../../host/src/security/Principal.ts';
-import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { openSse } from './sseClient.ts';
 
-const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 
 /** The host's real bus, counting the subscriptions that are open (to see that a stream gives its own back). */
 function countingBus(bus: EventBus): { bus: EventBus; open: () => number } {
@@ -52,13 +51,7 @@ describe('GET /v1/events (Server-Sent Events of bus events) on a listening serve
   before(async () => {
     t = await startTestHost(`
 host: { id: api-events, stateDir: \${DIR}/state }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`);
+${processProviderYaml()}`);
     const counting = countingBus(t.host.bus);
     open = counting.open;
     app = createApiServer({ workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, bus: counting.bus, subjects: t.host.subjects });

@@ -5,21 +5,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { parseConfig } from '../../../host/src/config/loadConfig.ts';
-import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { parseSseBlock, type SseEvent } from './sseClient.ts';
 
-const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 
 const hostYaml = (id: string, port: number): string => `
 host: { id: ${id}, stateDir: \${DIR}/state }
 api: { enabled: true, port: ${port} }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`;
+${processProviderYaml()}`;
 
 /** The local admin token of the host started last (the API refuses /v1 calls without it). */
 let token = '';

@@ -10,17 +10,9 @@ import { auditLogPath } from '../../../host/src/security/audit/AuditLog.ts';
 import type { AuditRecord } from '../../../host/src/security/audit/auditRecord.ts';
 import { verifyAuditLog } from '../../../host/src/security/audit/verifyAuditLog.ts';
 import { adminAuthorization } from '../../helpers/adminToken.ts';
-import { repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
+import { processProviderYaml, repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
 
-const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
-const processPlugin = `
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${PATH}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`;
+const processPlugin = processProviderYaml();
 
 describe('Host authorization and audit', () => {
   it('refuses to start, before any plugin runs, when a policy does not validate', async () => {
