@@ -445,6 +445,9 @@ export function runProviderConformance(target: ConformanceTarget): void {
         const spec = target.longRunningSpec(`refreshsig-${id}`);
         created.add(id);
         await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+        // Signal a command that is up, as a rotation does: a container's init drops a signal that comes before it has set
+        // up forwarding (PID 1 ignores signals it has no handler for), and Running only says the init has started.
+        if (has('worker.logs')) await logsContain(id, `refreshsig-${id}`);
         await p().refreshSecrets({ workerId: id, secrets: mounts(id, '2'), signal: 'SIGHUP' });
         await waitFor(async () => (isFinal(await p().getWorkerStatus({ workerId: id })) ? true : undefined), `${id} to end on SIGHUP`, settle);
         await expectCode(p().refreshSecrets({ workerId: id, secrets: mounts(id, '3') }), 'WM_ERR_CONFLICT', 'refreshSecrets of an ended worker');
