@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot } from '../helpers/startTestHost.ts';
 
-const tsx = path.join(repoRoot, 'node_modules', '.bin', 'tsx');
-const main = path.join(repoRoot, 'host', 'src', 'cli', 'main.ts');
+// The package's bin, as `npx wm` runs it: the host is the process that gets the signals (see the npm start test below).
+const bin = path.join(repoRoot, 'host', 'bin', 'wm.js');
 
 interface Run {
   code: number | null;
@@ -21,7 +21,7 @@ type OnOutput = (text: string, child: ReturnType<typeof spawn>) => void;
 
 function wm(args: string[], options: { onStdout?: OnOutput; onStderr?: OnOutput; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tsx, [main, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -136,6 +136,44 @@ instances:
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /worker\.lifecycle@1\.0\.0/);
     assert.match(r.stdout, /received SIGTERM, stopping/);
+  });
+
+  it('npm start: a SIGTERM that arrives while the host is busy still stops it cleanly (regression: the tsx CLI wrapper SIGKILLed a host that did not answer within 30 ms)', async () => {
+    // Runs the start script's own command line, so the test follows whatever package.json says.
+    const script = (JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const env = { ...process.env, WM_CONFIG: '', PATH: `${path.join(repoRoot, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}` };
+    const child = spawn('sh', ['-c', `exec ${script}`], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let hostPid: number | undefined;
+    let stopped = false;
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.on('error', reject);
+        const check = (): void => {
+          hostPid ??= Number(/"pid":(\d+)/.exec(stderr)?.[1] ?? Number.NaN) || undefined;
+          if (hostPid !== undefined && /' started \(bus:/.test(stdout)) resolve();
+        };
+        child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), check()));
+        child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), check()));
+        void closed.then(() => reject(new Error(`the host exited before it started: ${stdout}${stderr}`)));
+      });
+      // A stopped process stands in for an event loop stalled by start-up work, a long GC or a loaded machine, with
+      // no timing luck involved: the signal must wait, not turn into a SIGKILL.
+      process.kill(hostPid as number, 'SIGSTOP');
+      stopped = true;
+      child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      if (stopped) process.kill(hostPid as number, 'SIGCONT');
+    }
+    const r = await closed;
+    clearTimeout(timer);
+    assert.equal(r.signal, null, `killed by ${String(r.signal)}: ${stdout}${stderr}`);
+    assert.equal(r.code, 0, stderr);
+    assert.match(stdout, /received SIGTERM, stopping/);
   });
 
   it('wm serve stops cleanly on a SIGTERM that arrives during start-up (regression: a signal before the listener killed it)', async () => {

@@ -14,7 +14,8 @@ export function createLogger(options: { level: LogLevel; hostId: string; destina
   return pino(
     {
       level: options.level,
-      base: { hostId: options.hostId },
+      // pid lets an operator (or a supervisor) tie a log line to the process it must signal.
+      base: { hostId: options.hostId, pid: process.pid },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
