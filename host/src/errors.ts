@@ -215,6 +215,11 @@ export const HOST_ERROR_CODES = {
     description: 'The last record of the audit log (<stateDir>/audit/audit.log) cannot be read, so the hash chain cannot be continued; the host refuses to start rather than write an unverifiable log.',
     howToSolve: 'Run wm audit verify to find the broken record; keep the file as evidence, move it aside, and start again (a new chain begins).',
   },
+  HOST_ERR_AUDIT_UNAVAILABLE: {
+    category: 'TransientInfrastructure', severity: 'Critical', transient: true,
+    description: 'An audit record could not be written (details.reason write_failed: nothing was appended) or made durable (sync_failed: the file may have lost records, so the log takes no more until the host restarts); either way the call it covered did not run (HTTP 503).',
+    howToSolve: 'Check the state dir disk (space, quota, I/O errors in the kernel log). After sync_failed, fix the disk, run wm audit verify, and restart the host.',
+  },
   HOST_ERR_SECRETS_NOT_CONFIGURED: {
     category: 'PermanentInfrastructure', severity: 'Medium', transient: false,
     description: 'A secrets route was called on a host that runs no RotationEngine (no secrets configuration, no credentials instance) (HTTP 503).',

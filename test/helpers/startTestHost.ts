@@ -43,7 +43,10 @@ export interface TestHost {
  * Boots a real host (real registry, real sandboxes, memory bus) for integration tests, in the spirit of Backstage's
  * startTestBackend. `${DIR}` in the YAML is replaced by the temporary folder; paths may be absolute.
  */
-export async function startTestHost(yaml: string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestHost> {
+export async function startTestHost(
+  yaml: string,
+  options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void> } = {},
+): Promise<TestHost> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-host-'));
   const file = path.join(dir, 'wm.yaml');
   const text = yaml.replaceAll('${DIR}', dir);
@@ -57,6 +60,7 @@ export async function startTestHost(yaml: string, options: { env?: NodeJS.Proces
   });
   const loaded = parseConfig(text, file, { env: options.env ?? { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
   const logger = pino({ level: 'debug', base: { hostId: loaded.config.host.id ?? 'test' } }, sink);
+  await options.beforeStart?.(dir);
   const host = new Host({ loaded, logger });
   const events: EventEnvelope[] = [];
   host.bus.subscribe(`${loaded.config.bus.subjectPrefix}.>`, (e) => void events.push(e));

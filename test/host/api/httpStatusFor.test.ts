@@ -59,6 +59,7 @@ const EXPECTED: Record<string, number> = {
   HOST_ERR_API_UNSUPPORTED_MEDIA_TYPE: 415,
   // A host without a RotationEngine cannot serve the secrets routes; retrying does not help (the code says so).
   HOST_ERR_SECRETS_NOT_CONFIGURED: 503,
+  HOST_ERR_AUDIT_UNAVAILABLE: 503,
   HOST_ERR_SECRETS_STATE_CORRUPT: 500,
   HOST_ERR_ROTATION_JOURNAL_CORRUPT: 500,
   HOST_ERR_ROTATION_INTERRUPTED: 503,

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { WorkerManagerError } from '@worker-manager/plugin-sdk';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { EventEnvelope } from '../../../host/src/bus/EventEnvelope.ts';
 import { MemoryEventBus } from '../../../host/src/bus/MemoryEventBus.ts';
 import { subjectsFor } from '../../../host/src/bus/subjects.ts';
+import { createLogger } from '../../../host/src/observability/logger.ts';
 import { AuditLog, auditLogPath } from '../../../host/src/security/audit/AuditLog.ts';
 import { canonicalJson, GENESIS_HASH, recordHash, type AuditRecord } from '../../../host/src/security/audit/auditRecord.ts';
 import type { AuditEntry } from '../../../host/src/security/audit/AuditSink.ts';
@@ -120,6 +122,36 @@ describe('AuditLog', () => {
     assert.deepEqual(events.map((e) => (e.data as { auditSeq: number; auditHash: string }).auditHash), [records[0]?.hash, records[1]?.hash]);
     assert.equal(events[0]?.correlationid, 'req-1');
     assert.equal((events[1]?.data as { principal: string }).principal, 'user-2');
+  });
+
+  // Real kernel failures, no fs stand-in: /dev/null takes writes but fails fdatasync (EINVAL); /dev/full fails writes
+  // (ENOSPC). The log file is a symlink to one of them.
+  async function onDevice(device: string): Promise<{ log: AuditLog; logged: () => Array<Record<string, unknown>> }> {
+    const dir = await stateDir();
+    await mkdir(path.dirname(auditLogPath(dir)), { recursive: true });
+    await symlink(device, auditLogPath(dir));
+    const out: string[] = [];
+    const logger = createLogger({ level: 'info', hostId: 'h', destination: { write: (line: string) => void out.push(line) } });
+    return { log: new AuditLog({ stateDir: dir, logger }), logged: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  }
+
+  it('a failed sync rejects the records it covered, logs them, and refuses every later record (sync_failed)', async () => {
+    const { log, logged } = await onDevice('/dev/null');
+    await assert.rejects(log.record(decision(1, true)), (e: WorkerManagerError) => e.code === 'HOST_ERR_AUDIT_UNAVAILABLE' && e.details?.['reason'] === 'sync_failed');
+    // A later sync could succeed and prove nothing about what the failed one lost: the log stays closed.
+    await assert.rejects(log.record(decision(2)), (e: WorkerManagerError) => e.code === 'HOST_ERR_AUDIT_UNAVAILABLE' && e.details?.['reason'] === 'sync_failed');
+    const fatal = logged().find((l) => l['level'] === 60);
+    assert.ok(fatal !== undefined, 'no fatal log line');
+    const records = fatal['records'] as AuditRecord[];
+    assert.deepEqual(records.map((r) => [r.seq, r.resource, r.decision]), [[1, 'Worker::w-1', 'allow']], 'the log line is the surviving copy of the unsynced record');
+    await log.stop();
+  });
+
+  it('a failed write rejects its records before anything runs, and the log goes on (write_failed)', async () => {
+    const { log } = await onDevice('/dev/full');
+    await assert.rejects(log.record(decision(1)), (e: WorkerManagerError) => e.code === 'HOST_ERR_AUDIT_UNAVAILABLE' && e.details?.['reason'] === 'write_failed' && /ENOSPC/.test(e.message));
+    await assert.rejects(log.record(decision(2)), (e: WorkerManagerError) => e.details?.['reason'] === 'write_failed', 'a write failure does not close the log: the next write is tried');
+    await log.stop();
   });
 
   it('sets a torn last line aside at start and continues from the last whole record', async () => {

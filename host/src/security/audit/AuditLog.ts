@@ -44,6 +44,13 @@ interface Pending {
  * whose `record()` had not resolved; a line torn by the crash is set aside at the next start (kept next to the log as
  * `audit.log.torn-<time>`) and the chain continues from the last whole record.
  *
+ * Failures reject with HOST_ERR_AUDIT_UNAVAILABLE, so the call the record covers does not run. A failed write is cut
+ * back off the file and later records go on (`write_failed`: a full disk may get space back). A failed sync is
+ * different: the kernel may already have dropped the pages it could not write and will not report it again, so a
+ * later sync that succeeds proves nothing about what the file holds. The log then refuses every later record
+ * (`sync_failed`), which stops every guarded call until the host is restarted and the tail checked again, and logs
+ * the unsynced records at level fatal: that line is the copy of them that survives.
+ *
  * Authorization decisions are also published as `ci.security.auth.granted` / `denied` (with the record's seq and
  * hash, an anchor outside this file) once durable; a publish failure is logged, never fails the record.
  */
@@ -60,6 +67,7 @@ export class AuditLog implements AuditSink {
   #size = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
+  #syncFailed: Error | undefined;
 
   constructor(deps: AuditLogDeps) {
     this.#deps = deps;
@@ -94,6 +102,7 @@ export class AuditLog implements AuditSink {
   }
 
   record(entry: AuditEntry): Promise<void> {
+    if (this.#syncFailed !== undefined) return Promise.reject(this.#closed());
     const time = this.#now().toISOString();
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ entry, time, resolve, reject });
@@ -160,12 +169,15 @@ export class AuditLog implements AuditSink {
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#maxBatch);
+        if (this.#syncFailed !== undefined) {
+          for (const p of batch) p.reject(this.#closed());
+          continue;
+        }
         try {
           const records = await this.#write(batch);
           for (const p of batch) p.resolve();
           for (const record of records) this.#publish(record);
         } catch (error) {
-          this.#log?.error({ file: this.file, records: batch.length, err: (error as Error).message }, 'audit records could not be written');
           for (const p of batch) p.reject(error);
         }
       }
@@ -174,7 +186,10 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Appends one batch and syncs it; on failure the file is cut back and the chain state left as it was. */
+  /**
+   * Appends one batch and syncs it. A failed write is cut back off the file and leaves the chain state as it was; a
+   * failed sync closes the log (see the class comment).
+   */
   async #write(batch: Pending[]): Promise<AuditRecord[]> {
     const handle = this.#handle ?? (await this.#open());
     let seq = this.#seq;
@@ -191,17 +206,31 @@ export class AuditLog implements AuditSink {
     }
     const data = Buffer.from(lines.join(''), 'utf8');
     try {
-      await handle.write(data);
-      await handle.datasync();
+      const { bytesWritten } = await handle.write(data);
+      if (bytesWritten !== data.length) throw new Error(`short write: ${bytesWritten} of ${data.length} bytes`);
     } catch (error) {
       // A partial write would break the chain for every later record: remove it so the next batch continues cleanly.
       await handle.truncate(this.#size).catch(() => undefined);
-      throw error;
+      this.#log?.error({ file: this.file, records: batch.length, err: (error as Error).message }, 'audit records could not be written');
+      throw hostError('HOST_ERR_AUDIT_UNAVAILABLE', `audit records could not be written to ${this.file}: ${(error as Error).message}`, { details: { reason: 'write_failed', file: this.file } });
+    }
+    try {
+      await handle.datasync();
+    } catch (error) {
+      this.#syncFailed = error as Error;
+      this.#log?.fatal({ file: this.file, err: (error as Error).message, records }, 'audit records could not be made durable; the audit log refuses every later record (and so every guarded call) until the host restarts');
+      throw this.#closed();
     }
     this.#size += data.length;
     this.#seq = seq;
     this.#prev = prev;
     return records;
+  }
+
+  #closed(): Error {
+    return hostError('HOST_ERR_AUDIT_UNAVAILABLE', `the audit log ${this.file} could not sync a record (${this.#syncFailed?.message ?? 'unknown error'}) and takes no more until the host restarts`, {
+      details: { reason: 'sync_failed', file: this.file },
+    });
   }
 
   #publish(record: AuditRecord): void {

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { workerCommandExecutor } from '../../host/src/bus/commands/dispatchWorkerCommand.ts';
+import { guardedCommandExecutor } from '../../host/src/bus/commands/guardedCommandExecutor.ts';
+import { auditLogPath } from '../../host/src/security/audit/AuditLog.ts';
+import { AccessGuard } from '../../host/src/security/authn/AccessGuard.ts';
+import { hostPrincipal } from '../../host/src/security/authn/createAuthenticator.ts';
+import { LocalAdminAuthenticator } from '../../host/src/security/authn/LocalAdminAuthenticator.ts';
+import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+
+const SPEC = { command: ['sleep', '30'] };
+
+/**
+ * A host whose audit log cannot be made durable: the file is a symlink to /dev/null, which takes writes but whose
+ * fdatasync the kernel refuses (EINVAL). A real failure, no fs stand-in. Nothing may run without its record.
+ */
+describe('a host whose audit log cannot sync', () => {
+  let t: TestHost;
+  let call: (method: string, route: string, body?: unknown) => Promise<Response>;
+  before(async () => {
+    t = await startTestHost(`
+host: { id: audit-failure, stateDir: \${DIR}/state, logLevel: warn }
+api: { enabled: true, port: 0 }
+${processProviderYaml()}`, {
+      beforeStart: async (dir) => {
+        const file = auditLogPath(path.join(dir, 'state'));
+        await mkdir(path.dirname(file), { recursive: true });
+        await symlink('/dev/null', file);
+      },
+    });
+    const url = t.host.apiUrl ?? assert.fail('the API is not listening');
+    const token = (await readFile(t.host.adminTokenFile ?? assert.fail('no admin token'), 'utf8')).trim();
+    call = (method, route, body) => fetch(new URL(route, url), {
+      method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  });
+  after(async () => {
+    for (const w of await t.host.workers.listWorkers({})) await t.host.workers.terminateWorker(w.worker.workerId).catch(() => undefined);
+    await t.stop();
+  });
+
+  it('refuses the API call whose record failed and every later one with 503 HOST_ERR_AUDIT_UNAVAILABLE, runs none, and keeps running', async () => {
+    for (const [method, route, body] of [['POST', '/v1/workers', { spec: SPEC, workerId: 'first' }], ['POST', '/v1/workers', { spec: SPEC, workerId: 'second' }], ['GET', '/v1/workers', undefined]] as const) {
+      const res = await call(method, route, body);
+      assert.equal(res.status, 503, `${method} ${route}`);
+      const error = (await res.json()) as { code: string; details?: { reason?: string } };
+      assert.equal(error.code, 'HOST_ERR_AUDIT_UNAVAILABLE');
+      assert.equal(error.details?.reason, 'sync_failed');
+    }
+    assert.deepEqual(await t.host.workers.listWorkers({}), [], 'a call ran without a durable record');
+    const fatal = t.logs.map((l) => JSON.parse(l) as { level: number; records?: Array<{ resource: string; decision: string }> }).find((l) => l.level === 60);
+    assert.deepEqual(fatal?.records?.map((r) => [r.resource, r.decision]), [['Worker::first', 'allow']], 'the log line keeps the record the file may have lost');
+    assert.equal((await fetch(new URL('/healthz', t.host.apiUrl))).status, 200, 'the host keeps running');
+  });
+
+  it('refuses a bus command the same way, before it runs', async () => {
+    // Token-less, as the host's service identity: the authenticator is never asked.
+    const guard = new AccessGuard({ authenticator: new LocalAdminAuthenticator({ stateDir: t.dir }), authorizer: t.host.authorizer, audit: t.host.audit });
+    const executor = guardedCommandExecutor(workerCommandExecutor(t.host.workers), { guard, serviceIdentity: hostPrincipal({ commands: true, roles: [] }, 'audit-failure') });
+    await assert.rejects(executor.run({ operation: 'create', idempotencyKey: 'cmd-1', params: { workerId: 'by-command', spec: SPEC } }), { code: 'HOST_ERR_AUDIT_UNAVAILABLE' });
+    assert.deepEqual(await t.host.workers.listWorkers({}), []);
+  });
+});
