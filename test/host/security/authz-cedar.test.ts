@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { ACTIONS, type Action, type AuthzResource } from '../../../host/src/security/authz/Authorizer.ts';
-import { CedarAuthorizer } from '../../../host/src/security/authz/adapters/CedarAuthorizer.ts';
+import { CedarAuthorizer, DECISION_CACHE_SIZE } from '../../../host/src/security/authz/adapters/CedarAuthorizer.ts';
 import { createAuthorizer } from '../../../host/src/security/authz/createAuthorizer.ts';
 import { policiesDir, policyFolder, principal, request } from './authzFixtures.ts';
 
@@ -104,6 +104,70 @@ describe('CedarAuthorizer with the shipped default policies', () => {
   });
 
   after(() => authz.stop());
+});
+
+describe('CedarAuthorizer remembers decisions by the exact request', () => {
+  it('answers a repeat from memory, and any changed input (hour, tenant, cost) from the engine', async () => {
+    const authz = await started(await folder(['administrators.cedar', 'tenants.cedar', 'examples/business-hours.cedar', 'examples/cost-limit.cedar']));
+    const ops = principal({ tenant: 'a', roles: ['ci_operator'] });
+    const create = (p = ops, context: Parameters<typeof request>[3] = {}) => request(p, 'worker:create', { type: 'Worker', id: '*', tenant: 'a' }, { tenant: p.tenant ?? '', costEstimate: 1, ...context });
+    const first = await authz.authorize(create());
+    assert.equal(first.decision, 'allow');
+    const again = await authz.authorize(create());
+    assert.equal(again, first, 'a repeat is answered with the remembered decision');
+    assert.ok(Object.isFrozen(again) && Object.isFrozen(again.policies), 'a shared decision cannot be changed by one caller for the next');
+    // Each changed input reaches the engine, which decides again: none may be served the remembered allow.
+    assert.equal((await authz.authorize(create(ops, { hourOfDay: 22 }))).decision, 'deny', 'outside the hours window');
+    assert.equal((await authz.authorize(create(principal({ tenant: 'b', roles: ['ci_operator'] })))).decision, 'deny', 'another tenant');
+    assert.equal((await authz.authorize(create(ops, { requested: { cpuMillicores: 64_000 }, costEstimate: 64 }))).decision, 'deny', 'over the cost limit');
+    assert.equal((await authz.authorize(create())).decision, 'allow');
+    await authz.stop();
+  });
+
+  it('keeps at most decisionCacheSize decisions (1024 by default), dropping the least recently used; 0 keeps none', async () => {
+    const dir = await folder(['administrators.cedar']);
+    const admin = principal({ id: 'local-admin', source: 'local-admin' });
+    const read = (i: number) => request(admin, 'worker:read', { type: 'Worker', id: `w-${i}` });
+    const lru = async (size: number | undefined): Promise<void> => {
+      const authz = new CedarAuthorizer({ policiesDir: dir, schemaFile: 'schema.cedarschema', ...(size === undefined ? {} : { decisionCacheSize: size }) });
+      await authz.start();
+      const capacity = size ?? DECISION_CACHE_SIZE;
+      const made = [];
+      for (let i = 0; i < capacity; i++) made.push(await authz.authorize(read(i)));
+      // Full, nothing dropped yet; using the oldest makes the second the least recently used.
+      assert.equal(await authz.authorize(read(0)), made[0], `size ${capacity}: dropped before it was full`);
+      await authz.authorize(read(capacity));
+      assert.equal(await authz.authorize(read(0)), made[0], `size ${capacity}: dropped a recently used decision`);
+      const again = await authz.authorize(read(1));
+      assert.notEqual(again, made[1], `size ${capacity}: the least recently used decision was kept past the size`);
+      assert.deepEqual(again, made[1]);
+      await authz.stop();
+    };
+    await lru(8);
+    await lru(undefined);
+    const off = new CedarAuthorizer({ policiesDir: dir, schemaFile: 'schema.cedarschema', decisionCacheSize: 0 });
+    await off.start();
+    assert.notEqual(await off.authorize(read(0)), await off.authorize(read(0)));
+    await off.stop();
+  });
+
+  it('does not remember a decision whose evaluation failed, so every such request is logged', async () => {
+    const dir = await folder([{
+      'all.cedar': '@id("allow-all") permit (principal, action, resource);',
+      'overflow.cedar': '@id("gpu-overflow")\nforbid (principal, action, resource) when { context has requested && context.requested has gpu && context.requested.gpu * 4611686018427387904 > 0 };',
+    }]);
+    const logs: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => { logs.push(chunk.toString()); done(); } }));
+    const authz = new CedarAuthorizer({ policiesDir: dir, schemaFile: 'schema.cedarschema' }, { logger });
+    await authz.start();
+    const failing = () => authz.authorize(request(principal(), 'worker:create', resourceFor('worker:create'), { requested: { gpu: 4 } }));
+    const a = await failing();
+    const b = await failing();
+    assert.equal(a.decision, 'deny');
+    assert.notEqual(a, b);
+    assert.equal(logs.filter((l) => l.includes('authorization denied: evaluation failed')).length, 2);
+    await authz.stop();
+  });
 });
 
 describe('CedarAuthorizer fails closed', () => {
