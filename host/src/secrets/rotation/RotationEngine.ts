@@ -23,7 +23,7 @@ import { PolicyTriggers, type ResolvedPolicy } from './PolicyTriggers.ts';
 import { requesterPrincipal } from './requesterPrincipal.ts';
 import { RestartCoalescer, type RestartTarget } from './RestartCoalescer.ts';
 import { RotationJournal } from './RotationJournal.ts';
-import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
+import { isFinished, publicRecord, type Announcement, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
 import type { ConsumerRef, RotationBroker, RotationConsumer, RotationWorkers } from './rotationPorts.ts';
 import type { RotationSettings } from './rotationSettings.ts';
 
@@ -105,6 +105,8 @@ export class RotationEngine {
   readonly #locks = new Map<string, Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
+  /** Records whose owed events are being published, so two flushes never publish one twice. */
+  readonly #flushing = new Set<string>();
   readonly #retries = new Map<string, number>();
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #policySpecs: Array<{ index: number; intervalMs?: number; cron?: ReturnType<typeof parseCron> }>;
@@ -208,6 +210,8 @@ export class RotationEngine {
     this.#policies = this.#resolvePolicies();
     await this.#journal.load();
     this.#state = 'running';
+    // Events a previous run wrote down but did not get out (it crashed, or the bus refused them), before anything new.
+    for (const entry of this.#journal.entries()) await this.#flushOutbox(entry);
     await this.#recover();
     if (this.#state !== 'running') return;
     const triggers = new PolicyTriggers({
@@ -411,9 +415,10 @@ export class RotationEngine {
     await pending.restarts;
     if (this.#state !== 'running') return;
     entry.latencyMs = Date.now() - entry.startedAtMs;
+    this.#announce(entry, 'secretRotated');
     await this.#enterGrace(entry);
     this.#observe(entry, 'rotateSecret', undefined);
-    await this.#publishRotated(entry);
+    await this.#flushOutbox(entry);
   }
 
   // ---------------------------------------------------------------- rollback
@@ -431,13 +436,14 @@ export class RotationEngine {
     rb.undoPromoted = promoted;
     if (entry.newVersion !== undefined) rb.previousVersion = entry.newVersion;
     if (entry.previousVersion !== undefined) rb.newVersion = entry.previousVersion;
-    // One write: the failure and the start of its rollback are durable together.
+    this.#announce(entry, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
+    // One write: the failure, its event and the start of its rollback are durable together.
     this.#journal.add(rb);
     await this.#journal.save();
     this.#d.logger.error({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: entry.step, err: failure }, 'rotation failed; rolling back');
     await this.#audit(entry);
     this.#observe(entry, 'rotateSecret', failure);
-    await this.#publish('secretRotationFailed', entry, { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
+    await this.#flushOutbox(entry);
     await this.#audit(rb);
     await this.#undo(rb, policy);
   }
@@ -482,11 +488,12 @@ export class RotationEngine {
       rb.latencyMs = Date.now() - rb.startedAtMs;
       delete rb.error;
       this.#finish(rb);
+      if (rb.undoPromoted === true) this.#announce(rb, 'secretRotated');
       await this.#journal.save();
       this.#retries.delete(rb.id);
       await this.#audit(rb);
       this.#observe(rb, 'rollbackSecret', undefined);
-      if (rb.undoPromoted === true) await this.#publishRotated(rb);
+      await this.#flushOutbox(rb);
     } catch (error) {
       if (this.#state !== 'running') throw error;
       await this.#rollbackFailed(rb, error, () => this.#exclusive(this.#key(rb.credentials, rb.name), () => this.#undo(rb, policy)));
@@ -526,9 +533,10 @@ export class RotationEngine {
       rb.workers = workers;
       await restarts;
       rb.latencyMs = Date.now() - rb.startedAtMs;
+      this.#announce(rb, 'secretRotated');
       await this.#enterGrace(rb);
       this.#observe(rb, 'rollbackSecret', undefined);
-      await this.#publishRotated(rb);
+      await this.#flushOutbox(rb);
     } catch (error) {
       if (this.#state !== 'running') throw error;
       // Same steps as an automatic rollback from here: idempotent, and the undone version is revoked at once.
@@ -545,6 +553,7 @@ export class RotationEngine {
   async #rollbackFailed(rb: JournalEntry, error: unknown, retry: () => Promise<void>): Promise<void> {
     const failure = errorOf(error);
     rb.error = recorded(failure);
+    this.#announce(rb, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
     await this.#journal.save().catch(() => undefined);
     const attempt = (this.#retries.get(rb.id) ?? 0) + 1;
     this.#retries.set(rb.id, attempt);
@@ -552,7 +561,7 @@ export class RotationEngine {
     this.#d.logger.error({ rotationId: rb.id, name: rb.name, credentials: rb.credentials, step: rb.step, attempt, retryMs, err: failure }, 'rollback step failed; retrying');
     await this.#audit(rb, failure);
     this.#observe(rb, 'rollbackSecret', failure);
-    await this.#publish('secretRotationFailed', rb, { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
+    await this.#flushOutbox(rb);
     this.#later(rb.id, retryMs, () => this.#track(retry()));
   }
 
@@ -599,6 +608,8 @@ export class RotationEngine {
         await this.#journal.save();
         this.#retries.delete(entry.id);
         await this.#audit(entry);
+        // An event the bus refused when the grace period began gets another chance.
+        await this.#flushOutbox(entry);
       });
     } catch (error) {
       if (this.#state !== 'running') return;
@@ -801,12 +812,36 @@ export class RotationEngine {
     }
   }
 
-  #publishRotated(entry: JournalEntry): Promise<void> {
-    return this.#publish('secretRotated', entry, {});
+  /** Owes an event for the record; the next journal write makes the debt durable, `#flushOutbox` pays it. */
+  #announce(entry: JournalEntry, event: Announcement['event'], extra: Omit<Announcement, 'event'> = {}): void {
+    (entry.outbox ??= []).push({ event, ...extra });
   }
 
-  /** Names, versions and ids only: never a value. Publishing never fails a rotation. */
-  async #publish(name: 'secretRotated' | 'secretRotationFailed', entry: JournalEntry, extra: Record<string, unknown>): Promise<void> {
+  /**
+   * Publishes what the record owes, in order, and writes the journal without them. One that the bus refuses stays,
+   * with those after it, for the next flush: when the record completes, or at the next start.
+   */
+  async #flushOutbox(entry: JournalEntry): Promise<void> {
+    if (entry.outbox === undefined || this.#flushing.has(entry.id)) return;
+    this.#flushing.add(entry.id);
+    try {
+      let paid = false;
+      for (let owed = entry.outbox[0]; owed !== undefined; owed = entry.outbox[0]) {
+        const { event, ...extra } = owed;
+        if (!(await this.#publish(event, entry, extra))) break;
+        entry.outbox.shift();
+        paid = true;
+      }
+      if (entry.outbox.length === 0) delete entry.outbox;
+      // A failed write only means the event may be published again after a restart.
+      if (paid) await this.#journal.save().catch((error: unknown) => this.#d.logger.warn({ rotationId: entry.id, err: errorOf(error) }, 'the journal could not record a published rotation event'));
+    } finally {
+      this.#flushing.delete(entry.id);
+    }
+  }
+
+  /** Names, versions and ids only: never a value. Publishing never fails a rotation; false when the bus refused. */
+  async #publish(name: Announcement['event'], entry: JournalEntry, extra: Record<string, unknown>): Promise<boolean> {
     const data = {
       secret: entry.name,
       credentials: entry.credentials,
@@ -822,8 +857,10 @@ export class RotationEngine {
     };
     try {
       await this.#d.bus.publish(createEvent(this.#d.subjects, this.#d.hostId, name, data, { subject: `${entry.credentials}/${entry.name}`, correlationId: entry.correlationId, tenant: entry.tenant }));
+      return true;
     } catch (error) {
-      this.#d.logger.error({ rotationId: entry.id, event: name, err: errorOf(error) }, 'rotation event could not be published');
+      this.#d.logger.error({ rotationId: entry.id, event: name, err: errorOf(error) }, 'rotation event could not be published; it stays in the journal and is published again later');
+      return false;
     }
   }
 

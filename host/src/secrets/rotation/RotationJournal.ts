@@ -89,10 +89,11 @@ export class RotationJournal {
   }
 
   #trim(): void {
-    const finished = this.#entries.filter(isFinished);
-    let excess = finished.length - this.#historyLimit;
+    // A finished record that still owes an event stays until it is published, on top of the history.
+    const droppable = (e: JournalEntry): boolean => isFinished(e) && (e.outbox === undefined || e.outbox.length === 0);
+    let excess = this.#entries.filter(droppable).length - this.#historyLimit;
     if (excess <= 0) return;
-    this.#entries = this.#entries.filter((e) => !(isFinished(e) && excess-- > 0));
+    this.#entries = this.#entries.filter((e) => !(droppable(e) && excess-- > 0));
   }
 
   async #write(): Promise<void> {

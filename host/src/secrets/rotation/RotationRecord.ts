@@ -49,10 +49,29 @@ export const RotationRecord = Type.Object(fields, { additionalProperties: false 
 /** Rotation record (the design's `RotationRecord`). */
 export type RotationRecord = Static<typeof RotationRecord>;
 
+/**
+ * An event a record owes the bus: written to the journal with the state change it announces, removed once published,
+ * so a crash between the two publishes it at the next start instead of losing it (at least once; `rotationId` lets a
+ * consumer drop a repeat).
+ */
+export const Announcement = Type.Object(
+  {
+    event: Type.Union([Type.Literal('secretRotated'), Type.Literal('secretRotationFailed')]),
+    reason: Type.Optional(Type.String()),
+    step: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    rollbackId: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+/** Announcement. */
+export type Announcement = Static<typeof Announcement>;
+
 /** A record as the journal keeps it: the public fields plus what recovery needs. */
 export const JournalEntry = Type.Object(
   {
     ...fields,
+    /** Events not yet published, oldest first. */
+    outbox: Type.Optional(Type.Array(Announcement)),
     /** Rollback only: whether the undone version had been promoted (so consumers must be redistributed). */
     undoPromoted: Type.Optional(Type.Boolean()),
     tenant: Type.Optional(Type.String()),

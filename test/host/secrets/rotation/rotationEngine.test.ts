@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import type { EventBus } from '../../../../host/src/bus/EventBus.ts';
+import type { EventEnvelope } from '../../../../host/src/bus/EventEnvelope.ts';
+import { MemoryEventBus } from '../../../../host/src/bus/MemoryEventBus.ts';
 import { waitFor } from '../../../helpers/waitFor.ts';
 import { faultyCredentials, rotationDir, simpleCredentials, startRotationHost } from './rotationHost.ts';
 
@@ -169,5 +172,43 @@ describe('RotationEngine failures roll back', () => {
     assert.deepEqual((await h.host.rotation.listVersions({ name: 'api' })).map((v) => [v.version, v.status]), [['1', 'active'], ['2', 'revoked']]);
     // The promoted version had been current: its undoing is announced.
     assert.ok(h.events.some((e) => e.busSubject === 'ci.secret.rotated' && (e.data as { operation?: string; newVersion?: string }).operation === 'rollback'));
+  });
+});
+
+describe('RotationEngine events', () => {
+  it('an event the bus refused is kept in the journal and published at the next start, once', { timeout: 30_000 }, async (t) => {
+    const dir = await rotationDir(t);
+    // The bus is down for rotation events only, as a crash between the state change and the publish would leave it.
+    const memory = new MemoryEventBus();
+    const down: EventBus = {
+      adapter: 'memory',
+      start: () => memory.start(),
+      stop: () => memory.stop(),
+      stats: () => memory.stats(),
+      subscribe: (pattern, handler, options) => memory.subscribe(pattern, handler, options),
+      publish: async (event) => {
+        if (event.busSubject.startsWith('ci.secret.')) throw new Error('the bus is unreachable');
+        await memory.publish(event);
+      },
+    };
+    const a = await startRotationHost(dir, rotation(0) + simpleCredentials(), { bus: down });
+    await a.creds().putSecret({ name: 'db', value: VALUE });
+    const record = await a.host.rotation.rotate({ name: 'db', requester: 'alice' });
+    await waitFor(() => a.host.rotation.history('db').some((r) => r.id === record.id && r.state === 'completed'), 'the rotation to complete');
+    assert.deepEqual(a.events.filter((e) => e.busSubject.startsWith('ci.secret.')), []);
+    await a.stop();
+
+    const b = await startRotationHost(dir, rotation(0) + simpleCredentials());
+    const rotated = (events: EventEnvelope[]): EventEnvelope[] => events.filter((e) => e.busSubject === 'ci.secret.rotated' && (e.data as { rotationId?: string }).rotationId === record.id);
+    await waitFor(() => rotated(b.events).length > 0, 'the owed event');
+    const data = rotated(b.events)[0]?.data as Record<string, unknown>;
+    assert.deepEqual([data['secret'], data['credentials'], data['previousVersion'], data['newVersion']], ['db', 'vault', '1', '2']);
+    await b.stop();
+    const c = await startRotationHost(dir, rotation(0) + simpleCredentials());
+    // Published and written off: a later start owes nothing.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(rotated(c.events), []);
+    assert.equal(rotated(b.events).length, 1);
+    await c.stop();
   });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { CredentialProviderContract, Proxied } from '@worker-manager/plugin-sdk';
 import pino from 'pino';
+import type { EventBus } from '../../../../host/src/bus/EventBus.ts';
 import type { EventEnvelope } from '../../../../host/src/bus/EventEnvelope.ts';
 import { parseConfig } from '../../../../host/src/config/loadConfig.ts';
 import { Host } from '../../../../host/src/Host.ts';
@@ -80,7 +81,7 @@ instances:
 }
 
 /** Boots a host from YAML (`${DIR}` is `dir`); the caller stops it (t.after). */
-export async function startRotationHost(dir: string, yaml: string): Promise<RotationHost> {
+export async function startRotationHost(dir: string, yaml: string, options: { bus?: EventBus } = {}): Promise<RotationHost> {
   await writeFile(path.join(dir, 'key'), 'rotation-test-key-material-0123456789\n', { mode: 0o600 });
   const text = `host: { id: rot, stateDir: \${DIR}/state }\n${yaml}`.replaceAll('${DIR}', dir);
   const file = path.join(dir, 'wm.yaml');
@@ -94,7 +95,7 @@ export async function startRotationHost(dir: string, yaml: string): Promise<Rota
   });
   const loaded = parseConfig(text, file, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
   const audit = new MemoryAudit();
-  const host = new Host({ loaded, logger: pino({ level: 'debug' }, sink), audit });
+  const host = new Host({ loaded, logger: pino({ level: 'debug' }, sink), audit, ...(options.bus === undefined ? {} : { bus: options.bus }) });
   hostsOf.get(dir)?.push(host);
   const events: EventEnvelope[] = [];
   host.bus.subscribe(`${loaded.config.bus.subjectPrefix}.>`, (e) => void events.push(e));

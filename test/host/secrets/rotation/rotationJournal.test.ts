@@ -27,6 +27,20 @@ describe('RotationJournal', () => {
     assert.equal(((await import('node:fs')).statSync(path.join(dir, 'journal.json')).mode & 0o777), 0o600);
   });
 
+  it('keeps a finished entry that still owes an event past the history limit, until it is paid', async (t) => {
+    const dir = await rotationDir(t);
+    const journal = new RotationJournal(dir, 2);
+    await journal.load();
+    const owing: JournalEntry = { ...entry('owing', true), outbox: [{ event: 'secretRotated' }] };
+    journal.add(owing);
+    for (let i = 0; i < 4; i++) journal.add(entry(`done-${i}`, true));
+    await journal.save();
+    assert.deepEqual((await new RotationJournal(dir, 2).load()).map((e) => e.id), ['owing', 'done-2', 'done-3']);
+    delete owing.outbox;
+    await journal.save();
+    assert.deepEqual((await new RotationJournal(dir, 2).load()).map((e) => e.id), ['done-2', 'done-3']);
+  });
+
   it('a damaged journal refuses to load (never read as empty); a leftover temp file is ignored and removed', async (t) => {
     const dir = await rotationDir(t);
     const journal = new RotationJournal(dir, 10);
