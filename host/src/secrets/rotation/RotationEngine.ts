@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import {
-  toWorkerManagerError,
-  WorkerManagerError,
-  type CallOptions,
-  type CredentialProviderContract,
-  type Proxied,
-  type SecretVersion,
-} from '@worker-manager/plugin-sdk';
+import { WorkerManagerError, type CredentialProviderContract, type Proxied, type SecretVersion } from '@worker-manager/plugin-sdk';
 import type { EventBus } from '../../bus/EventBus.ts';
 import type { EventEnvelope } from '../../bus/EventEnvelope.ts';
-import { createEvent } from '../../bus/createEvent.ts';
 import type { Subjects } from '../../bus/subjects.ts';
 import { hostError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -20,12 +12,13 @@ import type { AuditSink } from '../../security/audit/AuditSink.ts';
 import { CronSyntaxError, parseCron } from './cronSchedule.ts';
 import { parseDuration } from './parseDuration.ts';
 import { PolicyTriggers, type ResolvedPolicy } from './PolicyTriggers.ts';
-import { requesterPrincipal } from './requesterPrincipal.ts';
-import { RestartCoalescer, type RestartTarget } from './RestartCoalescer.ts';
+import { RotationDistributor } from './RotationDistributor.ts';
 import { RotationJournal } from './RotationJournal.ts';
-import { isFinished, publicRecord, type Announcement, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
-import type { ConsumerRef, RotationBroker, RotationConsumer, RotationWorkers } from './rotationPorts.ts';
+import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
+import { RotationReporter } from './RotationReporter.ts';
+import type { RotationBroker, RotationWorkers } from './rotationPorts.ts';
 import type { RotationSettings } from './rotationSettings.ts';
+import { callOptions, errorOf, recorded } from './rotationSupport.ts';
 
 export type { RotationRecord, RotationState, RotationTrigger } from './RotationRecord.ts';
 
@@ -62,7 +55,6 @@ export interface RotateRequest {
 export type RollbackRequest = Omit<RotateRequest, 'trigger'>;
 
 const ROTATE_STEPS: RotationStep[] = ['create', 'test', 'promote', 'distribute', 'grace', 'revoke'];
-const GONE = new Set(['WM_ERR_NOT_FOUND', 'WM_ERR_CONFLICT']);
 const MAX_RETRY_MS = 300_000;
 
 /** Restarts still to come; boxed, because an async function returning a bare promise would wait for it. */
@@ -71,21 +63,6 @@ interface Pending {
 }
 
 const current = (versions: SecretVersion[]): SecretVersion | undefined => versions.find((v) => v.stages.includes('current'));
-
-/** A failure as records keep it, plus its category for the observer. */
-interface Failure {
-  code: string;
-  message: string;
-  category?: string;
-}
-
-function errorOf(error: unknown): Failure {
-  const e = toWorkerManagerError(error);
-  return { code: e.code, message: e.message, category: e.category };
-}
-
-/** Records keep code and message only (the journal schema is closed). */
-const recorded = (f: Failure): { code: string; message: string } => ({ code: f.code, message: f.message });
 
 /**
  * Rotates secrets without stopping the work that uses them (seed 000, "Sistema de Rotación Automática").
@@ -101,12 +78,11 @@ const recorded = (f: Failure): { code: string; message: string } => ({ code: f.c
 export class RotationEngine {
   readonly #d: RotationEngineDeps;
   readonly #journal: RotationJournal;
-  readonly #restarts: RestartCoalescer;
+  readonly #report: RotationReporter;
+  readonly #distribution: RotationDistributor;
   readonly #locks = new Map<string, Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
-  /** Records whose owed events are being published, so two flushes never publish one twice. */
-  readonly #flushing = new Set<string>();
   readonly #retries = new Map<string, number>();
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #policySpecs: Array<{ index: number; intervalMs?: number; cron?: ReturnType<typeof parseCron> }>;
@@ -121,7 +97,12 @@ export class RotationEngine {
     this.#d = deps;
     this.#journal = new RotationJournal(path.join(deps.stateDir, 'rotation'), deps.settings.historyLimit);
     this.#slotsFree = deps.settings.maxParallel;
-    this.#restarts = new RestartCoalescer({ debounceMs: deps.settings.debounceMs, restart: (workerId, targets, correlationId) => this.#restartWorker(workerId, targets, correlationId) });
+    this.#report = new RotationReporter({ ...deps, journal: this.#journal });
+    this.#distribution = new RotationDistributor({
+      broker: deps.broker, workers: deps.workers, debounceMs: deps.settings.debounceMs, logger: deps.logger, reporter: this.#report,
+      policyFor: (credentials, name) => this.#policyFor(credentials, name),
+      isRunning: () => this.#state === 'running',
+    });
     this.#policySpecs = deps.settings.policies.map((p, index) => {
       const where = `secrets.rotation.policies[${index}] (secret '${p.secret}')`;
       if (p.interval !== undefined && p.cron !== undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `${where}: set interval or cron, not both`, { details: { policy: index } });
@@ -145,7 +126,7 @@ export class RotationEngine {
 
   /** Restarts the coalescer has run (or attempted) since start. */
   get restartCount(): number {
-    return this.#restarts.restarts;
+    return this.#distribution.restartCount;
   }
 
   /**
@@ -173,7 +154,7 @@ export class RotationEngine {
     this.#assertRunning();
     const credentials = this.#credentialsFor(req);
     // An unknown secret is the caller's mistake, not a failed rotation: no record for it.
-    await this.#creds(credentials).describe({ name: req.name }, this.#callOptions(req.correlationId));
+    await this.#creds(credentials).describe({ name: req.name }, callOptions(req.correlationId));
     return this.#track(this.#rotate({ ...req, credentials, trigger: req.trigger ?? 'manual' }));
   }
 
@@ -211,7 +192,7 @@ export class RotationEngine {
     await this.#journal.load();
     this.#state = 'running';
     // Events a previous run wrote down but did not get out (it crashed, or the bus refused them), before anything new.
-    for (const entry of this.#journal.entries()) await this.#flushOutbox(entry);
+    for (const entry of this.#journal.entries()) await this.#report.flushOutbox(entry);
     await this.#recover();
     if (this.#state !== 'running') return;
     const triggers = new PolicyTriggers({
@@ -236,7 +217,7 @@ export class RotationEngine {
     this.#triggers?.stop();
     for (const timer of this.#graceTimers.values()) clearTimeout(timer);
     this.#graceTimers.clear();
-    this.#restarts.stop();
+    this.#distribution.stop();
     if (this.#inflight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -323,7 +304,7 @@ export class RotationEngine {
     // Promoted, or about to be: finish forward. Every remaining step is idempotent.
     const pending = await this.#exclusive(this.#key(entry.credentials, entry.name), async (): Promise<Pending | undefined> => {
       try {
-        if (step === 'promote') await this.#creds(entry.credentials).promoteVersion({ name: entry.name, version: entry.newVersion as string }, this.#callOptions(entry.correlationId));
+        if (step === 'promote') await this.#creds(entry.credentials).promoteVersion({ name: entry.name, version: entry.newVersion as string }, callOptions(entry.correlationId));
         return await this.#distributeStep(entry, policy);
       } catch (error) {
         if (this.#state !== 'running') throw error;
@@ -358,7 +339,7 @@ export class RotationEngine {
     const entry = this.#newEntry('rotate', req, policy?.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs, 'pending');
     this.#journal.add(entry);
     await this.#journal.save();
-    await this.#audit(entry);
+    await this.#report.audit(entry);
     const pending = await this.#exclusive(this.#key(req.credentials, req.name), () => this.#rotateSteps(entry, policy));
     if (pending !== undefined) await this.#finishForward(entry, pending);
     return publicRecord(entry);
@@ -367,7 +348,7 @@ export class RotationEngine {
   /** Create, test, promote, distribute, under the secret's lock. Undefined when it failed (and was rolled back). */
   async #rotateSteps(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending | undefined> {
     const creds = this.#creds(entry.credentials);
-    const opts = this.#callOptions(entry.correlationId);
+    const opts = callOptions(entry.correlationId);
     const { name } = entry;
     try {
       this.#assertRunning();
@@ -399,13 +380,13 @@ export class RotationEngine {
   async #distributeStep(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending> {
     await this.#step(entry, 'distribute');
     this.#d.broker?.invalidate(entry.credentials, entry.name);
-    const described = await this.#creds(entry.credentials).describe({ name: entry.name }, this.#callOptions(entry.correlationId));
+    const described = await this.#creds(entry.credentials).describe({ name: entry.name }, callOptions(entry.correlationId));
     if (described.currentVersion !== entry.newVersion) {
       throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${entry.name}' serves version ${described.currentVersion ?? 'none'} as current, not the promoted version ${entry.newVersion ?? '?'}`, {
         details: { name: entry.name, credentials: entry.credentials, version: entry.newVersion, step: 'distribute' },
       });
     }
-    const { workers, restarts } = await this.#distribute(entry, policy);
+    const { workers, restarts } = await this.#distribution.distribute(entry, policy);
     entry.workers = workers;
     return { restarts };
   }
@@ -415,10 +396,10 @@ export class RotationEngine {
     await pending.restarts;
     if (this.#state !== 'running') return;
     entry.latencyMs = Date.now() - entry.startedAtMs;
-    this.#announce(entry, 'secretRotated');
+    this.#report.announce(entry, 'secretRotated');
     await this.#enterGrace(entry);
-    this.#observe(entry, 'rotateSecret', undefined);
-    await this.#flushOutbox(entry);
+    this.#report.observe(entry, 'rotateSecret', undefined);
+    await this.#report.flushOutbox(entry);
   }
 
   // ---------------------------------------------------------------- rollback
@@ -436,15 +417,15 @@ export class RotationEngine {
     rb.undoPromoted = promoted;
     if (entry.newVersion !== undefined) rb.previousVersion = entry.newVersion;
     if (entry.previousVersion !== undefined) rb.newVersion = entry.previousVersion;
-    this.#announce(entry, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
+    this.#report.announce(entry, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
     // One write: the failure, its event and the start of its rollback are durable together.
     this.#journal.add(rb);
     await this.#journal.save();
     this.#d.logger.error({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: entry.step, err: failure }, 'rotation failed; rolling back');
-    await this.#audit(entry);
-    this.#observe(entry, 'rotateSecret', failure);
-    await this.#flushOutbox(entry);
-    await this.#audit(rb);
+    await this.#report.audit(entry);
+    this.#report.observe(entry, 'rotateSecret', failure);
+    await this.#report.flushOutbox(entry);
+    await this.#report.audit(rb);
     await this.#undo(rb, policy);
   }
 
@@ -455,7 +436,7 @@ export class RotationEngine {
    */
   async #undo(rb: JournalEntry, policy: ResolvedPolicy | undefined): Promise<void> {
     const creds = this.#creds(rb.credentials);
-    const opts = this.#callOptions(rb.correlationId);
+    const opts = callOptions(rb.correlationId);
     const { name } = rb;
     try {
       if (rb.step === 'restore') {
@@ -472,7 +453,7 @@ export class RotationEngine {
       if (rb.step === 'redistribute') {
         if (rb.undoPromoted === true) {
           this.#d.broker?.invalidate(rb.credentials, name);
-          const { workers, restarts } = await this.#distribute(rb, policy);
+          const { workers, restarts } = await this.#distribution.distribute(rb, policy);
           rb.workers = workers;
           await restarts;
         }
@@ -488,12 +469,12 @@ export class RotationEngine {
       rb.latencyMs = Date.now() - rb.startedAtMs;
       delete rb.error;
       this.#finish(rb);
-      if (rb.undoPromoted === true) this.#announce(rb, 'secretRotated');
+      if (rb.undoPromoted === true) this.#report.announce(rb, 'secretRotated');
       await this.#journal.save();
       this.#retries.delete(rb.id);
-      await this.#audit(rb);
-      this.#observe(rb, 'rollbackSecret', undefined);
-      await this.#flushOutbox(rb);
+      await this.#report.audit(rb);
+      this.#report.observe(rb, 'rollbackSecret', undefined);
+      await this.#report.flushOutbox(rb);
     } catch (error) {
       if (this.#state !== 'running') throw error;
       await this.#rollbackFailed(rb, error, () => this.#exclusive(this.#key(rb.credentials, rb.name), () => this.#undo(rb, policy)));
@@ -519,24 +500,24 @@ export class RotationEngine {
       this.#graceTimers.delete(e.id);
       e.state = 'rollback';
       this.#finish(e);
-      await this.#audit(e);
+      await this.#report.audit(e);
     }
     await this.#journal.save();
-    await this.#audit(rb);
+    await this.#report.audit(rb);
     const creds = this.#creds(req.credentials);
-    const opts = this.#callOptions(req.correlationId);
+    const opts = callOptions(req.correlationId);
     try {
       await creds.promoteVersion({ name: req.name, version: prev.version }, opts);
       await this.#step(rb, 'redistribute');
       this.#d.broker?.invalidate(req.credentials, req.name);
-      const { workers, restarts } = await this.#distribute(rb, policy);
+      const { workers, restarts } = await this.#distribution.distribute(rb, policy);
       rb.workers = workers;
       await restarts;
       rb.latencyMs = Date.now() - rb.startedAtMs;
-      this.#announce(rb, 'secretRotated');
+      this.#report.announce(rb, 'secretRotated');
       await this.#enterGrace(rb);
-      this.#observe(rb, 'rollbackSecret', undefined);
-      await this.#flushOutbox(rb);
+      this.#report.observe(rb, 'rollbackSecret', undefined);
+      await this.#report.flushOutbox(rb);
     } catch (error) {
       if (this.#state !== 'running') throw error;
       // Same steps as an automatic rollback from here: idempotent, and the undone version is revoked at once.
@@ -553,20 +534,20 @@ export class RotationEngine {
   async #rollbackFailed(rb: JournalEntry, error: unknown, retry: () => Promise<void>): Promise<void> {
     const failure = errorOf(error);
     rb.error = recorded(failure);
-    this.#announce(rb, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
+    this.#report.announce(rb, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
     await this.#journal.save().catch(() => undefined);
     const attempt = (this.#retries.get(rb.id) ?? 0) + 1;
     this.#retries.set(rb.id, attempt);
     const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
     this.#d.logger.error({ rotationId: rb.id, name: rb.name, credentials: rb.credentials, step: rb.step, attempt, retryMs, err: failure }, 'rollback step failed; retrying');
-    await this.#audit(rb, failure);
-    this.#observe(rb, 'rollbackSecret', failure);
-    await this.#flushOutbox(rb);
+    await this.#report.audit(rb, failure);
+    this.#report.observe(rb, 'rollbackSecret', failure);
+    await this.#report.flushOutbox(rb);
     this.#later(rb.id, retryMs, () => this.#track(retry()));
   }
 
   async #previousOf(credentials: string, name: string, correlationId: string | undefined): Promise<{ cur: SecretVersion | undefined; prev: SecretVersion }> {
-    const versions = await this.#creds(credentials).listVersions({ name }, this.#callOptions(correlationId));
+    const versions = await this.#creds(credentials).listVersions({ name }, callOptions(correlationId));
     const prev = versions.find((v) => v.stages.includes('previous') && v.status !== 'revoked');
     if (prev === undefined) {
       throw new WorkerManagerError('WM_ERR_CONFLICT', `secret '${name}' has no previous version to roll back to (none, or already revoked after its grace period)`, {
@@ -597,7 +578,7 @@ export class RotationEngine {
         if (isFinished(entry) || this.#state !== 'running') return;
         await this.#step(entry, 'revoke');
         const creds = this.#creds(entry.credentials);
-        const opts = this.#callOptions(entry.correlationId);
+        const opts = callOptions(entry.correlationId);
         if (entry.previousVersion !== undefined) {
           const old = (await creds.listVersions({ name: entry.name }, opts)).find((v) => v.version === entry.previousVersion);
           if (old !== undefined && old.status !== 'revoked' && !old.stages.includes('current')) await creds.revokeVersion({ name: entry.name, version: old.version }, opts);
@@ -607,9 +588,9 @@ export class RotationEngine {
         this.#finish(entry);
         await this.#journal.save();
         this.#retries.delete(entry.id);
-        await this.#audit(entry);
+        await this.#report.audit(entry);
         // An event the bus refused when the grace period began gets another chance.
-        await this.#flushOutbox(entry);
+        await this.#report.flushOutbox(entry);
       });
     } catch (error) {
       if (this.#state !== 'running') return;
@@ -617,108 +598,12 @@ export class RotationEngine {
       this.#retries.set(entry.id, attempt);
       const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
       this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, version: entry.previousVersion, attempt, retryMs, err: errorOf(error) }, 'revoking the old version failed; retrying');
-      await this.#audit(entry, errorOf(error));
+      await this.#report.audit(entry, errorOf(error));
       this.#later(entry.id, retryMs, () => this.#track(this.#revoke(entry)));
     }
   }
 
-  // ---------------------------------------------------------------- distribution
-
-  /** How a consumer follows a rotation: its ref's `onRotation`, else the policy's `changeMode`, else by mount. */
-  #modeOf(ref: ConsumerRef, policy: ResolvedPolicy | undefined): 'hot' | 'signal' | 'restart' | 'none' {
-    const mode = ref.onRotation ?? policy?.changeMode ?? (ref.mount === 'env' ? 'restart' : 'hot');
-    if (mode === 'none') return 'none';
-    // An environment cannot change under a running process.
-    return ref.mount === 'env' ? 'restart' : mode;
-  }
-
-  /** A ref pinned to a version id does not move; `current` (or none) and `previous` do. */
-  #follows(ref: ConsumerRef): boolean {
-    return ref.version === undefined || ref.version === 'current' || ref.version === 'previous';
-  }
-
-  /**
-   * Hot and signal consumers get their files replaced now (awaited: a failure fails the rotation); restart consumers
-   * are handed to the coalescer, whose restarts the returned promise waits for (failures are logged and audited, not
-   * rolled back: the other consumers already use the new version).
-   */
-  async #distribute(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<{ workers: string[]; restarts: Promise<void> }> {
-    const { broker, workers } = this.#d;
-    if (broker === undefined || workers === undefined) return { workers: [], restarts: Promise.resolve() };
-    const byWorker = new Map<string, { tenant: string; hot: ConsumerRef[]; signal: string | undefined; restart: boolean }>();
-    for (const c of broker.consumersOf(entry.credentials, entry.name)) {
-      if (!this.#follows(c.ref)) continue;
-      const mode = this.#modeOf(c.ref, policy);
-      if (mode === 'none') continue;
-      const w = byWorker.get(c.workerId) ?? { tenant: c.tenant, hot: [], signal: undefined, restart: false };
-      byWorker.set(c.workerId, w);
-      if (mode === 'restart') w.restart = true;
-      else {
-        w.hot.push(c.ref);
-        if (mode === 'signal') w.signal ??= c.ref.signal ?? 'SIGHUP';
-      }
-    }
-    const gone = new Set<string>();
-    const refreshed = await Promise.allSettled(
-      [...byWorker].filter(([, w]) => w.hot.length > 0).map(async ([workerId, w]) => {
-        const mounts = await broker.resolve({ workerId, tenant: w.tenant, refs: w.hot, ...this.#callOptions(entry.correlationId) });
-        const files = mounts.filter((m) => m.strategy !== 'env');
-        const opts: { signal?: string; correlationId?: string } = { ...this.#callOptions(entry.correlationId) };
-        if (w.signal !== undefined) opts.signal = w.signal;
-        try {
-          await workers.refreshSecrets(workerId, files, opts);
-        } catch (error) {
-          // A worker that ended meanwhile needs nothing; its consumers are forgotten when it is terminated.
-          if (error instanceof WorkerManagerError && GONE.has(error.code)) {
-            gone.add(workerId);
-            return;
-          }
-          throw error;
-        }
-      }),
-    );
-    const failed = refreshed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    const target: RestartTarget = { credentials: entry.credentials, name: entry.name };
-    const restarts = [...byWorker]
-      .filter(([, w]) => w.restart)
-      .map(([workerId]) =>
-        this.#restarts.schedule(workerId, target, entry.correlationId).catch(async (error: unknown) => {
-          if (this.#state !== 'running') return;
-          const failure = errorOf(error);
-          this.#d.logger.error({ rotationId: entry.id, name: entry.name, workerId, err: failure }, 'restart with the rotated secret failed; the worker keeps its old environment');
-          await this.#audit(entry, failure, { workerId });
-        }),
-      );
-    return {
-      workers: [...byWorker.keys()].filter((id) => !gone.has(id)),
-      restarts: Promise.all(restarts).then(() => undefined),
-    };
-  }
-
-  /** The coalescer's restart: fresh material for every secret that asked, resolved now (so the newest version). */
-  async #restartWorker(workerId: string, targets: RestartTarget[], correlationId: string | undefined): Promise<void> {
-    const { broker, workers } = this.#d;
-    if (broker === undefined || workers === undefined) return;
-    const mine: RotationConsumer[] = [];
-    for (const t of targets) {
-      const policy = this.#policyFor(t.credentials, t.name);
-      for (const c of broker.consumersOf(t.credentials, t.name)) {
-        if (c.workerId === workerId && this.#follows(c.ref) && this.#modeOf(c.ref, policy) === 'restart') mine.push(c);
-      }
-    }
-    const first = mine[0];
-    if (first === undefined) return;
-    const mounts = await broker.resolve({ workerId, tenant: first.tenant, refs: mine.map((c) => c.ref), ...this.#callOptions(correlationId) });
-    try {
-      await workers.restartWithSecrets(workerId, mounts, this.#callOptions(correlationId));
-    } catch (error) {
-      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') return;
-      throw error;
-    }
-  }
-
-  // ---------------------------------------------------------------- journal, audit, events
+  // ---------------------------------------------------------------- journal
 
   #newEntry(operation: 'rotate' | 'rollback', req: { credentials: string; name: string; trigger: RotationTrigger; requester: string; tenant?: string | undefined; correlationId?: string | undefined }, gracePeriodMs: number, state: JournalEntry['state']): JournalEntry {
     const now = Date.now();
@@ -748,120 +633,11 @@ export class RotationEngine {
     this.#assertRunning();
     entry.step = step;
     await this.#journal.save();
-    await this.#audit(entry);
+    await this.#report.audit(entry);
   }
 
   #finish(entry: JournalEntry): void {
     entry.finishedAt = new Date().toISOString();
-  }
-
-  async #audit(entry: JournalEntry, failure?: Failure, extra: Record<string, unknown> = {}): Promise<void> {
-    const audit = this.#d.audit;
-    if (audit === undefined) return;
-    const error = failure ?? (entry.state === 'failed' ? entry.error : undefined);
-    const plugin = this.#pluginOf(entry.credentials);
-    try {
-      await audit.record({
-        kind: entry.operation === 'rollback' ? 'secret.rollback' : 'secret.rotation',
-        principal: requesterPrincipal(entry.requester, entry.tenant),
-        action: entry.operation === 'rollback' ? 'secret:rollback' : 'secret:rotate',
-        resource: `Secret::${entry.credentials}/${entry.name}`,
-        result: error === undefined ? 'ok' : 'error',
-        ...(entry.correlationId === undefined ? {} : { correlationId: entry.correlationId }),
-        details: {
-          rotationId: entry.id,
-          operation: entry.operation,
-          state: entry.state,
-          step: entry.step ?? null,
-          trigger: entry.trigger,
-          provider: entry.credentials,
-          plugin: plugin?.id ?? null,
-          previousVersion: entry.previousVersion ?? null,
-          newVersion: entry.newVersion ?? null,
-          workers: [...entry.workers],
-          latencyMs: entry.latencyMs ?? Date.now() - entry.startedAtMs,
-          ...(entry.rollbackOf === undefined ? {} : { rollbackOf: entry.rollbackOf }),
-          ...(error === undefined ? {} : { code: error.code, error: error.message }),
-          ...extra,
-        },
-      });
-    } catch (err) {
-      this.#d.logger.error({ rotationId: entry.id, err: errorOf(err) }, 'rotation audit record could not be written');
-    }
-  }
-
-  #observe(entry: JournalEntry, op: 'rotateSecret' | 'rollbackSecret', failure: Failure | undefined): void {
-    const observer = this.#d.observer;
-    if (observer === undefined) return;
-    const plugin = this.#pluginOf(entry.credentials);
-    try {
-      observer({
-        op,
-        instance: entry.credentials,
-        ...(plugin === undefined ? {} : { plugin: plugin.id }),
-        ...(entry.correlationId === undefined ? {} : { correlationId: entry.correlationId }),
-        ...(entry.tenant === undefined ? {} : { tenant: entry.tenant }),
-        result: failure === undefined ? 'ok' : 'error',
-        ...(failure === undefined ? {} : { code: failure.code, ...(failure.category === undefined ? {} : { category: failure.category }) }),
-        latencyMs: entry.latencyMs ?? Date.now() - entry.startedAtMs,
-        secret: entry.name,
-        trigger: entry.trigger,
-      });
-    } catch {
-      // An observer must not break a rotation.
-    }
-  }
-
-  /** Owes an event for the record; the next journal write makes the debt durable, `#flushOutbox` pays it. */
-  #announce(entry: JournalEntry, event: Announcement['event'], extra: Omit<Announcement, 'event'> = {}): void {
-    (entry.outbox ??= []).push({ event, ...extra });
-  }
-
-  /**
-   * Publishes what the record owes, in order, and writes the journal without them. One that the bus refuses stays,
-   * with those after it, for the next flush: when the record completes, or at the next start.
-   */
-  async #flushOutbox(entry: JournalEntry): Promise<void> {
-    if (entry.outbox === undefined || this.#flushing.has(entry.id)) return;
-    this.#flushing.add(entry.id);
-    try {
-      let paid = false;
-      for (let owed = entry.outbox[0]; owed !== undefined; owed = entry.outbox[0]) {
-        const { event, ...extra } = owed;
-        if (!(await this.#publish(event, entry, extra))) break;
-        entry.outbox.shift();
-        paid = true;
-      }
-      if (entry.outbox.length === 0) delete entry.outbox;
-      // A failed write only means the event may be published again after a restart.
-      if (paid) await this.#journal.save().catch((error: unknown) => this.#d.logger.warn({ rotationId: entry.id, err: errorOf(error) }, 'the journal could not record a published rotation event'));
-    } finally {
-      this.#flushing.delete(entry.id);
-    }
-  }
-
-  /** Names, versions and ids only: never a value. Publishing never fails a rotation; false when the bus refused. */
-  async #publish(name: Announcement['event'], entry: JournalEntry, extra: Record<string, unknown>): Promise<boolean> {
-    const data = {
-      secret: entry.name,
-      credentials: entry.credentials,
-      rotationId: entry.id,
-      operation: entry.operation,
-      trigger: entry.trigger,
-      state: entry.state,
-      previousVersion: entry.previousVersion ?? null,
-      newVersion: entry.newVersion ?? null,
-      workers: [...entry.workers],
-      ...(entry.rollbackOf === undefined ? {} : { rollbackOf: entry.rollbackOf }),
-      ...extra,
-    };
-    try {
-      await this.#d.bus.publish(createEvent(this.#d.subjects, this.#d.hostId, name, data, { subject: `${entry.credentials}/${entry.name}`, correlationId: entry.correlationId, tenant: entry.tenant }));
-      return true;
-    } catch (error) {
-      this.#d.logger.error({ rotationId: entry.id, event: name, err: errorOf(error) }, 'rotation event could not be published; it stays in the journal and is published again later');
-      return false;
-    }
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -897,21 +673,8 @@ export class RotationEngine {
     return this.#d.registry.proxy<CredentialProviderContract>(credentials, 'credentials');
   }
 
-  #pluginOf(credentials: string): { id: string; version: string } | undefined {
-    try {
-      const pkg = this.#d.registry.instance(credentials).plugin?.pkg;
-      return pkg === undefined ? undefined : { id: pkg.metadata.id, version: pkg.version };
-    } catch {
-      return undefined;
-    }
-  }
-
   #policyFor(credentials: string, name: string): ResolvedPolicy | undefined {
     return this.#policies.find((p) => p.credentials === credentials && p.secret === name);
-  }
-
-  #callOptions(correlationId: string | undefined): Pick<CallOptions, 'correlationId'> {
-    return correlationId === undefined ? {} : { correlationId };
   }
 
   #later(id: string, ms: number, fn: () => unknown): void {
