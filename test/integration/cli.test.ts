@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -138,17 +138,26 @@ instances:
     assert.match(r.stdout, /received SIGTERM, stopping/);
   });
 
-  it('npm start: a SIGTERM that arrives while the host is busy still stops it cleanly (regression: the tsx CLI wrapper SIGKILLed a host that did not answer within 30 ms)', async () => {
-    // Runs the start script's own command line, so the test follows whatever package.json says.
-    const script = (JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-    const env = { ...process.env, WM_CONFIG: '', PATH: `${path.join(repoRoot, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}` };
-    const child = spawn('sh', ['-c', `exec ${script}`], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  it('npm start: a SIGTERM to npm, even while the host is busy, stops the host cleanly (regressions: the tsx CLI SIGKILLed a host that did not answer within 30 ms; npm signalled a shell that died and left the host running)', { timeout: 60_000 }, async () => {
+    // `npm start` itself, as a supervisor (or `docker stop` with npm as PID 1) runs it.
+    const child = spawn('npm', ['start'], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let hostPid: number | undefined;
     let stopped = false;
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    // npm's exit, not 'close': a host that npm left behind keeps the output pipes open.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    const drained = new Promise<void>((resolve) => child.on('close', () => resolve()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let r: { code: number | null; signal: NodeJS.Signals | null };
     try {
       await new Promise<void>((resolve, reject) => {
         child.on('error', reject);
@@ -158,19 +167,28 @@ instances:
         };
         child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), check()));
         child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), check()));
-        void closed.then(() => reject(new Error(`the host exited before it started: ${stdout}${stderr}`)));
+        void exited.then(() => reject(new Error(`the host exited before it started: ${stdout}${stderr}`)));
       });
+      assert.notEqual(hostPid, child.pid, 'the host logged npm\'s pid');
       // A stopped process stands in for an event loop stalled by start-up work, a long GC or a loaded machine, with
       // no timing luck involved: the signal must wait, not turn into a SIGKILL.
       process.kill(hostPid as number, 'SIGSTOP');
       stopped = true;
       child.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(hostPid as number, 'SIGCONT');
+      stopped = false;
+      r = await exited;
+      for (let i = 0; i < 50 && alive(hostPid as number); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(alive(hostPid as number), false, `npm exited (${String(r.code)}) and left the host running`);
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 2_000))]);
     } finally {
-      if (stopped) process.kill(hostPid as number, 'SIGCONT');
+      clearTimeout(timer);
+      if (hostPid !== undefined && alive(hostPid)) {
+        if (stopped) process.kill(hostPid, 'SIGCONT');
+        process.kill(hostPid, 'SIGKILL');
+      }
     }
-    const r = await closed;
-    clearTimeout(timer);
     assert.equal(r.signal, null, `killed by ${String(r.signal)}: ${stdout}${stderr}`);
     assert.equal(r.code, 0, stderr);
     assert.match(stdout, /received SIGTERM, stopping/);
