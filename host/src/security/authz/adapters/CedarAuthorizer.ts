@@ -33,9 +33,11 @@ export class CedarAuthorizer implements Authorizer {
   #starting: Promise<void> | undefined;
   #ready = false;
   readonly #decisions = new Map<string, AuthzDecision>();
+  readonly #cacheSize: number;
 
   constructor(options: { policiesDir: string; schemaFile: string; decisionCacheSize?: number }, deps: { logger?: Logger } = {}) {
     this.#options = options;
+    this.#cacheSize = options.decisionCacheSize ?? DECISION_CACHE_SIZE;
     this.#log = deps.logger?.child({ component: 'authz', adapter: 'cedar' });
   }
 
@@ -80,9 +82,9 @@ export class CedarAuthorizer implements Authorizer {
     } catch (error) {
       return denyWithError(`request cannot be evaluated: ${(error as Error).message}`);
     }
-    const key = JSON.stringify(call);
-    const known = this.#decisions.get(key);
-    if (known !== undefined) {
+    const key = this.#cacheSize > 0 ? JSON.stringify(call) : undefined;
+    const known = key === undefined ? undefined : this.#decisions.get(key);
+    if (key !== undefined && known !== undefined) {
       // Most recently used goes last, so the first key is the one to evict.
       this.#decisions.delete(key);
       this.#decisions.set(key, known);
@@ -101,11 +103,11 @@ export class CedarAuthorizer implements Authorizer {
       determining: diagnostics.reason,
       errors: diagnostics.errors.map((e) => ({ policyId: e.policyId, message: e.error.message })),
     });
-    if (made.errors.length === 0 && (this.#options.decisionCacheSize ?? DECISION_CACHE_SIZE) > 0) {
+    if (key !== undefined && made.errors.length === 0) {
       // Shared by every later hit: frozen, so no caller can change another's decision.
       Object.freeze(made.policies);
       this.#decisions.set(key, Object.freeze(made));
-      if (this.#decisions.size > (this.#options.decisionCacheSize ?? DECISION_CACHE_SIZE)) this.#decisions.delete(this.#decisions.keys().next().value as string);
+      if (this.#decisions.size > this.#cacheSize) this.#decisions.delete(this.#decisions.keys().next().value as string);
     }
     return made;
   }
