@@ -122,7 +122,8 @@ describe('PluginSandbox faults', () => {
     const started = Date.now();
     const refused = await rejection(proxy.getWorkerStatus({ workerId: 'fine' }));
     assert.equal(refused.code, 'HOST_ERR_PLUGIN_QUARANTINED');
-    assert.ok(Date.now() - started < 100, 'refused without waiting');
+    // Queued behind a restart that never comes, it would wait for the call timeout (seconds); the margin is for load.
+    assert.ok(Date.now() - started < 1_000, 'refused without waiting');
     assert.equal(refused.details?.['plugin'], 'hostile-exit');
     const quarantined = hostile.statuses.filter((s) => s.state === 'quarantined');
     assert.equal(quarantined.length, 1);

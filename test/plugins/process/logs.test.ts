@@ -61,7 +61,8 @@ describe('process plugin: logs', () => {
     setTimeout(() => controller.abort(), 100);
     const started = Date.now();
     assert.deepEqual(await next, { done: true, value: undefined });
-    assert.ok(Date.now() - started < 1_000);
+    // Not released, it would wait for the 30 s worker; the margin is for load.
+    assert.ok(Date.now() - started < 5_000);
     await h.proxy.terminateWorker({ workerId: 'quiet' });
   });
 });
