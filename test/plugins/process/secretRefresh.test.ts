@@ -43,13 +43,17 @@ describe('process plugin: secret refresh and restart with secrets', () => {
   it('sends the signal to the command after the file is replaced, and the worker keeps running', { timeout: 15_000 }, async (t) => {
     const h = await openHarness(t);
     const values = versionedValues(64);
-    await h.proxy.createWorker({ workerId: 'hup', spec: { command: ['sh', '-c', `trap 'echo "HUP $(cat "$WM_SECRETS_DIR/app/token" | cut -c1-4)"' HUP; while :; do sleep 0.05; done`] }, secrets: [fileMount(values.value(1), 1)] });
+    await h.proxy.createWorker({ workerId: 'hup', spec: { command: ['sh', '-c', `trap 'echo "HUP $(cat "$WM_SECRETS_DIR/app/token" | cut -c1-4)"' HUP; echo ready; while :; do sleep 0.05; done`] }, secrets: [fileMount(values.value(1), 1)] });
+    // A create returns once the command runs, not once it has set its trap: a SIGHUP before that kills the shell,
+    // as it would any program that has not yet installed its handler (seen under load in CI). A real rotation comes
+    // long after start; the test waits for the command to say it is ready.
+    await waitFor(async () => (await logText(h, 'hup')).includes('ready'), 'the command to set its trap');
     await h.proxy.refreshSecrets({ workerId: 'hup', secrets: [fileMount(values.value(2), 2)], signal: 'SIGHUP' });
     await waitFor(async () => (await logText(h, 'hup')).includes('HUP 0002'), 'the worker to handle SIGHUP with the new file');
     await h.proxy.refreshSecrets({ workerId: 'hup', secrets: [fileMount(values.value(3), 3)], signal: 'SIGHUP' });
     await waitFor(async () => (await logText(h, 'hup')).includes('HUP 0003'), 'a second SIGHUP');
     assert.deepEqual(await h.proxy.getWorkerStatus({ workerId: 'hup' }), { phase: 'Running' }, 'neither the wrapper nor the command ended');
-    assert.deepEqual((await logText(h, 'hup')).trim().split('\n'), ['HUP 0002', 'HUP 0003'], 'each signal arrived once');
+    assert.deepEqual((await logText(h, 'hup')).trim().split('\n'), ['ready', 'HUP 0002', 'HUP 0003'], 'each signal arrived once');
   });
 
   it('refuses a path outside the secrets folder and an unknown signal, without echoing the value', async (t) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,7 +13,8 @@ const lines = async (file: string): Promise<string[]> => (await readFile(file, '
 
 // Workers that report what they hold as a short hash, never the value itself.
 const ENV_WORKER = (starts: string): string[] => ['sh', '-c', `printf '%s\\n' "$(printf %s "$DB_PASSWORD" | sha256sum | cut -c1-16)" >> ${starts}; exec sleep 60`];
-const SIGNAL_WORKER = (hups: string): string[] => ['sh', '-c', `trap 'echo "$(sha256sum < "$WM_SECRETS_DIR/db" | cut -c1-16)" >> ${hups}' HUP; while :; do sleep 0.05; done`];
+// It writes `<hups>.ready` once its trap is set: a SIGHUP before that would kill the shell (default action).
+const SIGNAL_WORKER = (hups: string): string[] => ['sh', '-c', `trap 'echo "$(sha256sum < "$WM_SECRETS_DIR/db" | cut -c1-16)" >> ${hups}' HUP; : > ${hups}.ready; while :; do sleep 0.05; done`];
 
 describe('RotationEngine distribution to real process workers', () => {
   it('file consumers are refreshed in place, signal consumers signalled, env consumers restarted once for 3 rotations within the debounce window, none left alone', { timeout: 30_000 }, async (t) => {
@@ -47,6 +49,7 @@ instances:
     await create('file-w', ['sleep', '60'], { mount: 'file', path: 'db' });
     await create('sig-w', SIGNAL_WORKER(hups), { mount: 'file', path: 'db', onRotation: 'signal', signal: 'SIGHUP' });
     await waitFor(async () => (await lines(starts)).length === 1 && (await lines(startsNone)).length === 1, 'env workers to start');
+    await waitFor(() => existsSync(`${hups}.ready`), 'the signal worker to set its trap');
     const v1 = sha16((await h.creds().getSecret({ name: 'db' })).value);
     assert.deepEqual(await lines(starts), [v1]);
 
