@@ -12,6 +12,7 @@ import { AuditLog, auditLogPath } from '../../../host/src/security/audit/AuditLo
 import { canonicalJson, GENESIS_HASH, recordHash, type AuditRecord } from '../../../host/src/security/audit/auditRecord.ts';
 import type { AuditEntry } from '../../../host/src/security/audit/AuditSink.ts';
 import { verifyAuditLog } from '../../../host/src/security/audit/verifyAuditLog.ts';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -115,7 +116,7 @@ describe('AuditLog', () => {
     await log.record(decision(2, false));
     await log.record({ kind: 'secret.rotation', principal: { id: 'sec', kind: 'service', source: 'oidc' }, action: 'secret:rotate', resource: 'Secret::vault/db', result: 'ok' });
     await log.stop();
-    for (let i = 0; i < 50 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => events.length >= 2, 'the two decisions on the bus');
     await bus.stop();
     assert.deepEqual(events.map((e) => e.busSubject), ['ci.security.auth.granted', 'ci.security.auth.denied']);
     const records = (await lines(auditLogPath(dir))).map((l) => JSON.parse(l) as AuditRecord);

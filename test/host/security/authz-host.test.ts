@@ -11,6 +11,7 @@ import type { AuditRecord } from '../../../host/src/security/audit/auditRecord.t
 import { verifyAuditLog } from '../../../host/src/security/audit/verifyAuditLog.ts';
 import { adminAuthorization } from '../../helpers/adminToken.ts';
 import { processProviderYaml, repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 const processPlugin = processProviderYaml();
 
@@ -59,7 +60,7 @@ ${processPlugin}`).then(() => undefined, (e: unknown) => e);
       assert.ok(decisions[0]?.policies?.includes('local-admin'));
       const token = headers.authorization.slice('Bearer '.length);
       assert.ok(!(await readFile(file, 'utf8')).includes(token), 'the token is never in the audit log');
-      for (let i = 0; i < 50 && t.events.filter((e) => e.busSubject === 'ci.security.auth.granted').length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitFor(() => t.events.filter((e) => e.busSubject === 'ci.security.auth.granted').length >= 2, 'the two grants on the bus');
       const granted = t.events.filter((e) => e.busSubject === 'ci.security.auth.granted');
       assert.deepEqual(granted.map((e) => (e.data as { auditSeq: number }).auditSeq), decisions.map((r) => r.seq));
     } finally {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { Worker as Thread } from 'node:worker_threads';
 import type { RuntimeSpec, SecretMount } from '@worker-manager/plugin-sdk';
 import { requireDocker } from '../../helpers/requireDocker.ts';
-import { docker, IMAGE, newHostId, openHarness, removeOwned, secretsRoot, sleep, waitFor } from './helpers.ts';
+import { docker, IMAGE, newHostId, openHarness, removeOwned, secretsRoot, waitFor } from './helpers.ts';
 
 const skip = await requireDocker();
 const COUNT = 20;
@@ -64,9 +64,8 @@ describe('docker provider: a plugin thread killed while creating 20 workers', { 
 
     // Everything listed can be terminated, after which only the instance network remains.
     for (const w of await h.proxy.listWorkers({})) await h.proxy.terminateWorker({ workerId: w.workerId, gracePeriodMs: 0 });
-    await sleep(100);
     const label = [`worker-manager/host=${hostId}`];
-    assert.equal((await docker.listContainers({ all: true, filters: { label } })).length, 0);
+    await waitFor(async () => (await docker.listContainers({ all: true, filters: { label } })).length === 0, 'every container removed');
     const left = await docker.listNetworks({ filters: { label } });
     assert.deepEqual(left.map((n) => n.Name), [`wm-${hostId}-test`]);
     assert.deepEqual(await readdir(path.join(secretsRoot, `wm-${hostId}-test`)).catch(() => []), []);

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker as Thread } from 'node:worker_threads';
 import type { Worker } from '@worker-manager/plugin-sdk';
@@ -27,7 +29,8 @@ describe('process plugin: workers outlive the plugin thread', () => {
     const long = await first.proxy.createWorker({ workerId: 'long', spec: { command: ['sleep', '30'] } });
     await first.proxy.createWorker({ workerId: 'short', spec: { command: ['sh', '-c', 'sleep 0.4; exit 7'] } });
     await first.close();
-    await sleep(800); // 'short' exits while no plugin thread is alive
+    // 'short' exits while no plugin thread is alive: its wrapper writes the status file alone.
+    await waitFor(() => existsSync(path.join(stateDir, 'workers', 'short', 'exit')), "'short' to exit");
 
     const second = await openHarness(t, {}, stateDir);
     const listed = await second.proxy.listWorkers({});
