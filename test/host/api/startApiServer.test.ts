@@ -8,7 +8,6 @@ import { parseConfig } from '../../../host/src/config/loadConfig.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { parseSseBlock, type SseEvent } from './sseClient.ts';
 
-
 const hostYaml = (id: string, port: number): string => `
 host: { id: ${id}, stateDir: \${DIR}/state }
 api: { enabled: true, port: ${port} }

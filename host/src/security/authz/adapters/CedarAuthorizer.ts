@@ -16,10 +16,10 @@ export const DECISION_CACHE_SIZE = 1024;
  * `statefulIsAuthorized` call with request validation on, so a request outside the schema is a deny, not a guess.
  *
  * Decisions are remembered (least recently used, {@link DECISION_CACHE_SIZE} of them unless `decisionCacheSize` says
- * otherwise; 0 turns it off) by the exact request handed to
- * the engine: principal, action, resource, context and every entity with its attributes. Cedar evaluation is a pure
- * function of that request and the policy set, and an authorizer's policy set never changes after start, so a hit
- * is the decision the engine would make, not an approximation; a changed attribute, role or hour is another key.
+ * otherwise; 0 turns it off) by the exact request handed to the engine: principal, action, resource, context and
+ * every entity with its attributes. Cedar evaluation is a pure function of that request and the policy set, and an
+ * authorizer's policy set never changes after start, so a hit is the decision the engine would make, not an
+ * approximation; a changed attribute, role or hour is another key.
  * An orchestrator repeats the same few requests (one service account creating workers of one shape), and a call into
  * the engine costs a few tenths of a millisecond where a hit costs a few microseconds. Decisions with evaluation
  * errors are not kept, so each one is logged.
