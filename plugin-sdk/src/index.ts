@@ -9,3 +9,4 @@ export * from './pluginMetadata.ts';
 export * from './version.ts';
 export * from './schema.ts';
 export * from './fs/writeFileAtomic.ts';
+export * from './fs/readProcStat.ts';

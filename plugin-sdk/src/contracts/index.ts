@@ -4,6 +4,7 @@ export * from './common.ts';
 export * from './credentialProvider.ts';
 export * from './execution.ts';
 export * from './healthCheck.ts';
+export * from './limits.ts';
 export * from './logs.ts';
 export * from './network.ts';
 export * from './operation.ts';

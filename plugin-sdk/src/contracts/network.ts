@@ -1,10 +1,13 @@
 import Type, { type Static } from 'typebox';
+import { MAX_LIST_ITEMS, MAX_NAME_LENGTH } from './limits.ts';
+
+const Services = Type.Array(Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH }), { maxItems: MAX_LIST_ITEMS });
 
 /** Network access policy of a worker (seed 000: AllowServices, BlockServices, AllowIpRange, RequireTunnel). */
 export const AccessPolicy = Type.Union([
-  Type.Object({ type: Type.Literal('AllowServices'), services: Type.Array(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('BlockServices'), services: Type.Array(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('AllowIpRange'), cidr: Type.String({ pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$' }) }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('AllowServices'), services: Services }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('BlockServices'), services: Services }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('AllowIpRange'), cidr: Type.String({ pattern: '^[0-9a-fA-F:.]{2,45}/[0-9]{1,3}$' }) }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('RequireTunnel') }, { additionalProperties: false }),
 ]);
 /** One access policy. */
@@ -19,7 +22,7 @@ export type IsolationLevel = Static<typeof IsolationLevel>;
 export const NetworkRequirements = Type.Object(
   {
     type: Type.Union([Type.Literal('Private'), Type.Literal('Public'), Type.Literal('Hybrid'), Type.Literal('Isolated')]),
-    accessPolicies: Type.Optional(Type.Array(AccessPolicy)),
+    accessPolicies: Type.Optional(Type.Array(AccessPolicy, { maxItems: MAX_LIST_ITEMS })),
     isolation: Type.Optional(IsolationLevel),
   },
   { additionalProperties: false },

@@ -1,4 +1,6 @@
 import Type, { type Static } from 'typebox';
+import { EnvName, SpecPath } from './common.ts';
+import { MAX_LIST_ITEMS, MAX_NAME_LENGTH } from './limits.ts';
 
 /** How secret material reaches the worker. */
 export const SecretMountStrategy = Type.Union([Type.Literal('env'), Type.Literal('file'), Type.Literal('volume')]);
@@ -12,12 +14,12 @@ export type SecretMountStrategy = Static<typeof SecretMountStrategy>;
 export const SecretRef = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 512 }),
-    credentials: Type.Optional(Type.String({ minLength: 1, description: 'credential instance; default instance when absent' })),
-    version: Type.Optional(Type.String({ minLength: 1, description: 'version id or stage (current, previous, pending)' })),
-    keys: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    credentials: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'credential instance; default instance when absent' })),
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, description: 'version id or stage (current, previous, pending)' })),
+    keys: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH }), { maxItems: MAX_LIST_ITEMS })),
     mount: SecretMountStrategy,
-    envName: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' })),
-    path: Type.Optional(Type.String({ minLength: 1 })),
+    envName: Type.Optional(EnvName),
+    path: Type.Optional(SpecPath),
     onRotation: Type.Optional(Type.Union([Type.Literal('hot'), Type.Literal('restart'), Type.Literal('signal'), Type.Literal('none')], {
       description: 'how the worker follows a rotation: hot (file replaced), restart, signal, none; default hot for file/volume, restart for env',
     })),

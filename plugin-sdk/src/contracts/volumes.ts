@@ -1,12 +1,17 @@
 import Type, { type Static } from 'typebox';
+import { SpecPath } from './common.ts';
+import { MAX_NAME_LENGTH } from './limits.ts';
+
+const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 
 /** Where a volume's content comes from (seed 000: EmptyDir, PersistentVolume, HostPath, Secret, ConfigMap). */
 export const VolumeSource = Type.Union([
-  Type.Object({ type: Type.Literal('EmptyDir'), sizeMiB: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('HostPath'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('PersistentVolume'), claimName: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('Secret'), secretName: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('ConfigMap'), name: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+  // The same ceiling as ResourceQuota.storageMiB (1 PiB).
+  Type.Object({ type: Type.Literal('EmptyDir'), sizeMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_073_741_824 })) }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('HostPath'), path: SpecPath }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('PersistentVolume'), claimName: Name }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('Secret'), secretName: Name }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('ConfigMap'), name: Name }, { additionalProperties: false }),
 ]);
 /** Volume source. */
 export type VolumeSource = Static<typeof VolumeSource>;
@@ -14,7 +19,7 @@ export type VolumeSource = Static<typeof VolumeSource>;
 /** A volume mounted into the worker. */
 export const VolumeMount = Type.Object(
   {
-    mountPath: Type.String({ minLength: 1 }),
+    mountPath: SpecPath,
     source: VolumeSource,
     readOnly: Type.Optional(Type.Boolean()),
   },

@@ -1,8 +1,9 @@
 import Type from 'typebox';
 import { CAPABILITY_VERSION, type CapabilityName } from './capabilities.ts';
-import { Labels, WorkerId } from './common.ts';
+import { CommandLine, Labels, WorkerId } from './common.ts';
 import { CapacityInfo } from './capacity.ts';
 import { ExecutionResult } from './execution.ts';
+import { MAX_TIMER_MS } from './limits.ts';
 import { LogChunk, LogOptions } from './logs.ts';
 import { call, stream, type Contract } from './operation.ts';
 import { RuntimeSpec } from './runtimeSpec.ts';
@@ -38,7 +39,7 @@ export const WorkerProviderContract = {
     }),
     /** Stops the worker (graceful, then forced) and removes what it used. Terminating a gone worker succeeds. */
     terminateWorker: call({
-      params: Type.Object({ workerId: WorkerId, gracePeriodMs: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+      params: Type.Object({ workerId: WorkerId, gracePeriodMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMER_MS })) }, { additionalProperties: false }),
       result: Type.Object({ workerId: WorkerId, state: WorkerState, alreadyGone: Type.Boolean() }, { additionalProperties: false }),
       capability: 'worker.lifecycle',
       idempotent: true,
@@ -74,7 +75,7 @@ export const WorkerProviderContract = {
     /** Runs a command in the worker's environment and returns its exit code and output. */
     executeCommand: call({
       params: Type.Object(
-        { workerId: WorkerId, command: Type.Array(Type.String(), { minItems: 1 }), timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })) },
+        { workerId: WorkerId, command: CommandLine, timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TIMER_MS })) },
         { additionalProperties: false },
       ),
       result: ExecutionResult,

@@ -27,8 +27,9 @@ import { writeJsonAtomic } from './jsonFile.ts';
 import { observeWorker, wrapperAlive, type StopReason, type TerminatingMarker } from './observeWorker.ts';
 import { childrenOf, readEnviron } from './procfs.ts';
 import { readLogs } from './readLogs.ts';
+import { refusedBySystem } from './refusedBySystem.ts';
 import { removeSecretFiles, writeSecretFiles } from './secretFiles.ts';
-import { spawnWrapped, wrapperReady } from './spawnWrapped.ts';
+import { spawnWrapped, wrapperReady, type Started } from './spawnWrapped.ts';
 import { signalGroup, stopWorker, waitUntil } from './stopWorker.ts';
 import { mergeSecretRecords, readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
 import { WorkerWatcher, type WatcherOptions } from './WorkerWatcher.ts';
@@ -237,11 +238,20 @@ export class ProcessProvider {
     try {
       this.#admit(spec);
       const cwd = path.join(paths.work, plan.workingDir);
-      mkdirSync(cwd, { recursive: true });
+      try {
+        mkdirSync(cwd, { recursive: true });
+      } catch (error) {
+        throw refusedBySystem(error, '/spec/workingDir');
+      }
       if (secrets.length > 0) writeSecretFiles(paths, secrets);
       const env = this.#environment(workerId, spec, paths, secrets);
       const now = Date.now();
-      const started = spawnWrapped({ paths, argv: plan.argv, env, cwd, ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }) });
+      let started: Started;
+      try {
+        started = spawnWrapped({ paths, argv: plan.argv, env, cwd, ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }) });
+      } catch (error) {
+        throw refusedBySystem(error, '/spec');
+      }
       pid = started.pid;
       const meta: WorkerMeta = {
         v: 1,
@@ -379,7 +389,9 @@ export class ProcessProvider {
     const req: Parameters<typeof executeInWorker>[0] = { command, env, cwd: meta.cwd, maxBytes: this.#config.maxExecOutputBytes, signal: call.signal };
     if (meta.memoryKiB !== undefined) req.memoryKiB = meta.memoryKiB;
     if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;
-    return executeInWorker(req);
+    return executeInWorker(req).catch((error: unknown) => {
+      throw refusedBySystem(error, '/command');
+    });
   }
 
   async pauseWorker(workerId: string): Promise<WorkerState> {
