@@ -43,6 +43,7 @@ const sandbox = new PluginSandbox({
     concurrentCallsPerThread: CONCURRENCY,
     heapMb: 256,
     callTimeoutMs: 30_000,
+    startTimeoutMs: 60_000,
     heartbeatMs: 1_000,
     hangTimeoutMs: 10_000,
     restart: { maxRestarts: 0, windowMs: 60_000, backoffMs: 100, maxBackoffMs: 5_000 },

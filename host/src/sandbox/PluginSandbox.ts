@@ -70,7 +70,7 @@ export interface SandboxCall {
 export type SandboxState = 'idle' | 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped';
 
 /** Why the sandbox changed health: a thread fault, a failed boot of a new generation, or a (re)start. */
-export type SandboxStatusReason = ThreadFault['kind'] | 'boot' | 'started' | 'restarted';
+export type SandboxStatusReason = ThreadFault['kind'] | 'boot' | 'started' | 'restarted' | 'foreign-events';
 
 /** A change of health, for the registry (which publishes `ci.plugin.crashed` / `ci.plugin.quarantined`). */
 export interface SandboxStatusChange {
@@ -159,7 +159,7 @@ const LOST_THREAD: ReadonlySet<string> = new Set(['HOST_ERR_PLUGIN_CRASHED', 'HO
  *
  * Threads are managed in generations: a fault retires the whole generation (its healthy threads finish their calls,
  * run the plugin's `close()` and are destroyed) and a new one starts after the backoff. Calls that arrive in between
- * wait for it, up to their deadline.
+ * wait for it, up to the start-up deadline; their own deadline starts once they reach a thread.
  */
 export class PluginSandbox {
   readonly #options: SandboxOptions;
@@ -255,6 +255,18 @@ export class PluginSandbox {
     return out;
   }
 
+  /**
+   * Quarantines a running (or restarting) instance for misbehaviour the host saw outside the sandbox, such as events
+   * about workers it does not own: calls are refused from now on, its threads are destroyed, and only a host restart
+   * brings it back. No effect in any other state.
+   */
+  quarantine(cause: WorkerManagerError): void {
+    if (this.#state !== 'running' && this.#state !== 'restarting') return;
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+    this.#quarantine(cause);
+  }
+
   /** Refuses new calls, lets in-flight ones finish up to `timeoutMs`, runs the plugin's close(), destroys. Idempotent. */
   stop(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#stopping ??= this.#stop(options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
@@ -281,10 +293,14 @@ export class PluginSandbox {
   #dispatch(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
     if (!op.negotiated) return Promise.reject(this.#notAvailable(op.name));
     if (!op.params.Check(params)) return Promise.reject(this.#invalidParams(op, params));
-    const deadline = Date.now() + (options?.timeoutMs ?? this.#limits.callTimeoutMs);
     const pool = this.#current;
-    if (pool !== undefined && this.#state === 'running') return this.#send(pool, op, params, deadline, options);
-    return this.#later(op, params, deadline, options);
+    if (pool !== undefined && this.#state === 'running') return this.#send(pool, op, params, this.#callDeadline(options), options);
+    return this.#later(op, params, options);
+  }
+
+  /** A call's deadline counts from the moment it reaches a running generation, never from a wait for one to start. */
+  #callDeadline(options: CallOptions | undefined): number {
+    return Date.now() + (options?.timeoutMs ?? this.#limits.callTimeoutMs);
   }
 
   #send(pool: PluginThreadPool, op: OperationEntry, params: unknown, deadline: number, options: CallOptions | undefined): Promise<unknown> {
@@ -367,7 +383,7 @@ export class PluginSandbox {
       // It never reached a thread (it sat in a retired pool's queue), so running it on the next generation is safe
       // even for an operation that is not idempotent.
       this.#finish(call);
-      this.#later(call.op, call.params, call.deadline, call.options).then(call.resolve, call.reject);
+      this.#later(call.op, call.params, call.options).then(call.resolve, call.reject);
       return;
     }
     this.#reject(call, this.#lostCallError(call, error));
@@ -391,11 +407,16 @@ export class PluginSandbox {
   #followSignal(call: PendingCall, signal: AbortSignal): void {
     const abort = (): void => {
       if (call.settled) return;
-      const reason: unknown = signal.reason;
-      this.#reject(call, reason instanceof WorkerManagerError ? reason : new WorkerManagerError('WM_ERR_TIMEOUT', `call '${call.op.name}' was aborted by its caller`, { details: { ...this.#subject, method: call.op.name } }));
+      this.#reject(call, this.#abortedError(call.op.name, signal));
     };
     if (signal.aborted) abort();
     else signal.addEventListener('abort', abort, { once: true });
+  }
+
+  /** What a caller that aborted its own call sees: its own reason when it gave a WorkerManagerError. */
+  #abortedError(method: string, signal: AbortSignal | undefined): WorkerManagerError {
+    const reason: unknown = signal?.reason;
+    return reason instanceof WorkerManagerError ? reason : new WorkerManagerError('WM_ERR_TIMEOUT', `call '${method}' was aborted by its caller`, { details: { ...this.#subject, method } });
   }
 
   #resolve(call: PendingCall, value: unknown): void {
@@ -418,8 +439,12 @@ export class PluginSandbox {
     if (pool.retired && pool.pending === 0) this.#closePool(pool);
   }
 
-  /** A call that arrived while the instance was not running: wait for it (starting, restarting) or refuse it. */
-  #later(op: OperationEntry, params: unknown, deadline: number, options: CallOptions | undefined): Promise<unknown> {
+  /**
+   * A call that arrived while the instance was not running: wait for it (starting, restarting) or refuse it. The wait
+   * is bounded by the start-up deadline plus the restart backoff, not by the call's own deadline: a generation that
+   * takes seconds to load on a busy node must not fail calls that would have run in milliseconds once it is up.
+   */
+  #later(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
     switch (this.#state) {
       case 'quarantined':
         return Promise.reject(this.#quarantinedError());
@@ -432,22 +457,41 @@ export class PluginSandbox {
         break;
     }
     const current = this.#current;
-    if (current !== undefined && this.#state === 'running') return this.#send(current, op, params, deadline, options);
+    if (current !== undefined && this.#state === 'running') return this.#send(current, op, params, this.#callDeadline(options), options);
+    const waitMs = this.#limits.startTimeoutMs + this.#limits.restart.maxBackoffMs;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
-        reject(this.#error('HOST_ERR_PLUGIN_TIMEOUT', `plugin '${this.#subject.plugin}' did not come back in time for '${op.name}' (state ${this.#state})`, { method: op.name }));
-      }, Math.max(0, deadline - Date.now()));
+        reject(
+          this.#error('HOST_ERR_PLUGIN_TIMEOUT', `plugin '${this.#subject.plugin}' did not come back within ${waitMs} ms for '${op.name}' (state ${this.#state})`, {
+            method: op.name,
+            timeoutMs: waitMs,
+          }),
+        );
+      }, waitMs);
+      const signal = options?.signal;
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+        reject(this.#abortedError(op.name, signal));
+      };
       const waiter: Waiter = {
         resume: (pool) => {
           clearTimeout(timer);
-          this.#send(pool, op, params, deadline, options).then(resolve, reject);
+          signal?.removeEventListener('abort', onAbort);
+          this.#send(pool, op, params, this.#callDeadline(options), options).then(resolve, reject);
         },
         fail: (error) => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           reject(error);
         },
       };
+      if (signal?.aborted === true) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
     });
   }
@@ -485,6 +529,9 @@ export class PluginSandbox {
   async #start(): Promise<void> {
     if (this.#state !== 'idle') throw this.#stoppedError();
     this.#state = 'starting';
+    // From here, not from the pool's creation: bundling a restricted plugin is part of loading it, and calls waiting
+    // for this start give up startTimeoutMs after they arrived, so the start must fail before they do.
+    const deadline = Date.now() + this.#limits.startTimeoutMs;
     try {
       await mkdir(this.#options.stateDir, { recursive: true });
       this.#openChannel();
@@ -495,7 +542,7 @@ export class PluginSandbox {
           throw this.#error('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${this.#subject.plugin}' could not be bundled for the restricted tier: ${messageOf(error)}`, {}, error);
         }
       }
-      const pool = await this.#boot();
+      const pool = await this.#boot(deadline);
       if (this.#state !== 'starting') {
         await pool.destroy();
         this.#pools.delete(pool);
@@ -517,8 +564,8 @@ export class PluginSandbox {
     }
   }
 
-  /** Starts a generation of threads and waits until each has loaded the plugin and run setup. */
-  async #boot(): Promise<PluginThreadPool> {
+  /** Starts a generation of threads and waits, until `deadline`, for each to load the plugin and run setup. */
+  async #boot(deadline = Date.now() + this.#limits.startTimeoutMs): Promise<PluginThreadPool> {
     const restricted = this.#bundle;
     const init: ThreadInit = {
       v: PROTOCOL_VERSION,
@@ -547,7 +594,6 @@ export class PluginSandbox {
     });
     this.#pools.add(pool);
     try {
-      const deadline = Date.now() + this.#limits.callTimeoutMs;
       await Promise.all(Array.from({ length: this.#limits.threads }, () => this.#control(pool, '$ready', undefined, deadline)));
       return pool;
     } catch (error) {
@@ -564,7 +610,15 @@ export class PluginSandbox {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(this.#error('HOST_ERR_PLUGIN_TIMEOUT', `plugin '${this.#subject.plugin}' threads did not answer '${method}' in time`, { method })),
+        () =>
+          reject(
+            method === '$ready'
+              ? this.#error('HOST_ERR_PLUGIN_START_TIMEOUT', `plugin '${this.#subject.plugin}' threads did not answer '$ready' within startTimeoutMs (${this.#limits.startTimeoutMs} ms)`, {
+                  method,
+                  timeoutMs: this.#limits.startTimeoutMs,
+                })
+              : this.#error('HOST_ERR_PLUGIN_TIMEOUT', `plugin '${this.#subject.plugin}' threads did not answer '${method}' in time`, { method }),
+          ),
         Math.max(0, deadline - Date.now()),
       );
     });
@@ -819,12 +873,11 @@ export class PluginSandbox {
   }
 
   #quarantinedError(cause?: unknown): WorkerManagerError {
-    return this.#error(
-      'HOST_ERR_PLUGIN_QUARANTINED',
-      `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is quarantined after more than ${this.#limits.restart.maxRestarts} restarts in ${this.#limits.restart.windowMs} ms`,
-      {},
-      cause,
-    );
+    const why =
+      cause instanceof WorkerManagerError && cause.details?.['reason'] === 'foreign-events'
+        ? cause.message
+        : `after more than ${this.#limits.restart.maxRestarts} restarts in ${this.#limits.restart.windowMs} ms`;
+    return this.#error('HOST_ERR_PLUGIN_QUARANTINED', `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is quarantined ${why}`, {}, cause);
   }
 
   #faultError(fault: ThreadFault, threadId: number): WorkerManagerError {
@@ -873,9 +926,12 @@ export class PluginSandbox {
   }
 }
 
+/** Start failures that already say what went wrong; anything else is wrapped as a load failure. */
+const START_ERRORS: ReadonlySet<string> = new Set(['HOST_ERR_PLUGIN_LOAD_FAILED', 'HOST_ERR_PLUGIN_SETUP_FAILED', 'HOST_ERR_PLUGIN_STOPPED', 'HOST_ERR_PLUGIN_START_TIMEOUT']);
+
 function startError(error: unknown, subject: Record<string, unknown>): WorkerManagerError {
   const wm = toWorkerManagerError(error);
-  if (wm.code === 'HOST_ERR_PLUGIN_LOAD_FAILED' || wm.code === 'HOST_ERR_PLUGIN_SETUP_FAILED' || wm.code === 'HOST_ERR_PLUGIN_STOPPED') return wm;
+  if (START_ERRORS.has(wm.code)) return wm;
   return hostError('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${String(subject['plugin'])}' instance '${String(subject['instance'])}' did not start: ${wm.message}`, {
     details: { ...subject },
     cause: wm,
@@ -884,7 +940,7 @@ function startError(error: unknown, subject: Record<string, unknown>): WorkerMan
 
 function reasonOf(error: WorkerManagerError): SandboxStatusReason {
   const reason = error.details?.['reason'];
-  return reason === 'crash' || reason === 'oom' || reason === 'hang' || reason === 'timeout' ? reason : 'boot';
+  return reason === 'crash' || reason === 'oom' || reason === 'hang' || reason === 'timeout' || reason === 'foreign-events' ? reason : 'boot';
 }
 
 function messageOf(error: unknown): string {
