@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { asFunction, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
@@ -17,6 +16,10 @@ import { createMetrics, type HostMetrics } from './observability/metrics.ts';
 import { PluginRegistry, type RegistryHooks, type ReportRow } from './plugins/PluginRegistry.ts';
 import type { SandboxFactory } from './plugins/SandboxLike.ts';
 import { PluginSandbox } from './sandbox/PluginSandbox.ts';
+import { StateDirLock } from './StateDirLock.ts';
+import { openWorkerStore } from './workers/ledger/openWorkerStore.ts';
+import type { WorkerStore } from './workers/ledger/WorkerStore.ts';
+import { WorkerLedger } from './workers/WorkerLedger.ts';
 import { RotationEngine } from './secrets/rotation/RotationEngine.ts';
 import { SecretBroker } from './secrets/SecretBroker.ts';
 import { AuditLog } from './security/audit/AuditLog.ts';
@@ -42,6 +45,8 @@ interface Cradle {
   registry: PluginRegistry;
   secrets: SecretBroker;
   workers: WorkerService;
+  /** The worker ledger (its SQLite store opened by start). */
+  ledger: WorkerLedger;
   rotation: RotationEngine;
   /** The audit trail (the hash-chained log in the state dir, unless HostOptions.audit replaces it). */
   audit: AuditSink;
@@ -61,6 +66,8 @@ export interface HostOptions {
   authorizer?: Authorizer;
   /** Receives every authorization decision and secret operation; when absent, the audit log in the state dir. */
   audit?: AuditSink;
+  /** Where worker records go; when absent, the SQLite ledger in the state dir (`ledger.file`). */
+  workerStore?: WorkerStore;
 }
 
 /** The id a host uses when the config names none: the hostname, made label-safe. */
@@ -82,8 +89,10 @@ export class Host {
   #apiUrl: string | undefined;
   #stopping: Promise<void> | undefined;
   #guard: Promise<AccessGuard> | undefined;
+  readonly #workerStore: WorkerStore | undefined;
 
   constructor(options: HostOptions) {
+    this.#workerStore = options.workerStore;
     const { config } = options.loaded;
     const hostId = config.host.id ?? defaultHostId();
     this.#container = createContainer<Cradle>({ injectionMode: InjectionMode.PROXY, strict: true });
@@ -104,7 +113,12 @@ export class Host {
         observer: c.metrics.observer, audit: c.audit,
       })).singleton(),
       workers: asFunction((c: Cradle) => new WorkerService({
-        registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger, secrets: c.secrets, observer: c.metrics.observer,
+        registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger, secrets: c.secrets, observer: c.metrics.observer, audit: c.audit,
+        ledger: c.ledger,
+      })).singleton(),
+      // Its store is opened by start, once the state dir is locked.
+      ledger: asFunction((c: Cradle) => new WorkerLedger({
+        settings: c.loaded.config.ledger, logger: c.logger, onIllegalTransition: (instance, from, to) => c.metrics.illegalTransition(instance, from, to),
       })).singleton(),
       rotation: asFunction((c: Cradle) => new RotationEngine({
         registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, stateDir: c.stateDir, logger: c.logger, broker: c.secrets, workers: c.workers,
@@ -132,6 +146,10 @@ export class Host {
   }
   get workers(): WorkerService {
     return this.#container.cradle.workers;
+  }
+  /** The worker ledger: one durable record per worker (open once the host has started). */
+  get ledger(): WorkerLedger {
+    return this.#container.cradle.ledger;
   }
   /** The secret broker: resolves secret refs for workers, tenant checks, consumers of each secret. */
   get secrets(): SecretBroker {
@@ -175,19 +193,27 @@ export class Host {
   }
 
   async #start(): Promise<ReportRow[]> {
-    const { bus, registry, workers, stateDir, logger, metrics } = this.#container.cradle;
     const { config } = this.#container.cradle.loaded;
     // Before anything starts: a local-token API on a public address must not exist even briefly.
     if (config.api.enabled) assertSafeBind(config.api.host, config.security.authentication);
-    await mkdir(stateDir, { recursive: true });
+    // Before anything is written to the state dir (or a service that writes there is built): a second host on the
+    // same dir stops here, leaving the running host's admin token, journals and logs alone.
+    const lock = await StateDirLock.acquire(this.#container.cradle.stateDir, { hostId: this.hostId });
+    // Registered first, so it is released last, once everything that writes to the dir has stopped.
+    this.onShutdown('state dir lock', () => lock.release());
+    const { bus, registry, workers, logger, metrics } = this.#container.cradle;
     metrics.watch({ bus, registry });
     await bus.start();
     this.onShutdown('bus', () => bus.stop());
     const { audit } = this.#container.cradle;
     // Registered before plugins, so it closes after everything that records (API, rotation, plugins) has stopped.
     if (audit instanceof AuditLog) this.onShutdown('audit', () => audit.stop());
+    const { ledger } = this.#container.cradle;
+    // Registered before plugins, so it closes after everything that records worker state (plugins, rotation, API).
+    this.onShutdown('ledger', () => ledger.stop());
     this.onShutdown('plugins', (timeoutMs) => registry.stop({ timeoutMs }));
     try {
+      ledger.attach(this.#workerStore ?? (await openWorkerStore(path.resolve(this.#container.cradle.stateDir, config.ledger.file))));
       if (audit instanceof AuditLog) await audit.start();
       // Before any plugin runs: a policy set that does not validate stops start-up here.
       const { authorizer } = this.#container.cradle;
@@ -197,6 +223,8 @@ export class Host {
       // After the registry (it checks the credentials instances), before workers (they prune its consumer table).
       await this.#container.cradle.secrets.start();
       await workers.start();
+      await ledger.purge();
+      ledger.startPurging();
       const { rotation } = this.#container.cradle;
       // After plugins (and the broker), so recovery can drive them; stopped before plugins drain.
       await rotation.start();
@@ -276,8 +304,8 @@ export class Host {
     return {
       // Resolved lazily: the registry is built before the worker service that consumes its events.
       onWorkerEvent: (instance, event) => {
-        cradle.metrics.workerEvent(instance, event);
-        this.#container.cradle.workers.onProviderEvent(instance, event);
+        if (this.#container.cradle.workers.onProviderEvent(instance, event) === 'foreign') cradle.metrics.foreignEvent(instance);
+        else cradle.metrics.workerEvent(instance, event);
       },
       onPluginCall: (instance, plugin, call) => cradle.metrics.pluginCall(instance, plugin, call),
       onPluginLog: (instance, level, message, fields) => {

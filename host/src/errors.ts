@@ -25,6 +25,16 @@ export const HOST_ERROR_CODES = {
     description: 'The config refers to an environment variable (${NAME}) that is not set and has no default.',
     howToSolve: 'Set the variable, or write ${NAME:-default}.',
   },
+  HOST_ERR_STATE_DIR_LOCKED: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'Another host process holds the lock on this state dir (<stateDir>/host.lock), so this one did not start and changed nothing there; two hosts on one state dir would overwrite each other\'s admin token, journals and logs.',
+    howToSolve: 'Stop the host whose pid the message names, or give this one its own host.stateDir. A lock whose holder is gone is taken over by itself; only one written on another machine (named in the message) must be deleted by hand once that host is surely stopped.',
+  },
+  HOST_ERR_SPEC_TOO_LARGE: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The worker spec, as JSON, is larger than the host records (MAX_SPEC_BYTES, 256 KiB), although each field is within its own limit (HTTP 413).',
+    howToSolve: 'Move large data out of args and env: mount it from a secret or a volume, or have the worker fetch it.',
+  },
   HOST_ERR_DUPLICATE_PLUGIN: {
     category: 'Configuration', severity: 'High', transient: false,
     description: 'Two plugin entries share one name; the later one is ignored.',
@@ -99,6 +109,16 @@ export const HOST_ERROR_CODES = {
     category: 'TransientInfrastructure', severity: 'Medium', transient: true,
     description: 'The plugin did not answer before the call deadline; its thread was replaced.',
     howToSolve: 'Retry; raise limits.callTimeoutMs if the operation is legitimately slow.',
+  },
+  HOST_ERR_PLUGIN_FOREIGN_EVENTS: {
+    category: 'PermanentInfrastructure', severity: 'Critical', transient: false,
+    description: 'A provider instance emitted events about workers another instance owns, several in a row, and was quarantined: a plugin must only report its own workers.',
+    howToSolve: 'Read the warn lines and audit records naming the instance and the workers; fix or remove the plugin, then restart the host.',
+  },
+  HOST_ERR_PLUGIN_START_TIMEOUT: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The plugin\'s threads did not load the plugin and run its setup within limits.startTimeoutMs.',
+    howToSolve: 'Raise limits.startTimeoutMs on a slow or busy node, or find what the plugin\'s setup waits for (an unreachable endpoint).',
   },
   HOST_ERR_PLUGIN_HUNG: {
     category: 'TransientInfrastructure', severity: 'High', transient: true,
@@ -244,6 +264,56 @@ export const HOST_ERROR_CODES = {
     category: 'TransientInfrastructure', severity: 'Low', transient: true,
     description: 'A rotation or rollback was requested while the rotation engine was not running (host starting or stopping).',
     howToSolve: 'Retry once the host has started.',
+  },
+  HOST_ERR_WORKER_TRANSITION_ILLEGAL: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'A worker state change is not allowed from the state the worker ledger holds (for example anything out of Terminated or Failed); it was not applied. Provider events that cause it are logged and counted.',
+    howToSolve: 'Read the worker again: its state has moved on. The legal moves are the table LEGAL_TRANSITIONS in host/src/workers/ledger/workerStateMachine.ts.',
+  },
+  HOST_ERR_IDEMPOTENCY_CONFLICT: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The Idempotency-Key was already used by the same tenant and principal for a different request body, and has not expired (HTTP 409).',
+    howToSolve: 'Use a new key for a new request; repeat a request only with its original body.',
+  },
+  HOST_ERR_LABEL_SELECTOR_INVALID: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'A label selector does not parse, or names a key or value that is not valid Kubernetes label syntax; the message gives the column and the problem.',
+    howToSolve: 'Write requirements as k=v, k==v, k!=v, k in (a,b), k notin (a,b), k or !k, joined by commas.',
+  },
+  HOST_ERR_WORKER_RECORD_EXISTS: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The worker ledger already holds a record with this worker id.',
+    howToSolve: 'Choose another worker id, or read the existing worker.',
+  },
+  HOST_ERR_WORKER_RECORD_NOT_FOUND: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'The worker ledger holds no record with this worker id (never created, or purged after it finished).',
+    howToSolve: 'Check the worker id; list workers to find it.',
+  },
+  HOST_ERR_WORKER_REVISION_CONFLICT: {
+    category: 'ClientValidation', severity: 'Low', transient: true,
+    description: 'A compare-and-set write to a worker record expected a revision the record is no longer at (someone else wrote it first), or the record changed under too many retries.',
+    howToSolve: 'Read the record again and retry the change against its current revision.',
+  },
+  HOST_ERR_WORKER_RECORD_INVALID: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'A worker record, state or patch given to the worker ledger does not match its schema (for example a Failed state without a reason, or a spec field the RuntimeSpec does not know).',
+    howToSolve: 'Fix the field named in the message; host/src/workers/ledger/workerRecord.ts holds the schema.',
+  },
+  HOST_ERR_WORKER_LIST_QUERY_INVALID: {
+    category: 'ClientValidation', severity: 'Low', transient: false,
+    description: 'A worker listing was asked with a limit outside 1-1000, an unknown phase or order, or a cursor the listing did not return.',
+    howToSolve: 'Fix the parameter named in details.field; pass back nextCursor exactly as received.',
+  },
+  HOST_ERR_WORKER_STORE_CORRUPT: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The worker ledger cannot be used: its SQLite file has a newer schema version than this host knows or a migration failed, or a stored record does not match the record schema.',
+    howToSolve: 'Run the host version that wrote the file, or restore the ledger from a backup; the message names the file or record.',
+  },
+  HOST_ERR_WORKER_STORE_UNAVAILABLE: {
+    category: 'TransientInfrastructure', severity: 'High', transient: true,
+    description: 'The worker ledger could not be reached (JetStream KV bucket unreachable) or was used after it was closed.',
+    howToSolve: 'Retry; check that NATS with JetStream runs, or that the host is not stopping.',
   },
 } as const satisfies Record<string, ErrorCodeSpec>;
 

@@ -1,7 +1,9 @@
 import Type, { type Static } from 'typebox';
 import { RotationRecord } from '../secrets/rotation/RotationRecord.ts';
+import { WorkerRecord } from '../workers/ledger/workerRecord.ts';
 import {
-  CapacityInfo, ErrorCategory, ExecutionResult, Labels, LogChunk, LogOptions, PluginKind, RuntimeSpec, SecretVersion, Worker, WorkerId, WorkerState,
+  CapacityInfo, CommandLine, ErrorCategory, ExecutionResult, LABEL_KEY_PATTERN, Labels, LogChunk, LogOptions, MAX_LABEL_VALUE_LENGTH, MAX_LABELS, PluginKind, RuntimeSpec, SecretVersion,
+  Worker, WorkerId, WorkerState,
 } from '@worker-manager/plugin-sdk';
 
 // Request and response shapes of the REST API, built from the SDK contracts so that HTTP, bus and threads share one
@@ -44,12 +46,25 @@ export const CreateWorkerHeaders = Type.Object({
 /** A worker and the provider instance that runs it. */
 export const RoutedWorker = Type.Object({ instance: Type.String(), worker: Worker }, { additionalProperties: false });
 
-/** Query of `GET /v1/workers`. `label` is `key=value`, repeatable (all must match). */
+// `key=value`: a label key and value as the contract's Labels takes them, so a filter no label can match is refused
+// here, with the query's path, rather than by the provider.
+const LabelFilter = Type.String({ pattern: `^${LABEL_KEY_PATTERN}=[\\s\\S]{0,${MAX_LABEL_VALUE_LENGTH}}$`, description: 'key=value' });
+
+/** Query of `GET /v1/workers`. `label` is `key=value`, repeatable (all must match); `selector` a label selector. */
 export const ListWorkersQuery = Type.Object(
   {
     provider: Type.Optional(InstanceName),
-    state: Type.Optional(Type.String({ minLength: 1 })),
-    label: Type.Optional(Type.Union([Type.String({ pattern: '^[^=]+=.*$' }), Type.Array(Type.String({ pattern: '^[^=]+=.*$' }))])),
+    state: Type.Optional(Type.String({
+      minLength: 1, maxLength: 256,
+      description: 'Comma-separated phases: the ledger\'s (Pending, Creating, Starting, Running, Degraded, Recovering, Paused, Stopping, Terminated, Failed, Unknown) or the provider contract\'s (Creating and Running also match the ledger phases they stand for, Terminating is Stopping).',
+    })),
+    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'Only this tenant\'s workers (a caller acting for a tenant sees only its own anyway).' })),
+    label: Type.Optional(Type.Union([LabelFilter, Type.Array(LabelFilter, { maxItems: MAX_LABELS })])),
+    selector: Type.Optional(Type.String({
+      minLength: 1, maxLength: 4096,
+      description: 'Label selector, Kubernetes syntax: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, joined by commas (all must hold).',
+    })),
+    order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')], { description: 'By creation time; oldest first by default.' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
   },
@@ -58,9 +73,19 @@ export const ListWorkersQuery = Type.Object(
 /** List query. */
 export type ListWorkersQuery = Static<typeof ListWorkersQuery>;
 
-/** One page of workers; `nextCursor` is absent on the last page. */
+/**
+ * A worker as the ledger holds it: the provider-contract view (`worker`), whether that may be out of date (`stale`:
+ * its provider instance is not running), and the whole record (spec with secret names only, state with reason and
+ * exit code, the time each phase was entered, history), absent only for a worker the ledger does not know yet.
+ */
+export const ListedWorker = Type.Object(
+  { instance: Type.String(), worker: Worker, stale: Type.Boolean(), record: Type.Optional(WorkerRecord) },
+  { additionalProperties: false },
+);
+
+/** One page of workers from the ledger, in creation order; `nextCursor` is absent on the last page. */
 export const WorkerPage = Type.Object(
-  { items: Type.Array(RoutedWorker), nextCursor: Type.Optional(Type.String()) },
+  { items: Type.Array(ListedWorker), nextCursor: Type.Optional(Type.String()) },
   { additionalProperties: false },
 );
 
@@ -72,8 +97,11 @@ export type WorkerParams = Static<typeof WorkerParams>;
 /** Answer of pause and resume. */
 export const WorkerStateResult = Type.Object({ workerId: WorkerId, state: WorkerState }, { additionalProperties: false });
 
-/** Answer of `GET /v1/workers/{id}`. */
-export const WorkerStatus = Type.Object({ instance: Type.String(), workerId: WorkerId, state: WorkerState }, { additionalProperties: false });
+/** Answer of `GET /v1/workers/{id}`: the worker's state (as the provider contract says it) and its ledger record. */
+export const WorkerStatus = Type.Object(
+  { instance: Type.String(), workerId: WorkerId, state: WorkerState, stale: Type.Boolean(), record: Type.Optional(WorkerRecord) },
+  { additionalProperties: false },
+);
 
 /** Query of `DELETE /v1/workers/{id}`. */
 export const TerminateQuery = Type.Object({ gracePeriodMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })) }, { additionalProperties: false });
@@ -88,7 +116,7 @@ export const TerminateResult = Type.Object(
 
 /** Body of `POST /v1/workers/{id}/exec`. */
 export const ExecBody = Type.Object(
-  { command: Type.Array(Type.String(), { minItems: 1 }), timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })) },
+  { command: CommandLine, timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })) },
   { additionalProperties: false },
 );
 /** Exec request. */

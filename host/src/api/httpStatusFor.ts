@@ -24,11 +24,18 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   WM_ERR_ALREADY_EXISTS: 409,
   WM_ERR_CONFLICT: 409,
   HOST_ERR_API_BODY_TOO_LARGE: 413,
+  HOST_ERR_SPEC_TOO_LARGE: 413,
   HOST_ERR_API_UNSUPPORTED_MEDIA_TYPE: 415,
   WM_ERR_SECRET_SIZE_LIMIT: 413,
   WM_ERR_AUTHENTICATION: 401,
   // The request asked for a feature the chosen provider lacks: the caller can fix it (another provider, or drop it).
   WM_ERR_COMPATIBILITY: 400,
+  // The worker ledger: a request that contradicts what the ledger holds is a conflict, a missing record is 404.
+  HOST_ERR_WORKER_TRANSITION_ILLEGAL: 409,
+  HOST_ERR_IDEMPOTENCY_CONFLICT: 409,
+  HOST_ERR_WORKER_RECORD_EXISTS: 409,
+  HOST_ERR_WORKER_REVISION_CONFLICT: 409,
+  HOST_ERR_WORKER_RECORD_NOT_FOUND: 404,
   // Out of heap is the plugin's failure, not the caller's rate: retrying later may work, throttling is not implied.
   HOST_ERR_PLUGIN_OUT_OF_MEMORY: 503,
 };

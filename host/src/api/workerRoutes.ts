@@ -7,7 +7,8 @@ import {
   TerminateResult, WorkerPage, WorkerParams, WorkerStateResult, WorkerStatus,
 } from './apiSchemas.ts';
 import { callerOf, operationContext, paramOf } from './routeConfig.ts';
-import { decodeWorkerCursor, encodeWorkerCursor, workerSortKey } from './workerCursor.ts';
+import { parsePhaseFilter } from './phaseFilter.ts';
+import { parseLabelSelectorAt as parseLabelSelector } from './labelSelectorQuery.ts';
 
 const errors = { '4xx': ApiError, '5xx': ApiError };
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
@@ -24,6 +25,17 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
     out[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return out;
+}
+
+/** The ledger's complaint about a listing query (a forged cursor, say) as the 400 any bad query parameter gets, with its path. */
+async function listOrExplain<T>(list: () => Promise<T>): Promise<T> {
+  try {
+    return await list();
+  } catch (error) {
+    if (!(error instanceof WorkerManagerError) || error.code !== 'HOST_ERR_WORKER_LIST_QUERY_INVALID') throw error;
+    const field = typeof error.details?.['field'] === 'string' ? error.details['field'] : 'cursor';
+    throw new WorkerManagerError('WM_ERR_VALIDATION', error.message, { details: { path: `/querystring/${field}` }, cause: error });
+  }
 }
 
 /** Worker lifecycle routes: create, list, get, terminate, exec, pause, resume, restart. */
@@ -73,28 +85,27 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
       },
     },
   }, async (req) => {
-    const { provider, state, limit = 50, cursor } = req.query;
-    const after = cursor === undefined ? undefined : decodeWorkerCursor(cursor);
+    const { provider, state, tenant, order, limit = 50, cursor } = req.query;
     const labels = parseLabels(req.query.label);
-    const all = await workers.listWorkers({ ...(provider === undefined ? {} : { provider }), ...(labels === undefined ? {} : { labels }) }, operationContext(req));
-    // Providers filter by label themselves; checked again here so a provider that ignores the filter cannot widen it.
-    const matching = all
-      .filter((r) => labels === undefined || Object.entries(labels).every(([k, v]) => r.worker.labels[k] === v))
-      .filter((r) => state === undefined || r.worker.state.phase === state)
-      .map((r) => ({ key: workerSortKey(r.instance, r.worker.workerId), r }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      .filter((e) => after === undefined || e.key > after);
-    const page = matching.slice(0, limit);
-    const last = page.at(-1);
-    return { items: page.map((e) => e.r), ...(matching.length > limit && last !== undefined ? { nextCursor: encodeWorkerCursor(last.key) } : {}) };
+    // `label=k=v` filters are equality requirements added to the selector, so both go to the store as one query.
+    const selector = parseLabelSelector([...Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`), ...(req.query.selector === undefined ? [] : [req.query.selector])].join(','), '/querystring/selector');
+    return listOrExplain(() => workers.listRecords({
+      limit,
+      ...(provider === undefined ? {} : { instance: provider }),
+      ...(state === undefined ? {} : { phases: parsePhaseFilter(state) }),
+      ...(tenant === undefined ? {} : { tenant }),
+      ...(order === undefined ? {} : { order }),
+      ...(cursor === undefined ? {} : { cursor }),
+      ...(selector === undefined ? {} : { selector }),
+    }, operationContext(req)));
   });
 
   app.get<{ Params: WorkerParams }>('/v1/workers/:id', {
-    schema: { summary: 'State of a worker', params: WorkerParams, response: { 200: WorkerStatus, ...errors } },
+    schema: { summary: 'A worker: its state and its whole ledger record', params: WorkerParams, response: { 200: WorkerStatus, ...errors } },
     config: { action: 'worker:read', resource: workerResource },
   }, async (req) => {
-    const { instance, state } = await workers.getStatus(req.params.id, operationContext(req));
-    return { instance, workerId: req.params.id, state };
+    const { instance, worker, stale, record } = await workers.getRecord(req.params.id, operationContext(req));
+    return { instance, workerId: req.params.id, state: worker.state, stale, ...(record === undefined ? {} : { record }) };
   });
 
   app.delete<{ Params: WorkerParams; Querystring: TerminateQuery }>(

@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { SecretsSettings } from '../secrets/secretsSettings.ts';
 import { SecuritySettings } from '../security/securitySettings.ts';
+import { LedgerSettings } from '../workers/ledger/ledgerSettings.ts';
 
 // Every field carries a `description`: docs/configuration.md is generated from this file (describeSchema.ts), and a
 // test fails when a field has none or the doc is out of date.
@@ -26,7 +27,14 @@ export const PluginLimits = Type.Object(
     threads: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Worker threads per instance.' }),
     concurrentCallsPerThread: Type.Integer({ minimum: 1, maximum: 1024, default: 16, description: 'Calls one thread runs at the same time.' }),
     heapMb: Type.Integer({ minimum: 16, maximum: 16_384, default: 256, description: 'V8 heap limit of each thread, in MiB; Buffers are not counted.' }),
-    callTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Deadline of one call, in ms; the thread is replaced when it passes.' }),
+    callTimeoutMs: Type.Integer({ minimum: 1, default: 30_000, description: 'Deadline of one call, in ms, from the moment it reaches a running thread; the thread is replaced when it passes.' }),
+    // Separate from callTimeoutMs: loading a plugin (a cold TypeScript thread compiles every module it imports) takes
+    // seconds on a loaded node, while a call deadline should stay as short as the operation allows.
+    startTimeoutMs: Type.Integer({
+      minimum: 1,
+      default: 60_000,
+      description: 'Deadline, in ms, for a generation of threads to load the plugin and run its setup; calls that arrive meanwhile wait for it up to this long, and their own deadline starts once they reach a thread.',
+    }),
     heartbeatMs: Type.Integer({ minimum: 10, default: 1_000, description: 'Interval, in ms, at which each thread proves its event loop is alive.' }),
     hangTimeoutMs: Type.Integer({ minimum: 50, default: 10_000, description: 'A thread without a heartbeat for this long, in ms, is hung and replaced.' }),
     restart: RestartPolicy,
@@ -78,6 +86,10 @@ export const InstanceEntry = Type.Object(
     config: Type.Record(Type.String(), Type.Unknown(), {
       default: {},
       description: 'The plugin\'s own config, validated by the registry against the plugin\'s `configSchema`.',
+    }),
+    orphans: Type.Union([Type.Literal('adopt'), Type.Literal('terminate'), Type.Literal('ignore')], {
+      default: 'adopt',
+      description: 'What the host does at start with a worker this provider runs for it but the ledger has no record of: `adopt` it (a record with origin `orphan`), `terminate` it, or `ignore` it.',
     }),
   },
   { additionalProperties: false, description: 'One instance: a plugin started with one config.' },
@@ -192,6 +204,7 @@ export const HostConfig = Type.Object(
     api: ApiSettings,
     secrets: SecretsSettings,
     security: SecuritySettings,
+    ledger: LedgerSettings,
     plugins: Type.Array(PluginEntry, { default: [], description: 'Plugin packages to load.' }),
     instances: Type.Array(InstanceEntry, { default: [], description: 'Plugin instances to start, each with its own config.' }),
   },

@@ -44,6 +44,10 @@ export interface HostMetrics {
   pluginCall(instance: string, plugin: PluginIds, call: SandboxCall): void;
   /** Registry hook: a provider's worker event (failures, health check failures). */
   workerEvent(instance: string, event: WorkerEvent): void;
+  /** A provider event about a worker its instance does not own, dropped by the worker service. */
+  foreignEvent(instance: string): void;
+  /** A state change a provider reported that the worker state machine refused. */
+  illegalTransition(instance: string, from: string, to: string): void;
   /** The bus with every publish timed into `event_publish_latency_ms`. */
   instrumentBus(bus: EventBus): EventBus;
   /** Sets what the scrape-time gauges (outbox depth, plugin state) read. */
@@ -129,6 +133,14 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
   const pluginRestarts = new Counter({
     name: 'plugin_restarts_total', help: 'Restarts of a plugin instance after a fault.',
     labelNames: ['plugin_instance', 'plugin'] as const, registers,
+  });
+  const foreignEvents = new Counter({
+    name: 'plugin_foreign_events_total', help: 'Provider events about a worker the emitting instance does not own, dropped (three in a row quarantine it).',
+    labelNames: ['plugin_instance'] as const, registers,
+  });
+  const illegalTransitions = new Counter({
+    name: 'worker_illegal_transitions_total', help: 'Worker state changes reported by a provider that the state machine refused (not applied), by instance and phases.',
+    labelNames: ['provider', 'from', 'to'] as const, registers,
   });
   const pluginCrashes = new Counter({
     name: 'plugin_crashes_total', help: 'Faults of a plugin instance (crash, oom, hang, timeout, boot).',
@@ -221,6 +233,12 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
       const labels = { provider: provider(instance) };
       workerFailures.inc({ ...labels, reason: budget.value('reason', reasonFamily(event.reason)) });
       if (event.reason === 'Unhealthy') healthCheckFailures.inc(labels);
+    },
+    illegalTransition(instance, from, to) {
+      illegalTransitions.inc({ provider: provider(instance), from: budget.value('phase', from), to: budget.value('phase', to) });
+    },
+    foreignEvent(instance) {
+      foreignEvents.inc({ plugin_instance: budget.value('plugin_instance', instance) });
     },
     instrumentBus(bus) {
       return timePublishes(bus, (subject, latencyMs, ok) => publishLatency.observe({ subject: budget.value('subject', subject), status: ok ? 'ok' : 'error' }, latencyMs));

@@ -190,6 +190,14 @@ export class PluginRegistry {
     return rec.sandbox.proxy<C>();
   }
 
+  /**
+   * Quarantines a running instance for misbehaviour the host saw (events about workers it does not own). The sandbox
+   * reports the change through the usual status hook, so it is published and counted like a spent restart budget.
+   */
+  quarantine(name: string, cause: WorkerManagerError): void {
+    this.instance(name).sandbox?.quarantine?.(cause);
+  }
+
   /** Shortcut for provider instances. */
   provider(name: string): Proxied<WorkerProviderContract> {
     return this.proxy<WorkerProviderContract>(name, 'provider');

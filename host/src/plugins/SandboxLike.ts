@@ -1,4 +1,4 @@
-import type { Contract, Proxied } from '@worker-manager/plugin-sdk';
+import type { Contract, Proxied, WorkerManagerError } from '@worker-manager/plugin-sdk';
 import type { SandboxCall, SandboxOptions, SandboxStats, SandboxStatusChange } from '../sandbox/PluginSandbox.ts';
 
 /** What the registry passes to the sandbox of one instance. */
@@ -12,6 +12,8 @@ export interface SandboxLike {
   proxy<C extends Contract>(): Proxied<C>;
   /** Restart and crash counters (the real sandbox has them; a test double may not). */
   stats?(): SandboxStats;
+  /** Quarantines the instance for misbehaviour seen by the host (the real sandbox has it; a test double may not). */
+  quarantine?(cause: WorkerManagerError): void;
 }
 
 /** Builds a sandbox; injected so the composition root decides, and tests can count starts. */

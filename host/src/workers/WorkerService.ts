@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
+  MAX_LABEL_VALUE_LENGTH,
+  WorkerId,
   WorkerManagerError,
   capabilitiesForSpec,
   toWorkerManagerError,
@@ -14,6 +16,7 @@ import {
   type WorkerEvent,
   type WorkerState,
 } from '@worker-manager/plugin-sdk';
+import { Compile } from 'typebox/compile';
 import type { EventBus } from '../bus/EventBus.ts';
 import { createEvent } from '../bus/createEvent.ts';
 import type { SubjectName, Subjects } from '../bus/subjects.ts';
@@ -22,11 +25,16 @@ import type { Logger } from '../observability/logger.ts';
 import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { SecretBroker } from '../secrets/SecretBroker.ts';
+import type { AuditSink } from '../security/audit/AuditSink.ts';
+import { TERMINAL_PHASES, ledgerStateOf, type ListQuery, type WorkerRecord } from './ledger/index.ts';
+import { reconcileWithProvider } from './reconcileWithProvider.ts';
+import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfEvent, ledgerStateOfWorker, requestHash, workerOfRecord, type WorkerLedger } from './WorkerLedger.ts';
+import { assertSpecWithinLimits } from './assertSpecWithinLimits.ts';
 
-/** Label holding the tenant a worker was created for. */
-export const TENANT_LABEL = 'wm.tenant';
-/** Label holding the principal id that created a worker. */
-export const OWNER_LABEL = 'wm.owner';
+import { OWNER_LABEL, TENANT_LABEL } from './workerLabels.ts';
+
+// Re-exported: security and the API read the ownership labels from here.
+export { OWNER_LABEL, TENANT_LABEL };
 
 /** Who asks, and the id that ties the operation to its request, events and plugin calls. */
 export interface OperationContext {
@@ -54,6 +62,14 @@ export interface RoutedWorker {
   worker: Worker;
 }
 
+/** A worker as the ledger knows it: the provider-contract view, whether it may be out of date, and the whole record. */
+export interface ListedWorker extends RoutedWorker {
+  /** True while the worker's provider instance cannot be asked (not running): its state is the last one known. */
+  stale: boolean;
+  /** Absent only for a worker the ledger does not know yet (made behind the host's back). */
+  record?: WorkerRecord;
+}
+
 /** What the worker service needs. */
 export interface WorkerServiceDeps {
   registry: PluginRegistry;
@@ -65,12 +81,29 @@ export interface WorkerServiceDeps {
   secrets?: SecretBroker;
   /** Told about every finished operation (metrics). */
   observer?: OperationObserver;
+  /** Where dropped foreign events are recorded. */
+  audit?: AuditSink;
+  /** The durable record of every worker; without it, routes and idempotency keys live in memory only (tests). */
+  ledger?: WorkerLedger;
 }
+
+
+
+/** What became of a provider event: published, or dropped because its instance does not own the worker. */
+export type ProviderEventOutcome = 'published' | 'foreign';
+
+/**
+ * Foreign events in a row after which an instance is quarantined. One can be a plugin bug racing a terminate; three
+ * in a row, with none of its own in between, is a plugin reporting (or claiming) workers that are not its own.
+ */
+export const FOREIGN_EVENTS_BEFORE_QUARANTINE = 3;
 
 /** What one operation's log line and observer record say; filled in as the operation learns it (the instance after routing). */
 interface Tracked extends OperationContext {
   instance?: string;
   workerId?: string;
+  /** The operation, so that events a restart causes are not mistaken for the worker ending. */
+  op?: string;
 }
 
 const EVENT_SUBJECT: Record<WorkerEvent['type'], SubjectName> = {
@@ -96,7 +129,12 @@ export class WorkerService {
   readonly #logger: Logger;
   readonly #secrets: SecretBroker | undefined;
   readonly #observer: OperationObserver | undefined;
+  readonly #audit: AuditSink | undefined;
+  readonly #ledger: WorkerLedger | undefined;
+  /** Which instance owns each worker: bound by create (or first seen in a listing), never moved by a plugin. */
   readonly #routes = new Map<string, string>();
+  /** Foreign events each instance sent in a row. */
+  readonly #foreignStreak = new Map<string, number>();
   /** Labels of the workers seen at create, start and list; they never change after create, so ownership can be read here. */
   readonly #labels = new Map<string, Record<string, string>>();
   readonly #idempotency = new Map<string, Promise<RoutedWorker>>();
@@ -111,6 +149,8 @@ export class WorkerService {
     this.#logger = deps.logger;
     this.#secrets = deps.secrets;
     this.#observer = deps.observer;
+    this.#audit = deps.audit;
+    this.#ledger = deps.ledger;
   }
 
   /**
@@ -126,6 +166,7 @@ export class WorkerService {
         for (const w of workers) this.#remember(inst.name, w);
         listed.set(inst.name, new Set(workers.map((w) => w.workerId)));
         if (workers.length > 0) this.#logger.info({ instance: inst.name, adopted: workers.length }, 'adopted existing workers');
+        if (this.#ledger !== undefined) await reconcileWithProvider({ ledger: this.#ledger, logger: this.#logger, terminate: (workerId) => this.#registry.provider(inst.name).terminateWorker({ workerId }) }, inst.name, inst.entry.orphans, workers);
       } catch (error) {
         this.#logger.warn({ instance: inst.name, err: describe(error) }, 'could not list existing workers');
       }
@@ -136,12 +177,16 @@ export class WorkerService {
     if (gone.size > 0) this.#logger.info({ workers: [...gone] }, 'forgot secret consumers of workers that no longer exist');
   }
 
+
+
   createWorker(request: CreateWorkerRequest): Promise<RoutedWorker> {
     const t: Tracked = { ...pick(request), ...(request.workerId === undefined ? {} : { workerId: request.workerId }) };
     return this.#track('createWorker', t, () => {
       const key = request.idempotencyKey;
       if (key === undefined) return this.#create(request, t);
-      const first = this.#idempotency.get(key);
+      // A key belongs to one tenant and principal: the same key from someone else is another request.
+      const scope = JSON.stringify([request.tenant ?? DEFAULT_TENANT, request.owner ?? ANONYMOUS, key]);
+      const first = this.#idempotency.get(scope);
       if (first !== undefined) {
         return first.then((r) => {
           t.instance = r.instance;
@@ -149,10 +194,18 @@ export class WorkerService {
           return r;
         });
       }
-      const pending = this.#create(request, t);
-      this.#idempotency.set(key, pending);
-      // A failed create may be retried with the same key.
-      pending.catch(() => this.#idempotency.delete(key));
+      const pending = this.#createOnce(request, key, t);
+      this.#idempotency.set(scope, pending);
+      if (this.#ledger !== undefined) {
+        // The ledger remembers the key durably; the map only joins concurrent repeats to the create in flight.
+        pending.then(
+          () => this.#idempotency.delete(scope),
+          () => this.#idempotency.delete(scope),
+        );
+      } else {
+        // A failed create may be retried with the same key.
+        pending.catch(() => this.#idempotency.delete(scope));
+      }
       return pending;
     });
   }
@@ -174,8 +227,21 @@ export class WorkerService {
         throw error;
       }
       t.instance = instance;
+      const ledger = this.#ledger;
+      if (ledger !== undefined) {
+        await ledger.serial(workerId, async () => {
+          const record = await ledger.store.get(workerId);
+          if (record === undefined || TERMINAL_PHASES.has(record.state.phase)) return;
+          await ledger.store.update(workerId, { desired: 'Terminated' });
+          await ledger.observe(instance, workerId, { phase: 'Stopping' }, 'terminate');
+        });
+      }
       const params = options.gracePeriodMs === undefined ? { workerId } : { workerId, gracePeriodMs: options.gracePeriodMs };
       const result = await this.#registry.provider(instance).terminateWorker(params, callOptions(options.correlationId));
+      if (ledger !== undefined) {
+        const final = ledgerStateOf(result.state);
+        if (TERMINAL_PHASES.has(final.phase)) await ledger.serial(workerId, () => ledger.finish(instance, workerId, final, 'terminate'));
+      }
       this.#routes.delete(workerId);
       this.#labels.delete(workerId);
       await this.#forget(workerId);
@@ -194,8 +260,69 @@ export class WorkerService {
   }
 
   /**
-   * Workers of one provider instance, or of all running ones. With a tenant in `ctx`, only that tenant's workers (the
-   * `wm.tenant` label): a tenant may list, but never see another tenant's workers.
+   * A page of the ledger: every worker the host owns, in creation order, whatever state its provider is in. A record
+   * whose provider instance is not running is marked `stale` (its state is the last one known), so a provider being
+   * down never empties a listing. With a tenant in `ctx`, only that tenant's records.
+   */
+  listRecords(query: ListQuery = {}, ctx: OperationContext = {}): Promise<{ items: ListedWorker[]; nextCursor?: string }> {
+    return this.#track('listWorkers', { ...pick(ctx), ...(query.instance === undefined ? {} : { instance: query.instance }) }, async () => {
+      const ledger = this.#requireLedger();
+      // An instance the config does not have is a 404, not an empty page (a typo would look like "no workers").
+      if (query.instance !== undefined) this.#registry.instance(query.instance);
+      const page = await ledger.store.list(ctx.tenant === undefined ? query : { ...query, tenant: ctx.tenant });
+      const running = new Set(this.#providerNames());
+      return {
+        items: page.items.map((record) => this.#listed(record, running)),
+        ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+      };
+    });
+  }
+
+  /**
+   * The whole record of one worker. A live worker's state is read from its provider first and applied to the record
+   * (so a provider that emits no events is still seen as it is); a provider that cannot answer leaves the last known
+   * state, marked stale. WM_ERR_NOT_FOUND when neither the ledger nor any provider knows the worker.
+   */
+  getRecord(workerId: string, ctx: OperationContext = {}): Promise<ListedWorker> {
+    return this.#track('getStatus', { ...pick(ctx), workerId }, async (t) => {
+      const ledger = this.#requireLedger();
+      const record = await ledger.store.get(workerId);
+      if (record === undefined) {
+        // A worker the ledger does not know (made behind the host's back, not yet adopted): its provider's answer.
+        const instance = (t.instance = await this.#route(workerId));
+        const state = await this.#registry.provider(instance).getWorkerStatus({ workerId }, callOptions(ctx.correlationId));
+        return { instance, worker: { workerId, state, labels: this.#labels.get(workerId) ?? {}, createdAt: new Date(0).toISOString() }, stale: false };
+      }
+      t.instance = record.instance;
+      const running = new Set(this.#providerNames());
+      if (TERMINAL_PHASES.has(record.state.phase) || !running.has(record.instance)) return this.#listed(record, running);
+      try {
+        const state = await this.#registry.provider(record.instance).getWorkerStatus({ workerId }, callOptions(ctx.correlationId));
+        const observed = await ledger.serial(workerId, () => ledger.observe(record.instance, workerId, ledgerStateOf(state), 'status'));
+        return this.#listed(observed?.record ?? record, running);
+      } catch (error) {
+        if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') {
+          const lost = await ledger.serial(workerId, () => ledger.finish(record.instance, workerId, { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'status'));
+          return this.#listed(lost ?? record, running);
+        }
+        this.#logger.warn({ instance: record.instance, workerId, err: describe(error) }, 'could not read a worker from its provider; answering its last known state');
+        return { ...this.#listed(record, running), stale: true };
+      }
+    });
+  }
+
+  #listed(record: WorkerRecord, running: ReadonlySet<string>): ListedWorker {
+    return { instance: record.instance, worker: workerOfRecord(record), stale: record.stale === true || (!TERMINAL_PHASES.has(record.state.phase) && !running.has(record.instance)), record };
+  }
+
+  #requireLedger(): WorkerLedger {
+    if (this.#ledger === undefined) throw hostError('HOST_ERR_WORKER_STORE_UNAVAILABLE', 'this worker service has no ledger');
+    return this.#ledger;
+  }
+
+  /**
+   * Workers of one provider instance, or of all running ones, as the providers list them. With a tenant in `ctx`, only
+   * that tenant's workers (the `wm.tenant` label): a tenant may list, but never see another tenant's workers.
    */
   listWorkers(filter: { provider?: string; labels?: Record<string, string> } = {}, ctx: OperationContext = {}): Promise<RoutedWorker[]> {
     return this.#track('listWorkers', { ...pick(ctx), ...(filter.provider === undefined ? {} : { instance: filter.provider }) }, async () => {
@@ -263,9 +390,9 @@ export class WorkerService {
       const instance = (t.instance = await this.#route(workerId));
       const consumers = this.#secrets?.consumersOfWorker(workerId) ?? [];
       const first = consumers[0];
-      if (this.#secrets === undefined || first === undefined) return this.#registry.provider(instance).restartWorker({ workerId }, callOptions(ctx.correlationId));
+      if (this.#secrets === undefined || first === undefined) return this.#restartRecorded(instance, workerId, () => this.#registry.provider(instance).restartWorker({ workerId }, callOptions(ctx.correlationId)));
       const secrets = await this.#secrets.resolve({ workerId, tenant: first.tenant, refs: consumers.map((c) => c.ref), ...pick(ctx, ['correlationId', 'owner']) });
-      return this.#registry.provider(instance).restartWorker({ workerId, secrets }, callOptions(ctx.correlationId));
+      return this.#restartRecorded(instance, workerId, () => this.#registry.provider(instance).restartWorker({ workerId, secrets }, callOptions(ctx.correlationId)));
     });
   }
 
@@ -285,7 +412,7 @@ export class WorkerService {
   restartWithSecrets(workerId: string, mounts: SecretMount[], opts: { correlationId?: string } = {}): Promise<Worker> {
     return this.#track('restartWithSecrets', { ...pick(opts), workerId }, async (t) => {
       const instance = (t.instance = await this.#route(workerId));
-      return this.#registry.provider(instance).restartWorker({ workerId, secrets: mounts }, callOptions(opts.correlationId));
+      return this.#restartRecorded(instance, workerId, () => this.#registry.provider(instance).restartWorker({ workerId, secrets: mounts }, callOptions(opts.correlationId)));
     });
   }
 
@@ -318,13 +445,94 @@ export class WorkerService {
     return { instance: owner, labels: found.labels };
   }
 
-  /** Called by the registry for every event a provider plugin emits. */
-  onProviderEvent(instance: string, event: WorkerEvent): void {
-    if (event.type === 'WorkerCreated') this.#routes.set(event.workerId, instance);
+  /**
+   * Called by the registry for every event a provider plugin emits. An event about a worker that another instance
+   * owns (or is creating) is dropped, logged, audited and counted: published, it would let one plugin move another's
+   * worker to itself and then receive its exec, terminate and rotated secrets. Several in a row quarantine the instance.
+   */
+  onProviderEvent(instance: string, event: WorkerEvent): ProviderEventOutcome {
+    const op = this.#inflight.get(event.workerId);
+    const owner = op?.instance ?? this.#routes.get(event.workerId);
+    if (owner !== undefined && owner !== instance) {
+      this.#onForeignEvent(instance, owner, event);
+      return 'foreign';
+    }
+    this.#foreignStreak.delete(instance);
+    // An event never re-routes a worker; it may only introduce one the service had not seen (created behind its back).
+    if (event.type === 'WorkerCreated' && owner === undefined) this.#routes.set(event.workerId, instance);
     // A worker that ended behind the service's back may have its id reused by another tenant's create.
     if (event.type === 'WorkerTerminated') this.#labels.delete(event.workerId);
-    const op = this.#inflight.get(event.workerId);
-    this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
+    const ledger = this.#ledger;
+    if (ledger === undefined) {
+      this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
+      return 'published';
+    }
+    // Written before it is published: a subscriber that reads the ledger after the event never sees older state.
+    void ledger
+      .serial(event.workerId, async () => {
+        const state = ledgerStateOfEvent(event);
+        // A restart ends the old process or container on purpose; that end is not the worker's.
+        const restarting = op?.op === 'restartWorker' || op?.op === 'restartWithSecrets';
+        const observed = state === undefined || (restarting && TERMINAL_PHASES.has(state.phase)) ? undefined : await ledger.observe(instance, event.workerId, state, event.type);
+        this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant, observed?.record.revision);
+      })
+      .catch((error: unknown) => {
+        this.#logger.error({ instance, workerId: event.workerId, err: describe(error) }, 'could not record a provider event; publishing it anyway');
+        this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
+      });
+    return 'published';
+  }
+
+  #onForeignEvent(instance: string, owner: string, event: WorkerEvent): void {
+    const streak = (this.#foreignStreak.get(instance) ?? 0) + 1;
+    this.#foreignStreak.set(instance, streak);
+    const facts = { instance, plugin: this.#pluginOf(instance) ?? null, workerId: event.workerId, owner, eventType: event.type, streak };
+    this.#logger.warn(facts, 'dropped a provider event about a worker another instance owns');
+    this.#audit
+      ?.record({
+        kind: 'plugin.foreign_event',
+        principal: { kind: 'service', id: `plugin:${instance}`, source: 'host' },
+        action: `event:${event.type}`,
+        resource: `Worker::${event.workerId}`,
+        result: 'error',
+        details: facts,
+      })
+      .catch((error: unknown) => this.#logger.error({ ...facts, err: describe(error) }, 'could not audit a foreign provider event'));
+    if (streak < FOREIGN_EVENTS_BEFORE_QUARANTINE) return;
+    this.#foreignStreak.delete(instance);
+    this.#registry.quarantine(
+      instance,
+      hostError('HOST_ERR_PLUGIN_FOREIGN_EVENTS', `after ${streak} events in a row about workers that other instances own (last: ${event.type} for '${event.workerId}', owned by '${owner}')`, {
+        details: { instance, plugin: this.#pluginOf(instance) ?? null, reason: 'foreign-events', workerId: event.workerId, owner },
+      }),
+    );
+  }
+
+  /**
+   * A create under an idempotency key: the first use creates, a repeat with the same request returns the first worker
+   * (even after a host restart), and the key used for another request is a conflict.
+   */
+  async #createOnce(request: CreateWorkerRequest, key: string, t: Tracked): Promise<RoutedWorker> {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return this.#create(request, t);
+    const workerId = request.workerId ?? newWorkerId();
+    const claim = await ledger.store.claimIdempotency({
+      tenant: request.tenant ?? DEFAULT_TENANT, principal: request.owner ?? ANONYMOUS, key, requestHash: requestHash(request), workerId, expiresAt: ledger.keyExpiry(),
+    });
+    if (claim.status === 'conflict') {
+      throw hostError('HOST_ERR_IDEMPOTENCY_CONFLICT', 'the Idempotency-Key was already used for a different request; use a new key for a new request', { details: { idempotencyKey: key } });
+    }
+    if (claim.status === 'replay') {
+      const record = await ledger.store.get(claim.workerId);
+      // A first attempt that never got a worker (refused, or failed before the provider made one) is tried again.
+      if (record !== undefined && !(record.state.phase === 'Failed' && record.state.reason === CREATE_FAILED)) {
+        t.instance = record.instance;
+        t.workerId = record.id;
+        return { instance: record.instance, worker: workerOfRecord(record) };
+      }
+      return this.#create({ ...request, workerId: claim.workerId }, t);
+    }
+    return this.#create({ ...request, workerId }, t);
   }
 
   async #create(request: CreateWorkerRequest, t: Tracked): Promise<RoutedWorker> {
@@ -334,8 +542,14 @@ export class WorkerService {
     }
     t.instance = instance;
     const spec = withOwnerLabels(request.spec, request.tenant, request.owner);
+    // Every path (API, bus command, embedding) comes through here, with the labels the host added.
+    assertSpecWithinLimits(spec);
     this.#requireCapabilities(instance, capabilitiesForSpec(spec));
-    const workerId = (t.workerId = request.workerId ?? `w-${randomUUID().slice(0, 18)}`);
+    const workerId = (t.workerId = request.workerId ?? newWorkerId());
+    // Checked before anything is recorded, with the code the provider contract would have answered.
+    if (!workerIdCheck.Check(workerId)) {
+      throw new WorkerManagerError('WM_ERR_VALIDATION', `workerId '${workerId}' is not valid: lowercase letters, digits and dashes, 1-63 characters, starting and ending with a letter or digit`, { details: { workerId } });
+    }
     this.#inflight.set(workerId, t);
     const refs = spec.secretRefs ?? [];
     const broker = this.#secrets;
@@ -350,10 +564,20 @@ export class WorkerService {
       // Recorded before the worker exists: a crash in between leaves a consumer to prune, never a worker rotation misses.
       await broker.recordConsumers(workerId, instance, request.tenant, refs);
     }
+    const ledger = this.#ledger;
+    if (ledger !== undefined) {
+      // Written before the provider is called, so that nothing is created that the ledger cannot find.
+      await ledger.admit({
+        id: workerId, tenant: request.tenant ?? DEFAULT_TENANT, owner: request.owner ?? ANONYMOUS, instance, labels: spec.labels ?? {}, spec,
+        ...(request.correlationId === undefined ? {} : { correlationId: request.correlationId }),
+      });
+      await ledger.serial(workerId, () => ledger.observe(instance, workerId, { phase: 'Creating' }, 'create'));
+    }
     let worker: Worker;
     try {
       worker = await this.#registry.provider(instance).createWorker({ workerId, spec, ...(secrets.length === 0 ? {} : { secrets }) }, callOptions(request.correlationId));
     } catch (error) {
+      if (ledger !== undefined) await this.#settleFailedCreate(ledger, instance, workerId, error);
       // A create refused because the id is taken must leave that worker's consumers as they were.
       if (refs.length > 0 && broker !== undefined) {
         const before = previous[0];
@@ -363,12 +587,56 @@ export class WorkerService {
       }
       throw error;
     }
-    this.#remember(instance, worker);
+    this.#routes.set(workerId, instance);
+    this.#labels.set(workerId, worker.labels);
+    if (ledger !== undefined) {
+      // Events the provider emitted while creating are newer than this answer: it only moves a record still Creating.
+      await ledger.serial(workerId, async () => {
+        if ((await ledger.store.get(workerId))?.state.phase === 'Creating') await ledger.observe(instance, workerId, ledgerStateOfWorker(worker), 'create');
+      });
+    }
     if (!this.#emitsEvents(instance)) {
       this.#publishWorkerEvent(instance, { type: 'WorkerCreated', workerId, timestamp: new Date().toISOString(), ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }) }, request.correlationId, request.tenant);
     }
     return { instance, worker };
   }
+
+  #restartRecorded(instance: string, workerId: string, restart: () => Promise<Worker>): Promise<Worker> {
+    return this.#ledger === undefined ? restart() : this.#ledger.recordRestart(instance, workerId, restart);
+  }
+
+  /**
+   * After a failed create call, the record says so and no worker is left behind: a create that timed out, or whose
+   * plugin thread died mid-call, may still have made the worker, so it is terminated (idempotently) and its record
+   * kept as Failed(CreateFailed). A refusal (validation, missing capability, taken id) made nothing: its record goes.
+   */
+  async #settleFailedCreate(ledger: WorkerLedger, instance: string, workerId: string, error: unknown): Promise<void> {
+    const failure = toWorkerManagerError(error);
+    if (CLIENT_CATEGORIES.has(failure.category) || failure.code === 'WM_ERR_COMPATIBILITY') {
+      // The provider refused the request itself (a spec it cannot run, an id taken by a worker the ledger does not
+      // know): like a request the host refused, it leaves no record, and there is nothing of ours to clean up.
+      await ledger
+        .serial(workerId, async () => {
+          const record = await ledger.store.get(workerId);
+          if (record !== undefined && (record.state.phase === 'Pending' || record.state.phase === 'Creating')) await ledger.store.delete(workerId);
+        })
+        .catch((e: unknown) => this.#logger.error({ instance, workerId, err: describe(e) }, 'could not forget a refused create'));
+      return;
+    }
+    await ledger
+      .serial(workerId, () => ledger.finish(instance, workerId, { phase: 'Failed', reason: CREATE_FAILED, message: `${failure.code}: ${failure.message}`.slice(0, 4096) }, 'create'))
+      .catch((e: unknown) => this.#logger.error({ instance, workerId, err: describe(e) }, 'could not record a failed create'));
+    try {
+      await this.#registry.provider(instance).terminateWorker({ workerId });
+    } catch (e) {
+      // Left for the next start's adoption, which terminates a live worker whose record is finished.
+      this.#logger.error({ instance, workerId, err: describe(e) }, 'could not clean up after a failed create');
+    }
+  }
+
+
+
+
 
   /**
    * Runs one public operation: exactly one JSON log line when it settles (info when it succeeded, warn for a client
@@ -377,6 +645,7 @@ export class WorkerService {
   async #track<T>(op: string, t: Tracked, fn: (t: Tracked) => Promise<T>): Promise<T> {
     const started = performance.now();
     let failure: WorkerManagerError | undefined;
+    t.op = op;
     if (t.workerId !== undefined) this.#inflight.set(t.workerId, t);
     try {
       return await fn(t);
@@ -410,7 +679,10 @@ export class WorkerService {
     }
   }
 
+  /** Learns a worker from a listing. A listing never re-routes a worker the service knows on another instance. */
   #remember(instance: string, worker: { workerId: string; labels: Record<string, string> }): void {
+    const known = this.#routes.get(worker.workerId);
+    if (known !== undefined && known !== instance) return;
     this.#routes.set(worker.workerId, instance);
     this.#labels.set(worker.workerId, worker.labels);
   }
@@ -470,8 +742,9 @@ export class WorkerService {
     return this.#registry.capabilitiesOf(instance)['worker.events'] !== undefined;
   }
 
-  #publishWorkerEvent(instance: string, event: WorkerEvent, correlationId: string | undefined, tenant?: string): void {
-    const envelope = createEvent(this.#subjects, this.#hostId, EVENT_SUBJECT[event.type], { instance, ...event }, { subject: event.workerId, correlationId, tenant });
+  #publishWorkerEvent(instance: string, event: WorkerEvent, correlationId: string | undefined, tenant?: string, revision?: number): void {
+    const data = revision === undefined ? { instance, ...event } : { instance, ...event, revision };
+    const envelope = createEvent(this.#subjects, this.#hostId, EVENT_SUBJECT[event.type], data, { subject: event.workerId, correlationId, tenant });
     // Worker operations never wait for (or fail because of) the bus.
     this.#bus.publish(envelope).catch((error: unknown) => this.#logger.error({ err: describe(error), subject: envelope.busSubject }, 'event publish failed'));
   }
@@ -488,6 +761,12 @@ function withOwnerLabels(spec: RuntimeSpec, tenant: string | undefined, owner: s
     if (given !== undefined && given !== value) {
       throw new WorkerManagerError('WM_ERR_VALIDATION', `label '${label}' is set by the host from the caller's identity and cannot be chosen`, { details: { label } });
     }
+    if (value !== undefined && value.length > MAX_LABEL_VALUE_LENGTH) {
+      // Refused here rather than by the contract check, whose message would blame a label the caller never wrote.
+      throw new WorkerManagerError('WM_ERR_VALIDATION', `label '${label}' holds the caller's ${label === TENANT_LABEL ? 'tenant' : 'principal id'}, which is longer than a label value may be (${MAX_LABEL_VALUE_LENGTH} characters)`, {
+        details: { path: `/spec/labels/${label}`, label },
+      });
+    }
     if (value !== undefined) labels[label] = value;
   }
   return spec.labels === undefined && Object.keys(labels).length === 0 ? spec : { ...spec, labels };
@@ -501,6 +780,12 @@ function pick(ctx: OperationContext, keys: ReadonlyArray<keyof OperationContext>
     if (v !== undefined) out[k] = v;
   }
   return out;
+}
+
+const workerIdCheck = Compile(WorkerId);
+
+function newWorkerId(): string {
+  return `w-${randomUUID().slice(0, 18)}`;
 }
 
 function callOptions(correlationId: string | undefined): CallOptions {

@@ -2,8 +2,11 @@ import type { Principal } from '../Principal.ts';
 
 /** One audit record; never a secret value, only names, versions and ids. */
 export interface AuditEntry {
-  /** What happened: an authorization decision, a secret release, a rotation step or a rollback. */
-  kind: 'authz.decision' | 'secret.release' | 'secret.rotation' | 'secret.rollback';
+  /**
+   * What happened: an authorization decision, a secret release, a rotation step, a rollback, or a plugin event about
+   * a worker its instance does not own (dropped).
+   */
+  kind: 'authz.decision' | 'secret.release' | 'secret.rotation' | 'secret.rollback' | 'plugin.foreign_event';
   principal: Pick<Principal, 'id' | 'kind' | 'tenant' | 'source'>;
   action: string;
   /** `Type::id`, e.g. `Worker::w-1`, `Secret::secrets/db-password`. */

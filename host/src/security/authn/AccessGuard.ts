@@ -5,7 +5,7 @@ import type { Action, AuthzContext, AuthzDecision, Authorizer, AuthzResource } f
 import type { Principal } from '../Principal.ts';
 import type { Authenticator } from './Authenticator.ts';
 
-import { OWNER_LABEL, TENANT_LABEL } from '../../workers/WorkerService.ts';
+import { OWNER_LABEL, TENANT_LABEL } from '../../workers/workerLabels.ts';
 
 export { OWNER_LABEL, TENANT_LABEL };
 

@@ -1,0 +1,250 @@
+import { createHash } from 'node:crypto';
+import { WorkerManagerError, type RuntimeSpec, type Worker, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
+import { hostError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type LedgerState, type NewWorkerRecord, type WorkerRecord, type WorkerStore } from './ledger/index.ts';
+import type { LedgerSettings } from './ledger/ledgerSettings.ts';
+
+/** The SDK phase a ledger phase is reported as to callers that speak the provider contract. */
+const SDK_PHASE_OF: Readonly<Record<LedgerPhase, WorkerState['phase']>> = {
+  Pending: 'Creating',
+  Creating: 'Creating',
+  Starting: 'Creating',
+  Running: 'Running',
+  Degraded: 'Running',
+  Recovering: 'Running',
+  Paused: 'Paused',
+  Stopping: 'Terminating',
+  Terminated: 'Terminated',
+  Failed: 'Failed',
+  Unknown: 'Unknown',
+};
+
+/** Tenant and principal a record and an idempotency key are scoped to when the caller named none. */
+export const DEFAULT_TENANT = 'default';
+/** Principal of a request that named none (a host-internal call, a test). */
+export const ANONYMOUS = 'anonymous';
+/** Failed reason of a create that failed before (or without leaving) a worker; retrying its idempotency key creates again. */
+export const CREATE_FAILED = 'CreateFailed';
+
+/** What the ledger needs. */
+export interface WorkerLedgerDeps {
+  /** The store; or attached later with {@link WorkerLedger.attach}, once the state dir is locked. */
+  store?: WorkerStore;
+  settings: LedgerSettings;
+  logger: Logger;
+  /** Told about every provider-reported transition the state machine refused (a metric). */
+  onIllegalTransition?(instance: string, from: LedgerPhase, to: LedgerPhase): void;
+}
+
+/** A record after a write, with the revision an event about it must carry. */
+export interface Observed {
+  record: WorkerRecord;
+  /** False when the state machine refused the change, or it repeated the current state. */
+  changed: boolean;
+}
+
+/**
+ * The worker service's side of the ledger: the order of writes per worker (so an event about a write is published
+ * after the write, in the order the writes happened), idempotency keys scoped to tenant and principal, the mapping of
+ * provider events onto the state machine, and the periodic purge of finished records and expired keys.
+ */
+export class WorkerLedger {
+  #store: WorkerStore | undefined;
+  readonly #settings: LedgerSettings;
+  readonly #logger: Logger;
+  readonly #onIllegal: WorkerLedgerDeps['onIllegalTransition'];
+  readonly #queues = new Map<string, Promise<unknown>>();
+  #purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(deps: WorkerLedgerDeps) {
+    this.#store = deps.store;
+    this.#settings = deps.settings;
+    this.#logger = deps.logger;
+    this.#onIllegal = deps.onIllegalTransition;
+  }
+
+  /** The store; HOST_ERR_WORKER_STORE_UNAVAILABLE before the host has opened it. */
+  get store(): WorkerStore {
+    if (this.#store === undefined) throw hostError('HOST_ERR_WORKER_STORE_UNAVAILABLE', 'the worker ledger is not open (the host has not started)');
+    return this.#store;
+  }
+
+  /** Attaches the store the host opened after locking its state dir. */
+  attach(store: WorkerStore): void {
+    this.#store = store;
+  }
+
+  /** Runs `fn` after every earlier write about `workerId` has settled; writes about other workers run in parallel. */
+  serial<T>(workerId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#queues.get(workerId) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(workerId, tail);
+    void tail.then(() => {
+      if (this.#queues.get(workerId) === tail) this.#queues.delete(workerId);
+    });
+    return run;
+  }
+
+  /**
+   * Writes the record of a worker about to be created (Pending), before any provider is called, so that nothing is
+   * created that the ledger cannot find. A finished record with the same id is replaced (ids are the caller's to
+   * reuse); a live one is a conflict.
+   */
+  admit(input: NewWorkerRecord): Promise<WorkerRecord> {
+    return this.serial(input.id, async () => {
+      const existing = await this.store.get(input.id);
+      if (existing !== undefined) {
+        if (!TERMINAL_PHASES.has(existing.state.phase)) {
+          throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${input.id}' already exists (${existing.state.phase} on '${existing.instance}')`, {
+            details: { workerId: input.id, instance: existing.instance, phase: existing.state.phase },
+          });
+        }
+        await this.store.delete(input.id);
+      }
+      return this.store.create(input);
+    });
+  }
+
+  /**
+   * Applies a state the host or a provider reported. A change the state machine refuses is logged, counted and not
+   * applied; the caller gets the record as it stands. Undefined when the ledger has no record of the worker.
+   */
+  async observe(instance: string, workerId: string, to: LedgerState, source: string): Promise<Observed | undefined> {
+    const outcome = await this.store.transition(workerId, to).catch((error: unknown) => {
+      if (error instanceof WorkerManagerError && error.code === 'HOST_ERR_WORKER_RECORD_NOT_FOUND') return undefined;
+      throw error;
+    });
+    if (outcome === undefined) return undefined;
+    if (!outcome.ok) {
+      this.#logger.warn({ instance, workerId, from: outcome.from, to: outcome.to, source }, 'ignored an impossible worker state change');
+      this.#onIllegal?.(instance, outcome.from, outcome.to);
+      return { record: outcome.record, changed: false };
+    }
+    return { record: outcome.record, changed: outcome.changed };
+  }
+
+  /** Moves a live record to a final state; a record that already ended keeps its outcome. */
+  async finish(instance: string, workerId: string, to: LedgerState, source: string): Promise<WorkerRecord | undefined> {
+    const record = await this.store.get(workerId);
+    if (record === undefined || TERMINAL_PHASES.has(record.state.phase)) return record;
+    return (await this.observe(instance, workerId, to, source))?.record;
+  }
+
+  /**
+   * Runs a provider restart and records it: a live worker goes through Recovering and back, with its restart count
+   * raised; a worker that had ended gets a new record under the same id (a finished record never changes phase).
+   */
+  async recordRestart(instance: string, workerId: string, restart: () => Promise<Worker>): Promise<Worker> {
+    const before = await this.serial(workerId, async () => {
+      const record = await this.store.get(workerId);
+      if (record !== undefined && (record.state.phase === 'Running' || record.state.phase === 'Degraded')) await this.observe(instance, workerId, { phase: 'Recovering' }, 'restart');
+      return record;
+    });
+    let worker: Worker;
+    try {
+      worker = await restart();
+    } catch (error) {
+      if (before !== undefined && !TERMINAL_PHASES.has(before.state.phase)) {
+        await this.serial(workerId, () => this.observe(instance, workerId, { phase: 'Unknown', message: 'restart failed' }, 'restart')).catch(() => undefined);
+      }
+      throw error;
+    }
+    if (before === undefined) return worker;
+    await this.serial(workerId, async () => {
+      const record = await this.store.get(workerId);
+      if (record === undefined) return;
+      if (TERMINAL_PHASES.has(record.state.phase)) {
+        await this.store.delete(workerId);
+        await this.store.create({
+          id: workerId, tenant: record.tenant, owner: record.owner, instance: record.instance, labels: record.labels, spec: record.spec, desired: 'Running',
+          state: { phase: 'Creating' }, restartCount: record.restartCount + 1, origin: record.origin, ...(record.correlationId === undefined ? {} : { correlationId: record.correlationId }),
+        });
+      } else {
+        await this.store.update(workerId, { restartCount: record.restartCount + 1, desired: 'Running' });
+      }
+      await this.observe(instance, workerId, ledgerStateOfWorker(worker), 'restart');
+    });
+    return worker;
+  }
+
+  /** Starts the periodic purge of finished records past their retention and of expired idempotency keys. */
+  startPurging(): void {
+    if (this.#purgeTimer !== undefined) return;
+    this.#purgeTimer = setInterval(() => void this.purge(), this.#settings.purgeIntervalMs);
+    this.#purgeTimer.unref();
+  }
+
+  /** Purges once; a failure is logged and retried at the next interval. */
+  async purge(now = new Date()): Promise<{ records: number; keys: number }> {
+    try {
+      const records = await this.store.purgeFinished(new Date(now.getTime() - this.#settings.retentionMs));
+      const keys = await this.store.purgeIdempotency(now);
+      if (records > 0 || keys > 0) this.#logger.info({ records, keys }, 'purged finished worker records and expired idempotency keys');
+      return { records, keys };
+    } catch (error) {
+      this.#logger.error({ err: error instanceof Error ? error.message : String(error) }, 'could not purge the worker ledger');
+      return { records: 0, keys: 0 };
+    }
+  }
+
+  /** Stops the purge, waits for the writes in flight, and closes the store. */
+  async stop(): Promise<void> {
+    clearInterval(this.#purgeTimer);
+    this.#purgeTimer = undefined;
+    await Promise.all([...this.#queues.values()]);
+    await this.#store?.close();
+  }
+
+  /** When an idempotency key given now expires. */
+  keyExpiry(now = new Date()): Date {
+    return new Date(now.getTime() + this.#settings.idempotencyTtlMs);
+  }
+}
+
+/** The ledger state a provider event reports, or undefined for an event that reports none (WorkerCreated). */
+export function ledgerStateOfEvent(event: WorkerEvent): LedgerState | undefined {
+  switch (event.type) {
+    case 'WorkerCreated':
+      return undefined;
+    case 'WorkerStateChanged':
+      return ledgerStateOf(event.newState);
+    case 'WorkerTerminated':
+      return event.exitCode === undefined ? { phase: 'Terminated' } : { phase: 'Terminated', exitCode: event.exitCode };
+    case 'WorkerFailed':
+      return { phase: 'Failed', reason: event.reason };
+  }
+}
+
+/** The ledger state of a worker as a provider answered it (create, restart, a listing). */
+export function ledgerStateOfWorker(worker: Worker): LedgerState {
+  return ledgerStateOfEvent({ type: 'WorkerStateChanged', workerId: worker.workerId, oldState: worker.state, newState: worker.state, timestamp: worker.createdAt }) ?? { phase: 'Running' };
+}
+
+/** A record as the provider contract's Worker, for callers that get one back (an idempotent replay). */
+export function workerOfRecord(record: WorkerRecord): Worker {
+  const phase = SDK_PHASE_OF[record.state.phase];
+  let state: WorkerState;
+  if (phase === 'Failed') state = { phase, reason: record.state.reason ?? 'Unknown', ...(record.state.exitCode === undefined ? {} : { exitCode: record.state.exitCode }) };
+  else if (phase === 'Terminated') state = record.state.exitCode === undefined ? { phase } : { phase, exitCode: record.state.exitCode };
+  else state = { phase };
+  return { workerId: record.id, state, labels: { ...record.labels }, createdAt: record.createdAt };
+}
+
+/** A stable hash of what a create asked for, so that a key reused for a different request is told apart. */
+export function requestHash(request: { provider?: string; workerId?: string; spec: RuntimeSpec }): string {
+  return createHash('sha256').update(canonicalJson({ provider: request.provider ?? null, workerId: request.workerId ?? null, spec: request.spec })).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

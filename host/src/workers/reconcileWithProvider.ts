@@ -1,0 +1,70 @@
+import type { Worker } from '@worker-manager/plugin-sdk';
+import type { Logger } from '../observability/logger.ts';
+import { TERMINAL_PHASES, type LedgerPhase } from './ledger/index.ts';
+import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfWorker, type WorkerLedger } from './WorkerLedger.ts';
+import { OWNER_LABEL, TENANT_LABEL } from './workerLabels.ts';
+
+/** Phases of a record whose worker should exist on its provider. */
+const LIVE_PHASES: LedgerPhase[] = ['Pending', 'Creating', 'Starting', 'Running', 'Degraded', 'Recovering', 'Paused', 'Stopping', 'Unknown'];
+
+/** What reconciliation needs: the ledger, and a way to terminate a worker on the instance being reconciled. */
+export interface ReconcileDeps {
+  ledger: WorkerLedger;
+  logger: Logger;
+  terminate(workerId: string): Promise<unknown>;
+}
+
+/**
+ * Makes the ledger and one provider's listing agree at start. A worker the ledger knows and the provider runs is
+ * adopted (its state brought up to date), or terminated if its record had already ended (a create that failed but
+ * made it); a live record whose worker is gone is marked Unknown, then Failed: `Lost` once it had been created,
+ * `CreateFailed` if the host stopped before the provider made it (so a retry with its key creates it). A worker with
+ * no record is handled by the instance's orphans policy.
+ */
+export async function reconcileWithProvider(deps: ReconcileDeps, instance: string, orphans: 'adopt' | 'terminate' | 'ignore', workers: readonly Worker[]): Promise<void> {
+  const live = new Map(workers.map((w) => [w.workerId, w]));
+  const counts = { adopted: 0, orphans: 0, lost: 0, terminated: 0 };
+  const terminate = (workerId: string, why: string): Promise<void> =>
+    deps.terminate(workerId).then(
+      () => void counts.terminated++,
+      (error: unknown) => deps.logger.error({ instance, workerId, err: error instanceof Error ? error.message : String(error) }, `could not terminate ${why}`),
+    );
+  for (const worker of workers) {
+    const record = await deps.ledger.store.get(worker.workerId);
+    const running = worker.state.phase !== 'Terminated' && worker.state.phase !== 'Failed';
+    if (record === undefined) {
+      if (orphans === 'adopt') {
+        await deps.ledger.store.create({
+          id: worker.workerId, tenant: worker.labels[TENANT_LABEL] ?? DEFAULT_TENANT, owner: worker.labels[OWNER_LABEL] ?? ANONYMOUS, instance,
+          labels: worker.labels, spec: {}, state: ledgerStateOfWorker(worker), createdAt: worker.createdAt, origin: 'orphan',
+        });
+        counts.orphans++;
+      } else if (orphans === 'terminate' && running) {
+        await terminate(worker.workerId, 'an orphan worker');
+      }
+    } else if (record.instance !== instance) {
+      // Bound to another instance at create: this listing does not move it.
+      continue;
+    } else if (TERMINAL_PHASES.has(record.state.phase)) {
+      if (running) await terminate(worker.workerId, 'a worker whose record had ended');
+    } else {
+      await deps.ledger.serial(worker.workerId, () => deps.ledger.observe(instance, worker.workerId, ledgerStateOfWorker(worker), 'adopt'));
+      counts.adopted++;
+    }
+  }
+  for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
+    const page = await deps.ledger.store.list({ instance, phases: LIVE_PHASES, limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    cursor = page.nextCursor;
+    for (const record of page.items) {
+      if (live.has(record.id)) continue;
+      const neverMade = record.state.phase === 'Pending' || record.state.phase === 'Creating';
+      await deps.ledger.serial(record.id, async () => {
+        // Pending never reached a provider, so there is no contact to lose: it fails directly.
+        if (record.state.phase !== 'Pending') await deps.ledger.observe(instance, record.id, { phase: 'Unknown', message: 'not listed by its provider at start' }, 'adopt');
+        await deps.ledger.observe(instance, record.id, neverMade ? { phase: 'Failed', reason: CREATE_FAILED, message: 'the host stopped before the provider reported the worker' } : { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'adopt');
+      });
+      counts.lost++;
+    }
+  }
+  if (counts.adopted + counts.orphans + counts.lost + counts.terminated > 0) deps.logger.info({ instance, ...counts }, 'reconciled the worker ledger with the provider');
+}
