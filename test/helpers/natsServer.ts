@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { budget, waitFor } from './waitFor.ts';
 
 /** A nats-server with JetStream on a free loopback port and a temporary store, stoppable for fault tests. */
 export interface NatsServer {
@@ -43,24 +44,25 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: () => string, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}:\n${log()}`);
-    // JetStream is ready once the server logged it; the port alone can be open a moment earlier.
-    if (/Server is ready/.test(log())) {
-      const ok = await new Promise<boolean>((resolve) => {
+/** Resolves once the server answers on `port`; fails at once if it exited, and after a budget sized for a loaded machine. */
+async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}:\n${log()}`);
+      // JetStream is ready once the server logged it; the port alone can be open a moment earlier.
+      if (!/Server is ready/.test(log())) return false;
+      return new Promise<boolean>((resolve) => {
         const s = net.connect(port, '127.0.0.1', () => {
           s.end();
           resolve(true);
         });
         s.once('error', () => resolve(false));
       });
-      if (ok) return;
-    }
-    if (Date.now() > deadline) throw new Error(`nats-server did not start on ${port}:\n${log()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+    },
+    () => `nats-server to start on ${port}:\n${log()}`,
+    30_000,
+    25,
+  );
 }
 
 /** Starts a nats-server with `-js -sd <tmp>` on a free port; `args` are added (e.g. `['--auth', token]`). */
@@ -83,7 +85,8 @@ export async function startNatsServer(options: { args?: string[] } = {}): Promis
     if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
     c.kill(signal);
-    const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+    // A server that does not stop on SIGTERM is killed; a loaded machine can take seconds to get there.
+    const timer = setTimeout(() => c.kill('SIGKILL'), budget(20_000));
     await exited;
     clearTimeout(timer);
   };

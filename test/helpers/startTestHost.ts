@@ -8,21 +8,24 @@ import type { EventEnvelope } from '../../host/src/bus/EventEnvelope.ts';
 import { parseConfig } from '../../host/src/config/loadConfig.ts';
 import { Host } from '../../host/src/Host.ts';
 import type { ReportRow } from '../../host/src/plugins/PluginRegistry.ts';
+import type { WorkerStore } from '../../host/src/workers/ledger/WorkerStore.ts';
+import { killProcessWorkers } from './processWorkers.ts';
+import { budget } from './waitFor.ts';
 
 /** Absolute path of the repository root. */
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * YAML `plugins` and `instances` for the process provider with one default instance, the setup most host tests start
- * from. Append it to a `host:` (and `api:`/`security:`) block.
+ * from. Append it to a `host:` (and `api:`/`security:`) block. `config` is the instance config as a YAML flow mapping.
  */
-export const processProviderYaml = (instance = 'a'): string => `
+export const processProviderYaml = (instance = 'a', config?: string): string => `
 plugins:
   - name: process
     package: ${repoRoot}plugins/process
     env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
 instances:
-  - { name: ${instance}, plugin: process, default: true }
+  - { name: ${instance}, plugin: process, default: true${config === undefined ? '' : `, config: ${config}`} }
 `;
 
 /** Absolute path of a fixture plugin. */
@@ -45,7 +48,7 @@ export interface TestHost {
  */
 export async function startTestHost(
   yaml: string,
-  options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void> } = {},
+  options: { env?: NodeJS.ProcessEnv; beforeStart?: (dir: string) => Promise<void>; workerStore?: WorkerStore } = {},
 ): Promise<TestHost> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-host-'));
   const file = path.join(dir, 'wm.yaml');
@@ -61,7 +64,7 @@ export async function startTestHost(
   const loaded = parseConfig(text, file, { env: options.env ?? { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
   const logger = pino({ level: 'debug', base: { hostId: loaded.config.host.id ?? 'test' } }, sink);
   await options.beforeStart?.(dir);
-  const host = new Host({ loaded, logger });
+  const host = new Host({ loaded, logger, ...(options.workerStore === undefined ? {} : { workerStore: options.workerStore }) });
   const events: EventEnvelope[] = [];
   host.bus.subscribe(`${loaded.config.bus.subjectPrefix}.>`, (e) => void events.push(e));
   let report: ReportRow[];
@@ -78,7 +81,11 @@ export async function startTestHost(
     events,
     logs,
     async stop() {
-      await host.stop({ timeoutMs: 2_000 });
+      // Generous: a healthy plugin's close() can take seconds on a loaded machine, and a stop that runs out of time
+      // cuts it short. It only waits this long for work still in flight.
+      await host.stop({ timeoutMs: budget(30_000) });
+      // Process workers outlive their host by design; none of a test's may outlive the test.
+      await Promise.all(host.registry.instances().map((i) => (i.stateDir === undefined ? undefined : killProcessWorkers(i.stateDir))));
       await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     },
   };

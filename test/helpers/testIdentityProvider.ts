@@ -5,6 +5,9 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import Provider, { type ProviderToken } from 'oidc-provider';
 import * as oidc from 'openid-client';
 
+/** Lifetime of the tokens the provider issues and `mint` signs, in seconds: an hour, longer than any test file runs. */
+const TOKEN_TTL_S = 3_600;
+
 /** A service account of the test realm (a Keycloak confidential client with service accounts enabled). */
 export interface TestClient {
   clientId: string;
@@ -92,13 +95,15 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
 
   const build = (): Provider => {
     const byId = new Map(clients.map((c) => [c.clientId, c]));
+    // Tokens outlive a test file on a loaded machine (a file can take minutes): one that expired mid-test would turn a
+    // passing check into WM_ERR_AUTHENTICATION. Expiry itself is tested with explicit `exp` claims.
     const p = new Provider(issuer, {
       clients: clients.map((c) => ({
         client_id: c.clientId, client_secret: c.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: c.scopes.join(' '),
       })),
       jwks: { keys: keys.map((k) => k.jwk) },
       cookies: { keys: ['test-cookie-key'] },
-      ttl: { ClientCredentials: 300 },
+      ttl: { ClientCredentials: TOKEN_TTL_S },
       scopes: ['openid', ...scopes],
       routes: {
         token: '/protocol/openid-connect/token',
@@ -117,8 +122,8 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
           defaultResource: () => 'urn:worker-manager',
           useGrantedResource: () => true,
           getResourceServerInfo: (_ctx: unknown, resource: string) => {
-            if (resource === 'urn:worker-manager') return { scope: scopes.join(' '), audience, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
-            if (resource === 'urn:other-api') return { scope: scopes.join(' '), audience: 'other-api', accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            if (resource === 'urn:worker-manager') return { scope: scopes.join(' '), audience, accessTokenTTL: TOKEN_TTL_S, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            if (resource === 'urn:other-api') return { scope: scopes.join(' '), audience: 'other-api', accessTokenTTL: TOKEN_TTL_S, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
             throw new Error(`unknown resource ${resource}`);
           },
         },
@@ -163,7 +168,7 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
       const kid = mintOptions.kid ?? current().jwk.kid ?? assertNever();
       const payload = {
         iss: issuer, aud: audience, sub: 'ci-operator', azp: 'ci-operator', client_id: 'ci-operator', scope: 'wm:api', tenant: 'team-a',
-        realm_access: { roles: ['ci-operator'] }, iat: now, exp: now + 300, jti: randomUUID(), ...claims,
+        realm_access: { roles: ['ci-operator'] }, iat: now, exp: now + TOKEN_TTL_S, jti: randomUUID(), ...claims,
       };
       return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(signer.privateKey);
     },

@@ -10,7 +10,7 @@ import { hostPrincipal } from '../../host/src/security/authn/createAuthenticator
 import { LocalAdminAuthenticator } from '../../host/src/security/authn/LocalAdminAuthenticator.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 
-const SPEC = { command: ['sleep', '30'] };
+const SPEC = { command: ['sleep', '600'] };
 
 /**
  * A host whose audit log cannot be made durable: the file is a symlink to /dev/null, which takes writes but whose

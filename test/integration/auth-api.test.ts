@@ -54,7 +54,7 @@ class MemoryAudit implements AuditSink {
   }
 }
 
-const SLEEP = { command: ['sleep', '30'] };
+const SLEEP = { command: ['sleep', '600'] };
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -95,7 +95,7 @@ ${processProviderYaml()}`);
       { name: 'malformed', header: 'Bearer not.a-jwt', reason: 'malformed' },
       { name: 'forged', header: `Bearer ${await idp.mint({}, { key: 'forged' })}`, reason: 'signature' },
       { name: 'expired', header: `Bearer ${await idp.mint({ iat: now() - 900, exp: now() - 300 })}`, reason: 'expired' },
-      { name: 'not yet valid', header: `Bearer ${await idp.mint({ nbf: now() + 300 })}`, reason: 'not_yet_valid' },
+      { name: 'not yet valid', header: `Bearer ${await idp.mint({ nbf: now() + 3_600 })}`, reason: 'not_yet_valid' },
       { name: 'wrong audience', header: `Bearer ${await idp.token('ci-operator', { resource: 'urn:other-api' })}`, reason: 'audience' },
       { name: 'wrong issuer', header: `Bearer ${await idp.mint({ iss: 'https://keycloak.example/realms/other' })}`, reason: 'issuer' },
       { name: 'missing scope', header: `Bearer ${await idp.token('ci-reader')}`, reason: 'scope' },

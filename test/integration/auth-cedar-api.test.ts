@@ -13,7 +13,7 @@ import { examplesDir, policyFolder } from '../host/security/authzFixtures.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
 
-const SLEEP = { command: ['sleep', '30'] };
+const SLEEP = { command: ['sleep', '600'] };
 /** 0.5 cost units (one per GiB): within the cost-limit example's 10. */
 const SMALL = { memoryMiB: 512 };
 /** 16 cost units: over it. */
@@ -175,7 +175,7 @@ describe('the API authorized by the embedded Cedar engine (real host, real token
         ['malformed', 'Bearer not.a-jwt', 'malformed'],
         ['forged', `Bearer ${await idp.mint({}, { key: 'forged' })}`, 'signature'],
         ['expired', `Bearer ${await idp.mint({ iat: now() - 900, exp: now() - 300 })}`, 'expired'],
-        ['not yet valid', `Bearer ${await idp.mint({ nbf: now() + 300 })}`, 'not_yet_valid'],
+        ['not yet valid', `Bearer ${await idp.mint({ nbf: now() + 3_600 })}`, 'not_yet_valid'],
         ['wrong issuer', `Bearer ${await idp.mint({ iss: 'https://keycloak.example/realms/other' })}`, 'issuer'],
         ['wrong audience', `Bearer ${await idp.token('ci-operator', { resource: 'urn:other-api' })}`, 'audience'],
         ['missing scope', `Bearer ${await idp.token('ci-reader')}`, 'scope'],

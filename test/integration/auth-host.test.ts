@@ -17,6 +17,7 @@ import type { AuthzDecision, Authorizer, AuthzRequest } from '../../host/src/sec
 import { natsServerAvailable, startNatsServer, type NatsServer } from '../helpers/natsServer.ts';
 import { processProviderYaml } from '../helpers/startTestHost.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
+import { budget } from '../helpers/waitFor.ts';
 
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 
@@ -63,7 +64,7 @@ async function bootHost(yaml: (dir: string) => string, extra: { authorizer?: Aut
   return {
     host, dir, logs,
     async stop() {
-      await host.stop({ timeoutMs: 2_000 });
+      await host.stop({ timeoutMs: budget(30_000) });
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -142,7 +143,7 @@ bus:
   adapter: jetstream
   subjectPrefix: authcmd
   serveCommands: true
-  jetstream: { servers: ["${server.url}"], connectTimeoutMs: 5000, reconnectWaitMs: 100 }
+  jetstream: { servers: ["${server.url}"], connectTimeoutMs: 30000, reconnectWaitMs: 100 }
 security:
   authentication:
     mode: oidc
@@ -176,13 +177,13 @@ ${processPlugin}`, { authorizer: new AdminOrTenantRead(), audit });
       [undefined, 'missing'],
       [await idp.mint({}, { key: 'forged' }), 'signature'],
       [await idp.mint({ iat: now - 900, exp: now - 300 }), 'expired'],
-      [await idp.mint({ nbf: now + 300 }), 'not_yet_valid'],
+      [await idp.mint({ nbf: now + 3_600 }), 'not_yet_valid'],
       [await idp.token('ci-operator', { resource: 'urn:other-api' }), 'audience'],
       [await idp.mint({ iss: 'https://keycloak.example/realms/x' }), 'issuer'],
       [await idp.token('ci-reader'), 'scope'],
     ];
     for (const [i, [token, reason]] of cases.entries()) {
-      assert.deepEqual(failure(await client.send(list(`bad-${i}`, token), { timeoutMs: 5_000 })), { code: 'WM_ERR_AUTHENTICATION', reason });
+      assert.deepEqual(failure(await client.send(list(`bad-${i}`, token), { timeoutMs: budget(60_000) })), { code: 'WM_ERR_AUTHENTICATION', reason });
     }
     // Refusals are answered but never stored as the key's result, so a key is not bound to a 401 for ever.
     const jsm = await jetstreamManager(nc);
@@ -191,10 +192,10 @@ ${processPlugin}`, { authorizer: new AdminOrTenantRead(), audit });
 
   it('allows what the policy allows, denies the rest with 403-style WM_ERR_AUTHORIZATION', async () => {
     const operator = await idp.token('ci-operator');
-    const listed = await client.send(list('ok-list', operator), { timeoutMs: 5_000 });
+    const listed = await client.send(list('ok-list', operator), { timeoutMs: budget(60_000) });
     assert.equal(listed.ok, true, JSON.stringify(listed));
     const create: WorkerCommand = { operation: 'create', idempotencyKey: 'denied-create', params: { spec: { command: ['sleep', '30'] } }, auth: { token: operator } };
-    assert.deepEqual(failure(await client.send(create, { timeoutMs: 5_000 })), { code: 'WM_ERR_AUTHORIZATION', reason: 'denied' });
+    assert.deepEqual(failure(await client.send(create, { timeoutMs: budget(60_000) })), { code: 'WM_ERR_AUTHORIZATION', reason: 'denied' });
     assert.deepEqual((await t.host.workers.listWorkers()).map((w) => w.worker.workerId), [], 'nothing was created');
     const decisions = audit.entries.filter((e) => e.details?.['channel'] === 'bus').map((e) => `${e.decision} ${e.action}`);
     assert.deepEqual(decisions.slice(-2), ['allow worker:read', 'deny worker:create']);

@@ -9,7 +9,10 @@ import pino from 'pino';
 import { parseConfig } from '../../host/src/config/loadConfig.ts';
 import { Host } from '../../host/src/Host.ts';
 import type { Authorizer } from '../../host/src/security/authz/Authorizer.ts';
+import { collectOutput, finished } from '../helpers/childProcess.ts';
+import { killProcessWorkers } from '../helpers/processWorkers.ts';
 import { repoRoot } from '../helpers/startTestHost.ts';
+import { budget } from '../helpers/waitFor.ts';
 
 const main = path.join(repoRoot, 'host', 'src', 'cli', 'main.ts');
 
@@ -44,29 +47,14 @@ describe('wm API commands against a real host (process provider, REST API on por
   let token: string;
   const runs: Run[] = [];
 
-  /** Runs the real `wm` as a child process, the way a user does. */
-  function wm(args: string[], options: { env?: NodeJS.ProcessEnv; onStderr?: (text: string) => void; timeoutMs?: number } = {}): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { cwd: repoRoot, env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`wm ${args.join(' ')} did not finish in time; stdout: ${stdout}; stderr: ${stderr}`));
-      }, options.timeoutMs ?? 15_000);
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        options.onStderr?.(stderr);
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        const run = { code, stdout, stderr };
-        runs.push(run);
-        resolve(run);
-      });
-    });
+  /** Runs the real `wm` as a child process, the way a user does (several at once: each may take 10-15 s under load). */
+  async function wm(args: string[], options: { env?: NodeJS.ProcessEnv; onStderr?: (text: string) => void } = {}): Promise<Run> {
+    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], { cwd: repoRoot, env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onStderr = options.onStderr;
+    const { code, stdout, stderr } = await finished(child, `wm ${args.join(' ')}`, collectOutput(child, onStderr === undefined ? {} : { onStderr: (text) => onStderr(text) }), 90_000);
+    const run = { code, stdout, stderr };
+    runs.push(run);
+    return run;
   }
 
   before(async () => {
@@ -93,13 +81,15 @@ instances:
   });
 
   after(async () => {
-    await host?.stop({ timeoutMs: 2_000 });
+    await host?.stop({ timeoutMs: budget(30_000) });
+    // Process workers outlive their host by design; a test that failed before terminating its own leaves none behind.
+    await Promise.all((host?.registry.instances() ?? []).map((i) => (i.stateDir === undefined ? undefined : killProcessWorkers(i.stateDir))));
     await rm(dir, { recursive: true, force: true });
   });
 
   it('drives workers end to end: create (with progress), list, get, exec, logs -f, terminate; tables and --json', async () => {
     const [long, short] = await Promise.all([
-      wm(['workers', 'create', '--label', 'suite=cli', '-e', 'GREETING=hello', '--', 'sh', '-c', 'echo "$GREETING from worker"; echo to-stderr >&2; exec sleep 30']),
+      wm(['workers', 'create', '--label', 'suite=cli', '-e', 'GREETING=hello', '--', 'sh', '-c', 'echo "$GREETING from worker"; echo to-stderr >&2; exec sleep 600']),
       wm(['workers', 'create', '--json', '--label', 'suite=cli', '--', 'sh', '-c', 'echo line-1; sleep 1; echo line-2; echo line-3 >&2']),
     ]);
     assert.equal(long.code, 0, long.stderr);
@@ -137,7 +127,10 @@ instances:
     assert.equal(getTable.code, 0, getTable.stderr);
     assert.match(getTable.stdout, new RegExp(`^id:\\s+${longId}$`, 'm'));
     assert.match(getTable.stdout, /^phase:\s+Running$/m);
-    assert.deepEqual(JSON.parse(getJson.stdout), { instance: 'local', workerId: longId, state: { phase: 'Running' } });
+    const { record, ...status } = JSON.parse(getJson.stdout) as { record?: { id: string; history: Array<{ to: string }> } };
+    assert.deepEqual(status, { instance: 'local', workerId: longId, state: { phase: 'Running' }, phase: 'Running', stale: false });
+    assert.equal(record?.id, longId);
+    assert.ok(record?.history.some((h) => h.to === 'Running'), 'the ledger record and its history come with --json');
 
     // Plain exec behaves like the command: its output on our stdout/stderr, its exit code ours.
     assert.equal(exec.code, 7, exec.stderr);
@@ -160,10 +153,9 @@ instances:
     assert.ok(chunks.some((c) => c.stream === 'stdout' && c.data.includes('hello from worker')), logsJson.stdout);
     assert.ok(chunks.some((c) => c.stream === 'stderr' && c.data.includes('to-stderr')), logsJson.stdout);
 
-    const terminated = await wm(['workers', 'terminate', longId]);
+    const [terminated, again] = await Promise.all([wm(['workers', 'terminate', longId]), wm(['workers', 'terminate', shortId, '--json'])]);
     assert.equal(terminated.code, 0, terminated.stderr);
     assert.match(terminated.stdout, new RegExp(`^worker ${longId} on local: (Terminated|Failed)`));
-    const again = await wm(['workers', 'terminate', shortId, '--json']);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((JSON.parse(again.stdout) as { workerId: string }).workerId, shortId);
   });
@@ -173,7 +165,7 @@ instances:
     const events = await wm(['events', '--json', '--subject', 'ci.worker.created', '--worker', 'cli-evt-1', '--max', '1'], {
       // The stream is open (and subscribed) once wm says so: only then is the worker created, so nothing is missed.
       onStderr: (text) => {
-        if (created === undefined && text.includes('following events')) created = host.workers.createWorker({ workerId: 'cli-evt-1', spec: { command: ['sleep', '30'] } });
+        if (created === undefined && text.includes('following events')) created = host.workers.createWorker({ workerId: 'cli-evt-1', spec: { command: ['sleep', '600'] } });
       },
     });
     await created;
@@ -184,16 +176,25 @@ instances:
     assert.equal(envelope.busSubject, 'ci.worker.created');
 
     // Published while nobody was following: --after gets it from the server's recent history.
-    await host.workers.createWorker({ workerId: 'cli-evt-2', spec: { command: ['sleep', '30'] } });
+    await host.workers.createWorker({ workerId: 'cli-evt-2', spec: { command: ['sleep', '600'] } });
     await host.workers.terminateWorker('cli-evt-2');
     const missed = await wm(['events', '--json', '--subject', 'ci.worker.created', '--after', envelope.id, '--max', '1']);
     assert.equal(missed.code, 0, missed.stderr);
     assert.equal((JSON.parse(missed.stdout.trim()) as { subject: string }).subject, 'cli-evt-2');
 
-    // An id the server no longer holds: a warning on stderr, and the stream goes on live.
-    const gap = await wm(['events', '--json', '--after', 'evt-unknown', '--timeout', '1000']);
+    // An id the server no longer holds: a warning on stderr, and the stream goes on live: an event published after the
+    // warning arrives (and ends the command), where a fixed --timeout could run out before a loaded wm even connects.
+    let live: Promise<unknown> | undefined;
+    const gap = await wm(['events', '--json', '--subject', 'ci.worker.created', '--worker', 'cli-evt-3', '--after', 'evt-unknown', '--max', '1'], {
+      onStderr: (text) => {
+        if (live === undefined && text.includes('is not among the events')) live = host.workers.createWorker({ workerId: 'cli-evt-3', spec: { command: ['sleep', '600'] } });
+      },
+    });
+    await live;
+    await host.workers.terminateWorker('cli-evt-3');
     assert.equal(gap.code, 0, gap.stderr);
     assert.match(gap.stderr, /warning: event evt-unknown is not among the events this server still holds/);
+    assert.equal((JSON.parse(gap.stdout.trim()) as { subject: string }).subject, 'cli-evt-3');
   });
 
   it('lists providers and plugins, maps errors to documented exit codes, and never prints the token', async () => {

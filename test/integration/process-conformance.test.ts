@@ -34,8 +34,8 @@ instances:
         teardown: () => t.stop(),
       };
     },
-    longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 60`] }),
-    delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${(delayMs / 1000).toFixed(3)}; echo ${marker}; exec sleep 60`] }),
+    longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 600`] }),
+    delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${(delayMs / 1000).toFixed(3)}; echo ${marker}; exec sleep 600`] }),
     shortSpec: (marker, exitCode) => ({ command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
     secretProbe: {
       file: (p) => ['sh', '-c', `cat "$WM_SECRETS_DIR/${p}"`],

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { repoRoot } from '../helpers/startTestHost.ts';
-import { waitFor } from '../helpers/waitFor.ts';
+import { budget, waitFor, within } from '../helpers/waitFor.ts';
 
 // The host runs as a real process; a fixture credentials store blocks forever at one rotation step (after its change
 // is on disk, for create/promote/revoke) and touches a marker. The test SIGKILLs the host there, restarts it without
@@ -64,20 +64,22 @@ async function serve(t: TestContext, file: string, waitStarted: boolean): Promis
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const proc = Object.assign(child, { output: () => out });
-  if (waitStarted) await waitFor(() => out.includes("host 'crash' started") || child.exitCode !== null, () => `the host to start; output:\n${out}`, 15_000);
+  // A host start compiles TypeScript and loads a plugin thread: 30 s and more on a loaded machine.
+  if (waitStarted) await waitFor(() => out.includes("host 'crash' started") || child.exitCode !== null, () => `the host to start; output:\n${out}`, 90_000);
   assert.equal(child.exitCode, null, `host exited early:\n${out}`);
   return proc;
 }
 
 /** Resolves once the child exited and its output is all read ('close', not 'exit', which can come before the last output). */
-async function exited(child: ChildProcess): Promise<void> {
+async function exited(child: ChildProcess & { output: () => string }, what: string): Promise<void> {
   if ((child.exitCode !== null || child.signalCode !== null) && child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false) return;
-  await new Promise((resolve) => child.once('close', resolve));
+  await within(new Promise((resolve) => child.once('close', resolve)), () => `${what}; output:\n${child.output()}`, 60_000);
 }
 
-describe('rotation survives a host killed at every step', { concurrency: 1 }, () => {
+// Each step has its own folder, so two run side by side (each boots two hosts one after the other).
+describe('rotation survives a host killed at every step', { concurrency: 2 }, () => {
   for (const step of STEPS) {
-    it(`SIGKILL at '${step}': after restart the rotation is ${OUTCOME[step]} and no version is pending`, { timeout: 30_000 }, async (t) => {
+    it(`SIGKILL at '${step}': after restart the rotation is ${OUTCOME[step]} and no version is pending`, { timeout: budget(240_000) }, async (t) => {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-rotation-crash-'));
       t.after(() => rm(dir, { recursive: true, force: true }));
       const storeDir = path.join(dir, 'state', 'instances', 'vault');
@@ -91,10 +93,11 @@ describe('rotation survives a host killed at every step', { concurrency: 1 }, ()
 
       // First run: the version is years old, so the daily policy is due at once; the store blocks at the step.
       const host = await serve(t, first, false);
-      await waitFor(() => existsSync(marker) || host.exitCode !== null, () => `the store to block at '${step}'; output:\n${host.output()}`, 15_000);
+      // The host starts (seconds, far more under load), then the due rotation reaches the step.
+      await waitFor(() => existsSync(marker) || host.exitCode !== null, () => `the store to block at '${step}'; output:\n${host.output()}`, 90_000);
       assert.equal(host.exitCode, null, host.output());
       host.kill('SIGKILL');
-      await exited(host);
+      await exited(host, 'the killed host to end');
       const journalFile = path.join(dir, 'state', 'rotation', 'journal.json');
       const crashed = (JSON.parse(await readFile(journalFile, 'utf8')) as { entries: JournalEntry[] }).entries;
       assert.equal(crashed.length, 1);
@@ -112,7 +115,7 @@ describe('rotation survives a host killed at every step', { concurrency: 1 }, ()
       const journal = await waitFor(async () => {
         const entries = (JSON.parse(await readFile(journalFile, 'utf8')) as { entries: JournalEntry[] }).entries;
         return entries.every((e) => e.finishedAt !== undefined) && entries;
-      }, () => `every journal entry to finish; output:\n${again.output()}`, 8_000);
+      }, () => `every journal entry to finish; output:\n${again.output()}`, 30_000);
 
       const rotation = journal.find((e) => e.operation === 'rotate');
       assert.ok(rotation !== undefined);
@@ -132,7 +135,7 @@ describe('rotation survives a host killed at every step', { concurrency: 1 }, ()
       }
 
       again.kill('SIGTERM');
-      await exited(again);
+      await exited(again, 'the second host to stop on SIGTERM');
       assert.equal(again.exitCode, 0, `signal ${again.signalCode ?? 'none'}; output:\n${again.output()}`);
     });
   }

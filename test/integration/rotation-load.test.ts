@@ -6,7 +6,7 @@ import type { RotationRecord } from '../../host/src/secrets/rotation/RotationEng
 import { requireDocker } from '../helpers/requireDocker.ts';
 import { fingerprintOf, parseRotationReader, rotationReaderCommand, type RotationReaderReport } from '../helpers/rotationReader.ts';
 import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
-import { waitFor } from '../helpers/waitFor.ts';
+import { budget, waitFor } from '../helpers/waitFor.ts';
 import { IMAGE, newHostId, removeOwned, secretsRoot } from '../plugins/docker/helpers.ts';
 
 // Issue 5, "Rotation under load": 20 process workers and 5 Docker workers read a file-mounted secret (onRotation: hot)
@@ -47,7 +47,7 @@ async function logText(host: Host, workerId: string): Promise<string> {
 }
 
 describe('rotation under load: 20 process and 5 Docker workers read a hot file secret while it rotates 100 times', { skip }, () => {
-  it('no failed or torn read, every worker ends on the newest version, no read of a version after its grace period', { timeout: 90_000 }, async (t) => {
+  it('no failed or torn read, every worker ends on the newest version, no read of a version after its grace period', { timeout: budget(300_000) }, async (t) => {
     const hostId = newHostId('rotload');
     const key = randomBytes(32).toString('hex');
     const h = await startTestHost(`
@@ -112,13 +112,14 @@ instances:
       return workerIds.every((id) => lastVersionOf(id) === version);
     };
     const lagging = (version: string) => () => `every reader on version ${version}; not yet: ${workerIds.filter((id) => lastVersionOf(id) !== version).map((id) => `${id}@${lastVersionOf(id) ?? '?'}`).join(', ')}`;
-    await waitFor(() => allOn(first.version), lagging(first.version), 20_000, 100);
+    await waitFor(() => allOn(first.version), lagging(first.version), 60_000, 100);
 
     // One manual rotation triggered every 100 ms. The engine runs one rotation of a secret at a time, so a rotation
     // triggered while the previous one runs waits for it (its latencyMs includes that wait).
     const started = Date.now();
     const runs: Array<Promise<{ record: RotationRecord; calledAt: number; resolvedAt: number }>> = [];
     for (let i = 0; i < ROTATIONS; i++) {
+      // The pacing is the load under test (a trigger every 100 ms), not a wait for something: it stays a sleep.
       await sleep(started + i * EVERY_MS - Date.now());
       const calledAt = Date.now();
       runs.push(
@@ -143,12 +144,12 @@ instances:
     const newest = String(Math.max(...versions));
     assert.equal((await creds.describe({ name: 'token' })).currentVersion, newest);
 
-    await waitFor(() => allOn(newest), lagging(newest), 20_000, 100);
+    await waitFor(() => allOn(newest), lagging(newest), 60_000, 100);
     // The last grace period ends GRACE_MS after the last rotation; then every rotation is completed (old version revoked).
     const history = await waitFor(() => {
       const rotations = host.rotation.history('token').filter((r) => r.operation === 'rotate');
       return rotations.length === ROTATIONS && rotations.every((r) => r.state === 'completed') && rotations;
-    }, () => `every rotation completed: ${host.rotation.history('token').filter((r) => r.state !== 'completed').map((r) => `${r.newVersion}:${r.state}/${r.step ?? ''}`).join(', ')}`, 10_000, 50);
+    }, () => `every rotation completed: ${host.rotation.history('token').filter((r) => r.state !== 'completed').map((r) => `${r.newVersion}:${r.state}/${r.step ?? ''}`).join(', ')}`, 60_000, 50);
     assert.equal(host.rotation.history('token').filter((r) => r.operation === 'rollback').length, 0, 'nothing rolled back');
     for (const v of await creds.listVersions({ name: 'token' })) {
       assert.equal(v.status, v.version === newest ? 'active' : 'revoked', `version ${v.version} is ${v.status}`);

@@ -3,14 +3,17 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { budget } from '../../helpers/waitFor.ts';
 import { harness, keyFile, tempDir } from './helpers.ts';
 
 describe('credentials-simple with several writers on one store', () => {
-  it('two instances writing at once lose no version (the store lock serialises read-modify-write)', { timeout: 20_000 }, async (t) => {
+  it('two instances writing at once lose no version (the store lock serialises read-modify-write)', { timeout: budget(120_000) }, async (t) => {
     const dir = await tempDir(t);
     const key = await keyFile(dir, 'key', 'k'.repeat(32));
-    const a = await harness(t, dir, key, { maxVersions: 1000 });
-    const b = await harness(t, dir, key, { maxVersions: 1000 });
+    // The last of 100 queued writes waits for the 99 before it: seconds on a loaded machine, past the 10 s default.
+    const config = { maxVersions: 1000, lockTimeoutMs: 120_000 };
+    const a = await harness(t, dir, key, config);
+    const b = await harness(t, dir, key, config);
     const n = 25;
     const writes: Array<Promise<{ version: string }>> = [];
     for (let i = 0; i < n; i += 1) {
@@ -40,7 +43,7 @@ describe('credentials-simple with several writers on one store', () => {
     assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.tmp')), [], 'no temporary file is left behind');
   });
 
-  it('a lock left by a dead writer is taken over once stale', { timeout: 20_000 }, async (t) => {
+  it('a lock left by a dead writer is taken over once stale', { timeout: budget(60_000) }, async (t) => {
     const dir = await tempDir(t);
     const key = await keyFile(dir, 'key', 'k'.repeat(32));
     const { writeFile, utimes } = await import('node:fs/promises');
@@ -52,9 +55,10 @@ describe('credentials-simple with several writers on one store', () => {
     assert.equal((await h.proxy.putSecret({ name: 'x', value: 'y' })).version, '1');
   });
 
-  it('a lock held by a live writer makes a write wait, then fail with WM_ERR_TIMEOUT, leaving the store as it was', { timeout: 20_000 }, async (t) => {
+  it('a lock held by a live writer makes a write wait, then fail with WM_ERR_TIMEOUT, leaving the store as it was', { timeout: budget(60_000) }, async (t) => {
     const dir = await tempDir(t);
     const key = await keyFile(dir, 'key', 'k'.repeat(32));
+    // The deadline under test (200 ms) is far shorter than the 30 s after which the held lock would count as stale.
     const h = await harness(t, dir, key, { lockTimeoutMs: 200 });
     await h.proxy.putSecret({ name: 'x', value: 'y' });
     const { writeFile } = await import('node:fs/promises');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { CredentialProviderContract } from '@worker-manager/plugin-sdk';
 import { repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 const KEY = 'host-test-key-material-0123456789';
 const PLAINTEXT = 'cross-thread-plaintext-5f2e9a';
@@ -18,8 +19,9 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-describe('credentials-simple inside the real host', () => {
-  it('boots from YAML with its key granted through env:, and serves secrets across the thread boundary', { timeout: 30_000 }, async (t) => {
+// Each test boots its own host in its own folder: they run side by side.
+describe('credentials-simple inside the real host', { concurrency: true }, () => {
+  it('boots from YAML with its key granted through env:, and serves secrets across the thread boundary', { timeout: budget(120_000) }, async (t) => {
     const host = await startTestHost(
       `
 host: { id: creds, stateDir: \${DIR}/state }
@@ -67,7 +69,7 @@ instances:
     for (const event of host.events) assert.ok(!JSON.stringify(event).includes(PLAINTEXT), JSON.stringify(event));
   });
 
-  it('fails to start with reason no-key when the key variable is not granted to its threads', { timeout: 30_000 }, async (t) => {
+  it('fails to start with reason no-key when the key variable is not granted to its threads', { timeout: budget(120_000) }, async (t) => {
     const host = await startTestHost(`
 host: { id: creds-nokey, stateDir: \${DIR}/state }
 plugins:
@@ -84,7 +86,7 @@ instances:
     assert.match(row?.error?.message ?? '', /WM_CREDS_KEY/);
   });
 
-  it('refuses the restricted tier, which cannot write its store, saying it needs isolation: trusted', { timeout: 30_000 }, async (t) => {
+  it('refuses the restricted tier, which cannot write its store, saying it needs isolation: trusted', { timeout: budget(120_000) }, async (t) => {
     const host = await startTestHost(`
 host: { id: creds-restricted, stateDir: \${DIR}/state }
 plugins:

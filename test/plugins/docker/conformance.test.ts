@@ -22,8 +22,8 @@ describe('docker provider (in-process harness)', { skip }, () => {
         },
       };
     },
-    longRunningSpec: (marker) => ({ image: IMAGE, command: ['sh', '-c', `echo ${marker}; exec sleep 60`] }),
-    delayedSpec: (marker, delayMs) => ({ image: IMAGE, command: ['sh', '-c', `sleep ${(delayMs / 1000).toFixed(3)}; echo ${marker}; exec sleep 60`] }),
+    longRunningSpec: (marker) => ({ image: IMAGE, command: ['sh', '-c', `echo ${marker}; exec sleep 600`] }),
+    delayedSpec: (marker, delayMs) => ({ image: IMAGE, command: ['sh', '-c', `sleep ${(delayMs / 1000).toFixed(3)}; echo ${marker}; exec sleep 600`] }),
     shortSpec: (marker, exitCode) => ({ image: IMAGE, command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
     secretProbe: {
       file: (p) => ['cat', `/run/secrets/${p}`],

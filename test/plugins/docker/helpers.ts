@@ -9,15 +9,14 @@ import { waitFor } from '../../helpers/waitFor.ts';
 
 export const IMAGE = 'local/busybox:latest';
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A fresh host id: every test owns what carries it, and nothing else. */
 export const newHostId = (tag: string): string => `t-${tag}-${randomBytes(3).toString('hex')}`;
 
-/** A container that prints `marker` and keeps running. */
+/** A container that prints `marker` and keeps running (600 s: longer than a test on a loaded machine; removed by labels). */
 export const longSpec = (marker: string, extra: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
   image: IMAGE,
-  command: ['sh', '-c', `echo ${marker}; exec sleep 60`],
+  command: ['sh', '-c', `echo ${marker}; exec sleep 600`],
   ...extra,
 });
 
@@ -68,10 +67,8 @@ export async function openHarness(
   return Object.assign(h, { hostId });
 }
 
-/** Polls `probe` until it returns something defined. */
-
 /** Waits until the worker is in a final state and returns it. */
-export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs = 8_000): Promise<WorkerState> {
+export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs?: number): Promise<WorkerState> {
   return waitFor(async () => {
     const s = await h.proxy.getWorkerStatus({ workerId });
     return s.phase === 'Terminated' || s.phase === 'Failed' ? s : undefined;
@@ -82,6 +79,16 @@ export function finalState(h: PluginHarness<'provider'>, workerId: string, timeo
 export function inspect(providerRef: string | undefined): Promise<Docker.ContainerInspectInfo> {
   if (providerRef === undefined) throw new Error('no providerRef');
   return docker.getContainer(providerRef).inspect();
+}
+
+/**
+ * A barrier on the engine's event stream: creates a worker that ends at once and waits for its WorkerTerminated. The
+ * plugin reports engine events in order, so anything the engine said about an earlier container has been reported
+ * by then: a test checks that something did NOT happen (a second event) after this, not after a fixed sleep.
+ */
+export async function eventBarrier(h: PluginHarness<'provider'>, workerId: string): Promise<void> {
+  await h.proxy.createWorker({ workerId, spec: { image: IMAGE, command: ['true'] } });
+  await waitFor(() => h.events.some((e) => e.workerId === workerId && e.type === 'WorkerTerminated'), `the WorkerTerminated of barrier worker ${workerId}`);
 }
 
 /** All log text of a worker. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { requireDocker } from '../../helpers/requireDocker.ts';
-import { docker, finalState, IMAGE, inspect, logText, longSpec, openHarness, ownedCounts, sleep, waitFor } from './helpers.ts';
+import { budget } from '../../helpers/waitFor.ts';
+import { docker, eventBarrier, finalState, IMAGE, inspect, logText, longSpec, openHarness, ownedCounts, waitFor } from './helpers.ts';
 
 const skip = await requireDocker();
 
@@ -77,7 +78,8 @@ describe('docker provider: lifecycle, resources and security', { skip, concurren
     const r = await h.proxy.terminateWorker({ workerId: 'stubborn', gracePeriodMs: 1_000 });
     const took = Date.now() - started;
     assert.deepEqual(r, { workerId: 'stubborn', state: { phase: 'Terminated', exitCode: 137 }, alreadyGone: false });
-    assert.ok(took >= 900 && took < 5_000, `waited the grace period (${took} ms)`);
+    // The state above proves the SIGKILL; the upper bound only tells a terminate that hangs from one load slowed.
+    assert.ok(took >= 900 && took < budget(30_000), `waited the grace period (${took} ms)`);
     await assert.rejects(inspect(w.providerRef), /no such container/i);
     assert.deepEqual(await h.proxy.terminateWorker({ workerId: 'stubborn' }), { workerId: 'stubborn', state: { phase: 'Terminated' }, alreadyGone: true });
     await assert.rejects(h.proxy.getWorkerStatus({ workerId: 'stubborn' }), expectCode('WM_ERR_NOT_FOUND'));
@@ -115,7 +117,7 @@ describe('docker provider: lifecycle, resources and security', { skip, concurren
     assert.deepEqual(state, { phase: 'Failed', reason: 'DeadlineExceeded', exitCode: 143 });
     assert.ok(Date.now() - started >= 800, 'not before the deadline');
     await waitFor(() => h.events.find((e) => e.workerId === 'late' && e.type === 'WorkerFailed' && e.reason === 'DeadlineExceeded'), 'WorkerFailed DeadlineExceeded');
-    await sleep(300);
+    await eventBarrier(h, 'late-barrier');
     assert.equal(h.events.filter((e) => e.workerId === 'late' && e.type === 'WorkerFailed').length, 1, 'one WorkerFailed');
     assert.deepEqual(await h.proxy.terminateWorker({ workerId: 'late' }), { workerId: 'late', state, alreadyGone: true });
   });
@@ -192,7 +194,7 @@ describe('docker provider: lifecycle, resources and security', { skip, concurren
 
   it('getLogs demultiplexes stdout and stderr with timestamps, and follow delivers later lines', async (t) => {
     const h = await openHarness(t);
-    await h.proxy.createWorker({ workerId: 'talk', spec: { image: IMAGE, command: ['sh', '-c', 'echo out1; echo err1 >&2; sleep 0.6; echo out2; exec sleep 60'] } });
+    await h.proxy.createWorker({ workerId: 'talk', spec: { image: IMAGE, command: ['sh', '-c', 'echo out1; echo err1 >&2; sleep 0.6; echo out2; exec sleep 600'] } });
     const follow = await h.proxy.getLogs({ workerId: 'talk', options: { follow: true } });
     const seen: string[] = [];
     for await (const c of follow) {

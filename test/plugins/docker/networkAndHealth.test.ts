@@ -3,7 +3,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { requireDocker } from '../../helpers/requireDocker.ts';
-import { docker, IMAGE, inspect, openHarness, ownedCounts, sleep, waitFor } from './helpers.ts';
+import { docker, eventBarrier, IMAGE, inspect, openHarness, ownedCounts, waitFor } from './helpers.ts';
 
 const skip = await requireDocker();
 
@@ -83,13 +83,14 @@ describe('docker provider: networking and health checks', { skip, concurrency: t
     const h = await openHarness(t);
     const w = await h.proxy.createWorker({
       workerId: 'healthy',
-      spec: { ...httpSpec('ok'), healthCheck: { type: 'http', port: 8080, path: '/index.html', intervalMs: 200, timeoutMs: 1_000, retries: 2, startPeriodMs: 0 } },
+      // A check of a healthy server must not time out on a loaded machine (10 s); a broken one fails at once (404).
+      spec: { ...httpSpec('ok'), healthCheck: { type: 'http', port: 8080, path: '/index.html', intervalMs: 200, timeoutMs: 10_000, retries: 2, startPeriodMs: 0 } },
     });
     assert.equal(w.state.phase, 'Running', 'createWorker returns once healthy');
     const hc = (await inspect(w.providerRef)).Config.Healthcheck;
     assert.deepEqual(hc?.Test, ['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:8080/index.html || exit 1']);
     assert.equal(hc?.Interval, 200_000_000);
-    assert.equal(hc?.Timeout, 1_000_000_000);
+    assert.equal(hc?.Timeout, 10_000_000_000);
     assert.equal(hc?.Retries, 2);
     await waitFor(() => h.events.find((e) => e.workerId === 'healthy' && e.type === 'WorkerStateChanged' && e.newState.phase === 'Running'), 'Creating -> Running event');
     // Break it: the check starts failing and the worker becomes Failed{Unhealthy} and is stopped.
@@ -102,7 +103,7 @@ describe('docker provider: networking and health checks', { skip, concurrency: t
       return s.phase === 'Failed' && s.exitCode !== undefined ? s : undefined;
     }, 'the unhealthy worker to be stopped');
     assert.equal(final.phase === 'Failed' && final.reason, 'Unhealthy');
-    await sleep(300);
+    await eventBarrier(h, 'healthy-barrier');
     assert.equal(h.events.filter((e) => e.workerId === 'healthy' && e.type === 'WorkerFailed').length, 1, 'one WorkerFailed');
   });
 
@@ -110,13 +111,14 @@ describe('docker provider: networking and health checks', { skip, concurrency: t
     const h = await openHarness(t);
     const w = await h.proxy.createWorker({
       workerId: 'sick',
-      spec: { image: IMAGE, command: ['sleep', '60'], healthCheck: { type: 'tcp', port: 9, intervalMs: 200, timeoutMs: 1_000, retries: 1 } },
+      spec: { image: IMAGE, command: ['sleep', '600'], healthCheck: { type: 'tcp', port: 9, intervalMs: 200, timeoutMs: 1_000, retries: 1 } },
     });
     assert.equal(w.state.phase === 'Failed' && w.state.reason, 'Unhealthy');
     assert.deepEqual((await inspect(w.providerRef)).Config.Healthcheck?.Test, ['CMD-SHELL', 'nc -w 1 127.0.0.1 9 </dev/null >/dev/null 2>&1 || exit 1']);
     const c = await h.proxy.createWorker({
       workerId: 'cmd',
-      spec: { image: IMAGE, command: ['sleep', '60'], healthCheck: { type: 'command', command: ['true'], intervalMs: 200, retries: 1 } },
+      // `true` passes at once; the deadline is only there so a loaded engine cannot time it out.
+      spec: { image: IMAGE, command: ['sleep', '600'], healthCheck: { type: 'command', command: ['true'], intervalMs: 200, timeoutMs: 30_000, retries: 1 } },
     });
     assert.equal(c.state.phase, 'Running');
     assert.deepEqual((await inspect(c.providerRef)).Config.Healthcheck?.Test, ['CMD', 'true']);

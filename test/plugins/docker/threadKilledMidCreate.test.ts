@@ -6,13 +6,14 @@ import { describe, it } from 'node:test';
 import { Worker as Thread } from 'node:worker_threads';
 import type { RuntimeSpec, SecretMount } from '@worker-manager/plugin-sdk';
 import { requireDocker } from '../../helpers/requireDocker.ts';
+import { budget, within } from '../../helpers/waitFor.ts';
 import { docker, IMAGE, newHostId, openHarness, removeOwned, secretsRoot, waitFor } from './helpers.ts';
 
 const skip = await requireDocker();
 const COUNT = 20;
 
 describe('docker provider: a plugin thread killed while creating 20 workers', { skip }, () => {
-  it('leaves no unowned resource: every container is listed, and cleanup removes whatever no listed worker claims', { timeout: 30_000 }, async (t) => {
+  it('leaves no unowned resource: every container is listed, and cleanup removes whatever no listed worker claims', { timeout: budget(180_000) }, async (t) => {
     const hostId = newHostId('kill');
     t.after(() => removeOwned(hostId));
     const stateDir = await mkdtemp(path.join(os.tmpdir(), 'wm-docker-kill-'));
@@ -21,7 +22,7 @@ describe('docker provider: a plugin thread killed while creating 20 workers', { 
     // Every third worker has its own network (Strict) and every other one a secret folder: each kind of resource
     // a dying create can leave behind.
     const workers = Array.from({ length: COUNT }, (_, i) => {
-      const spec: RuntimeSpec = { image: IMAGE, command: ['sleep', '60'], resources: { memoryMiB: 16 } };
+      const spec: RuntimeSpec = { image: IMAGE, command: ['sleep', '600'], resources: { memoryMiB: 16 } };
       if (i % 3 === 0) spec.network = { type: 'Isolated', isolation: 'Strict' };
       const secrets: SecretMount[] = i % 2 === 0 ? [{ strategy: 'file', name: 's', version: '1', path: 'token', value: `v${i}` }] : [];
       return { workerId: `k${i}`, spec, secrets };
@@ -34,12 +35,17 @@ describe('docker provider: a plugin thread killed while creating 20 workers', { 
     thread.on('message', (m: string) => {
       if (m.startsWith('created:')) created++;
     });
-    await new Promise<void>((resolve, reject) => {
-      thread.on('message', (m) => m === 'creating' && resolve());
-      thread.once('error', reject);
-    });
+    // The thread compiles the plugin first: seconds, far more on a loaded machine.
+    await within(
+      new Promise<void>((resolve, reject) => {
+        thread.on('message', (m) => m === 'creating' && resolve());
+        thread.once('error', reject);
+      }),
+      'the plugin thread to start creating',
+      90_000,
+    );
     // Kill it mid-flight: once the engine holds a few of its containers, well before all 20 are up.
-    await waitFor(async () => ((await docker.listContainers({ all: true, filters: { label: [`worker-manager/host=${hostId}`] } })).length >= 3 ? true : undefined), 'the first containers', 10_000);
+    await waitFor(async () => ((await docker.listContainers({ all: true, filters: { label: [`worker-manager/host=${hostId}`] } })).length >= 3 ? true : undefined), 'the first containers', 60_000);
     await thread.terminate();
     const atKill = await docker.listContainers({ all: true, filters: { label: [`worker-manager/host=${hostId}`] } });
     t.diagnostic(`killed after ${created} creates returned; ${atKill.length} containers existed (${atKill.filter((c) => c.State === 'created').length} never started)`);
@@ -60,10 +66,10 @@ describe('docker provider: a plugin thread killed while creating 20 workers', { 
       if (folders.some((f) => !incarnations.has(f))) return undefined;
       return true;
     };
-    await waitFor(invariant, 'listWorkers + cleanup to account for every resource', 15_000);
+    await waitFor(invariant, 'listWorkers + cleanup to account for every resource', 60_000);
 
     // Everything listed can be terminated, after which only the instance network remains.
-    for (const w of await h.proxy.listWorkers({})) await h.proxy.terminateWorker({ workerId: w.workerId, gracePeriodMs: 0 });
+    await Promise.all((await h.proxy.listWorkers({})).map((w) => h.proxy.terminateWorker({ workerId: w.workerId, gracePeriodMs: 0 })));
     const label = [`worker-manager/host=${hostId}`];
     await waitFor(async () => (await docker.listContainers({ all: true, filters: { label } })).length === 0, 'every container removed');
     const left = await docker.listNetworks({ filters: { label } });

@@ -8,12 +8,11 @@ runProviderConformance({
     const harness = await createPluginHarness(plugin, { config: { defaultGracePeriodMs: 2_000 } });
     return { provider: harness.proxy, events: () => harness.events, teardown: () => harness.close() };
   },
-  longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 30`] }),
-  delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${delayMs / 1000}; echo ${marker}; exec sleep 30`] }),
+  longRunningSpec: (marker) => ({ command: ['sh', '-c', `echo ${marker}; exec sleep 600`] }),
+  delayedSpec: (marker, delayMs) => ({ command: ['sh', '-c', `sleep ${delayMs / 1000}; echo ${marker}; exec sleep 600`] }),
   shortSpec: (marker, exitCode) => ({ command: ['sh', '-c', `echo ${marker}; exit ${exitCode}`] }),
   secretProbe: {
     file: (p) => ['sh', '-c', `cat "$WM_SECRETS_DIR/${p}"`],
     env: (name) => ['sh', '-c', `printf %s "$${name}"`],
   },
-  testTimeoutMs: 10_000,
 });

@@ -5,9 +5,8 @@ import type { TestContext } from 'node:test';
 import plugin from '@worker-manager/plugin-process';
 import type { WorkerState } from '@worker-manager/plugin-sdk';
 import { createPluginHarness, type PluginHarness } from '@worker-manager/plugin-sdk/testing';
+import { killProcessWorkers } from '../../helpers/processWorkers.ts';
 import { waitFor } from '../../helpers/waitFor.ts';
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A temp state dir whose worker processes are all killed, and which is removed, when the test ends. node:test runs
@@ -17,28 +16,10 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export async function tempStateDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-process-test-'));
   t.after(async () => {
-    await killAll(dir);
+    await killProcessWorkers(dir);
     await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   });
   return dir;
-}
-
-/** SIGKILLs the process group of every worker recorded under a state dir (cleanup that works even after a failure). */
-export async function killAll(stateDir: string): Promise<void> {
-  let ids: string[] = [];
-  try {
-    ids = await readdir(path.join(stateDir, 'workers'));
-  } catch {
-    return;
-  }
-  for (const id of ids) {
-    try {
-      const meta = JSON.parse(await readFile(path.join(stateDir, 'workers', id, 'meta.json'), 'utf8')) as { pid: number };
-      process.kill(-meta.pid, 'SIGKILL');
-    } catch {
-      // no meta, or already gone
-    }
-  }
 }
 
 /** A harness on `stateDir` (a fresh temp one by default), closed when the test ends. */
@@ -49,10 +30,8 @@ export async function openHarness(t: TestContext, config: Record<string, unknown
   return harness;
 }
 
-/** Polls `probe` until it returns something defined. */
-
 /** Waits until the worker is in a final state and returns it. */
-export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs = 5_000): Promise<WorkerState> {
+export function finalState(h: PluginHarness<'provider'>, workerId: string, timeoutMs?: number): Promise<WorkerState> {
   return waitFor(async () => {
     const s = await h.proxy.getWorkerStatus({ workerId });
     return s.phase === 'Terminated' || s.phase === 'Failed' ? s : undefined;

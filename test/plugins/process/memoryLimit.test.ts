@@ -24,10 +24,11 @@ describe('process plugin: memory limit (RLIMIT_AS)', () => {
 
   it('executeCommand runs under the worker memory limit too', async (t) => {
     const h = await openHarness(t);
-    await h.proxy.createWorker({ workerId: 'limited', spec: { command: ['sleep', '30'], resources: { memoryMiB: 32 } } });
+    await h.proxy.createWorker({ workerId: 'limited', spec: { command: ['sleep', '600'], resources: { memoryMiB: 32 } } });
     const r = await h.proxy.executeCommand({ workerId: 'limited', command: ['sh', '-c', 'ulimit -v'] });
     assert.equal(r.stdout.trim(), String(32 * 1024));
-    const hog = await h.proxy.executeCommand({ workerId: 'limited', command: ALLOCATE, timeoutMs: 5_000 });
+    // The deadline only stops a runaway (no limit) allocation: it fails at the limit within a second, or a few under load.
+    const hog = await h.proxy.executeCommand({ workerId: 'limited', command: ALLOCATE, timeoutMs: 30_000 });
     assert.notEqual(hog.exitCode, 0);
     assert.match(hog.stderr, /out of memory/i);
     await h.proxy.terminateWorker({ workerId: 'limited' });
@@ -36,7 +37,7 @@ describe('process plugin: memory limit (RLIMIT_AS)', () => {
   it('getCapacity counts the memory quota of running workers', async (t) => {
     const h = await openHarness(t);
     const before = await h.proxy.getCapacity({});
-    await h.proxy.createWorker({ workerId: 'quota', spec: { command: ['sleep', '30'], resources: { memoryMiB: 64, storageMiB: 10 } } });
+    await h.proxy.createWorker({ workerId: 'quota', spec: { command: ['sleep', '600'], resources: { memoryMiB: 64, storageMiB: 10 } } });
     const during = await h.proxy.getCapacity({});
     assert.equal(during.used.memoryMiB, before.used.memoryMiB + 64);
     assert.equal(during.used.storageMiB, before.used.storageMiB + 10);

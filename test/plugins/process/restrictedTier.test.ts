@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 describe('process plugin under the restricted tier', () => {
-  it('refuses to start, saying it needs isolation: trusted', { timeout: 20_000 }, async (t) => {
+  it('refuses to start, saying it needs isolation: trusted', { timeout: budget(120_000) }, async (t) => {
     const host = await startTestHost(`
 host: { id: restricted, stateDir: \${DIR}/state }
 plugins:

@@ -16,7 +16,7 @@ describe('process plugin: secrets', () => {
       { strategy: 'file', name: 'tls', version: '2', path: '/tls/key.pem', value: fileValue },
     ];
     // The worker proves it got both, by length only: its log must not hold the values.
-    const script = 'printf %s "$DB_PASSWORD" | wc -c; wc -c < "$WM_SECRETS_DIR/tls/key.pem"; exec sleep 30';
+    const script = 'printf %s "$DB_PASSWORD" | wc -c; wc -c < "$WM_SECRETS_DIR/tls/key.pem"; exec sleep 600';
     await h.proxy.createWorker({ workerId: 'vault', spec: { command: ['sh', '-c', script] }, secrets });
 
     const env = await h.proxy.executeCommand({ workerId: 'vault', command: ['sh', '-c', 'printf %s "$DB_PASSWORD"'] });
@@ -74,7 +74,7 @@ describe('process plugin: secrets', () => {
     const h = await openHarness(t);
     await h.proxy.createWorker({
       workerId: 'keeper',
-      spec: { command: ['sleep', '30'] },
+      spec: { command: ['sleep', '600'] },
       secrets: [{ strategy: 'env', name: 'db', version: '1', envName: 'PASSWORD', value: 'kept' }],
     });
     await h.proxy.restartWorker({ workerId: 'keeper' });

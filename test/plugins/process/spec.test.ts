@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isWorkerManagerError, type RuntimeSpec } from '@worker-manager/plugin-sdk';
 import { checkSpec } from '../../../plugins/process/src/checkSpec.ts';
-import { finalState, logText, openHarness, sleep, tempStateDir, waitFor } from './helpers.ts';
+import { finalState, logText, openHarness, tempStateDir, waitFor } from './helpers.ts';
 
 const code = (c: string) => (e: unknown): boolean => {
   assert.ok(isWorkerManagerError(e), String(e));
@@ -66,8 +67,8 @@ describe('process plugin: what a spec may ask for', () => {
 
   it('enforces maxWorkers and refuses quotas larger than the machine with WM_ERR_RESOURCE_EXHAUSTED', async (t) => {
     const h = await openHarness(t, { maxWorkers: 1 });
-    await h.proxy.createWorker({ workerId: 'only', spec: { command: ['sleep', '30'] } });
-    await assert.rejects(h.proxy.createWorker({ workerId: 'second', spec: { command: ['sleep', '30'] } }), code('WM_ERR_RESOURCE_EXHAUSTED'));
+    await h.proxy.createWorker({ workerId: 'only', spec: { command: ['sleep', '600'] } });
+    await assert.rejects(h.proxy.createWorker({ workerId: 'second', spec: { command: ['sleep', '600'] } }), code('WM_ERR_RESOURCE_EXHAUSTED'));
     await assert.rejects(h.proxy.getWorkerStatus({ workerId: 'second' }), code('WM_ERR_NOT_FOUND'));
     await h.proxy.terminateWorker({ workerId: 'only' });
     const capacity = await h.proxy.getCapacity({});
@@ -80,7 +81,7 @@ describe('process plugin: what a spec may ask for', () => {
 
   it('executeCommand: caps output, refuses a paused or ended worker with WM_ERR_CONFLICT', async (t) => {
     const h = await openHarness(t, { maxExecOutputBytes: 1_024 });
-    await h.proxy.createWorker({ workerId: 'exec', spec: { command: ['sleep', '30'] } });
+    await h.proxy.createWorker({ workerId: 'exec', spec: { command: ['sleep', '600'] } });
     const big = await h.proxy.executeCommand({ workerId: 'exec', command: ['sh', '-c', 'head -c 5000 /dev/zero | tr "\\0" x; echo tail >&2'] });
     assert.equal(big.stdout.length, 1_024);
     assert.equal(big.truncated, true);
@@ -104,6 +105,8 @@ describe('process plugin: what a spec may ask for', () => {
     assert.equal(await logText(first, 'old'), 'kept\n');
     assert.deepEqual(await first.proxy.getWorkerStatus({ workerId: 'old' }), { phase: 'Terminated', exitCode: 0 });
     await first.close();
+    // Not a wait for an event: a folder is collected once it finished strictly more than retainFinishedMs (0) ago,
+    // so some time must have passed. Load only lengthens it.
     await sleep(20);
     const second = await openHarness(t, { retainFinishedMs: 0 }, stateDir);
     await waitFor(async () => ((await second.proxy.listWorkers({})).length === 0 ? true : undefined), 'garbage collection');
@@ -112,7 +115,7 @@ describe('process plugin: what a spec may ask for', () => {
 
   it('records meta.json with pid, start time and owner labels', async (t) => {
     const h = await openHarness(t);
-    const w = await h.proxy.createWorker({ workerId: 'meta', spec: { command: ['sleep', '30'], labels: { team: 'ci' } } });
+    const w = await h.proxy.createWorker({ workerId: 'meta', spec: { command: ['sleep', '600'], labels: { team: 'ci' } } });
     const meta = JSON.parse(await readFile(path.join(h.stateDir, 'workers', 'meta', 'meta.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(meta['pid'], Number(w.providerRef));
     assert.match(String(meta['startTime']), /^\d+$/);
