@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import type { EventEnvelope } from '../../host/src/bus/EventEnvelope.ts';
-import { fixturePlugin, repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { fixturePlugin, processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 import { budget, waitFor } from '../helpers/waitFor.ts';
 
 // The host's worker ledger, through a real host: the in-memory echo provider where only the ledger's behaviour
@@ -18,13 +18,7 @@ instances:
 
 const processYaml = (stateDir: string): string => `
 host: { id: h-ledger-proc, stateDir: ${stateDir} }
-plugins:
-  - name: process
-    package: ${repoRoot}plugins/process
-    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
-instances:
-  - { name: a, plugin: process, default: true }
-`;
+${processProviderYaml('a')}`;
 
 const SLEEP = { command: ['sleep', '600'] };
 

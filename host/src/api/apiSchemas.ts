@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { RotationRecord } from '../secrets/rotation/RotationRecord.ts';
-import { WorkerRecord } from '../workers/ledger/workerRecord.ts';
+import { LedgerPhase, WorkerRecord } from '../workers/ledger/workerRecord.ts';
 import {
   CapacityInfo, CommandLine, ErrorCategory, ExecutionResult, LABEL_KEY_PATTERN, Labels, LogChunk, LogOptions, MAX_LABEL_VALUE_LENGTH, MAX_LABELS, PluginKind, RuntimeSpec, SecretVersion,
   Worker, WorkerId, WorkerState,
@@ -74,12 +74,11 @@ export const ListWorkersQuery = Type.Object(
 export type ListWorkersQuery = Static<typeof ListWorkersQuery>;
 
 /**
- * A worker as the ledger holds it: the provider-contract view (`worker`), whether that may be out of date (`stale`:
- * its provider instance is not running), and the whole record (spec with secret names only, state with reason and
- * exit code, the time each phase was entered, history), absent only for a worker the ledger does not know yet.
+ * A worker in a listing: the provider-contract view (`worker`), the ledger's finer `phase`, and whether that may be
+ * out of date (`stale`: its provider instance is not running). `GET /v1/workers/{id}` has the whole record.
  */
 export const ListedWorker = Type.Object(
-  { instance: Type.String(), worker: Worker, stale: Type.Boolean(), record: Type.Optional(WorkerRecord) },
+  { instance: Type.String(), worker: Worker, phase: LedgerPhase, stale: Type.Boolean() },
   { additionalProperties: false },
 );
 
@@ -99,7 +98,7 @@ export const WorkerStateResult = Type.Object({ workerId: WorkerId, state: Worker
 
 /** Answer of `GET /v1/workers/{id}`: the worker's state (as the provider contract says it) and its ledger record. */
 export const WorkerStatus = Type.Object(
-  { instance: Type.String(), workerId: WorkerId, state: WorkerState, stale: Type.Boolean(), record: Type.Optional(WorkerRecord) },
+  { instance: Type.String(), workerId: WorkerId, state: WorkerState, phase: LedgerPhase, stale: Type.Boolean(), record: Type.Optional(WorkerRecord) },
   { additionalProperties: false },
 );
 

@@ -104,8 +104,8 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
     schema: { summary: 'A worker: its state and its whole ledger record', params: WorkerParams, response: { 200: WorkerStatus, ...errors } },
     config: { action: 'worker:read', resource: workerResource },
   }, async (req) => {
-    const { instance, worker, stale, record } = await workers.getRecord(req.params.id, operationContext(req));
-    return { instance, workerId: req.params.id, state: worker.state, stale, ...(record === undefined ? {} : { record }) };
+    const { instance, worker, phase, stale, record } = await workers.getRecord(req.params.id, operationContext(req));
+    return { instance, workerId: req.params.id, state: worker.state, phase, stale, ...(record === undefined ? {} : { record }) };
   });
 
   app.delete<{ Params: WorkerParams; Querystring: TerminateQuery }>(

@@ -26,7 +26,7 @@ import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { SecretBroker } from '../secrets/SecretBroker.ts';
 import type { AuditSink } from '../security/audit/AuditSink.ts';
-import { TERMINAL_PHASES, ledgerStateOf, type ListQuery, type WorkerRecord } from './ledger/index.ts';
+import { TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type ListQuery, type WorkerRecord } from './ledger/index.ts';
 import { reconcileWithProvider } from './reconcileWithProvider.ts';
 import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfEvent, ledgerStateOfWorker, requestHash, workerOfRecord, type WorkerLedger } from './WorkerLedger.ts';
 import { assertSpecWithinLimits } from './assertSpecWithinLimits.ts';
@@ -62,11 +62,13 @@ export interface RoutedWorker {
   worker: Worker;
 }
 
-/** A worker as the ledger knows it: the provider-contract view, whether it may be out of date, and the whole record. */
+/** A worker as the ledger knows it: the provider-contract view, its ledger phase, whether it may be out of date. */
 export interface ListedWorker extends RoutedWorker {
+  /** The ledger's phase (finer than the contract's: Pending, Starting, Degraded, Recovering, Stopping ...). */
+  phase: LedgerPhase;
   /** True while the worker's provider instance cannot be asked (not running): its state is the last one known. */
   stale: boolean;
-  /** Absent only for a worker the ledger does not know yet (made behind the host's back). */
+  /** The whole record, on a single-worker read; absent in listings and for a worker the ledger does not know yet. */
   record?: WorkerRecord;
 }
 
@@ -272,7 +274,7 @@ export class WorkerService {
       const page = await ledger.store.list(ctx.tenant === undefined ? query : { ...query, tenant: ctx.tenant });
       const running = new Set(this.#providerNames());
       return {
-        items: page.items.map((record) => this.#listed(record, running)),
+        items: page.items.map((record) => this.#listed(record, running, false)),
         ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
       };
     });
@@ -291,7 +293,7 @@ export class WorkerService {
         // A worker the ledger does not know (made behind the host's back, not yet adopted): its provider's answer.
         const instance = (t.instance = await this.#route(workerId));
         const state = await this.#registry.provider(instance).getWorkerStatus({ workerId }, callOptions(ctx.correlationId));
-        return { instance, worker: { workerId, state, labels: this.#labels.get(workerId) ?? {}, createdAt: new Date(0).toISOString() }, stale: false };
+        return { instance, worker: { workerId, state, labels: this.#labels.get(workerId) ?? {}, createdAt: new Date(0).toISOString() }, phase: ledgerStateOf(state).phase, stale: false };
       }
       t.instance = record.instance;
       const running = new Set(this.#providerNames());
@@ -311,8 +313,10 @@ export class WorkerService {
     });
   }
 
-  #listed(record: WorkerRecord, running: ReadonlySet<string>): ListedWorker {
-    return { instance: record.instance, worker: workerOfRecord(record), stale: record.stale === true || (!TERMINAL_PHASES.has(record.state.phase) && !running.has(record.instance)), record };
+  /** A record as an answer: the contract view, its ledger phase, staleness, and (for one worker) the whole record. */
+  #listed(record: WorkerRecord, running: ReadonlySet<string>, whole = true): ListedWorker {
+    const stale = record.stale === true || (!TERMINAL_PHASES.has(record.state.phase) && !running.has(record.instance));
+    return { instance: record.instance, worker: workerOfRecord(record), phase: record.state.phase, stale, ...(whole ? { record } : {}) };
   }
 
   #requireLedger(): WorkerLedger {
