@@ -19,7 +19,7 @@ const spec = { command: ['sleep', '600'] };
 const yaml = (id: string, stateDir = '${DIR}/state'): string => `
 host: { id: ${id}, stateDir: ${stateDir}, logLevel: warn }
 api: { enabled: true, port: 0 }
-${processProviderYaml('local')}`;
+${processProviderYaml('local', '{ maxWorkers: 2000 }')}`;
 
 function line(metric: string, value: number, baseline: number, unit: string): void {
   const round = (n: number): number => Math.round(n * 1_000) / 1_000;
