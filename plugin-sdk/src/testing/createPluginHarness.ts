@@ -166,7 +166,7 @@ type AnyHandler = (params: unknown, call: CallContext) => unknown;
  * @example
  * const h = await createPluginHarness(plugin, { config: {} });
  * after(() => h.close());
- * const worker = await h.proxy.createWorker({ workerId: 'w1', spec: { command: ['sleep', '30'] } });
+ * const worker = await h.proxy.createWorker({ workerId: 'w1', spec: { command: ['sleep', '600'] } });
  */
 export async function createPluginHarness<K extends PluginKind, S extends TSchema>(
   definition: PluginDefinition<K, S>,

@@ -28,7 +28,10 @@ export interface ConformanceTarget {
   /** The capabilities the provider declares (name to version), e.g. the `capabilities` of its definition. */
   capabilities: Record<string, string>;
   setup(): Promise<ConformanceSession>;
-  /** A worker that prints `marker` and a newline to stdout, then keeps running for at least 30 s. */
+  /**
+   * A worker that prints `marker` and a newline to stdout, then keeps running until it is terminated (say `sleep 600`:
+   * on a loaded machine a test can take minutes, and a worker that ends by itself mid-test fails it).
+   */
   longRunningSpec(marker: string): RuntimeSpec;
   /** A worker that prints `marker` to stdout only after `delayMs`, then keeps running. Needed for `worker.logs.follow`. */
   delayedSpec?(marker: string, delayMs: number): RuntimeSpec;
@@ -39,16 +42,38 @@ export interface ConformanceTarget {
    * mounted at the relative `path`, and the value of an environment variable. Needed for `worker.secrets.refresh`.
    */
   secretProbe?: { file(path: string): string[]; env(name: string): string[] };
-  /** How long asynchronous effects (output in logs, events, exits) may take to show; default 8000 ms. */
+  /**
+   * How long asynchronous effects (output in logs, events, exits) may take to show before a test fails, in ms before
+   * {@link ConformanceTarget.timeFactor | timeFactor} scales it; default 20000. It bounds a failure (an event that never
+   * comes), so it is sized for a loaded machine, not for the expected time: a passing test waits only as long as the
+   * effect takes.
+   */
   settleMs?: number;
-  /** Timeout of each test; default 30000 ms. */
+  /** Timeout of each test, in ms before {@link ConformanceTarget.timeFactor | timeFactor} scales it; default 120000. */
   testTimeoutMs?: number;
+  /**
+   * Multiplies every wait and timeout of the suite (`settleMs`, `testTimeoutMs`, and its own internal waits) so that a
+   * slow or busy machine makes the suite slower, never red. Default: the `WM_TEST_TIME_FACTOR` environment variable, or
+   * 1. Must be a number >= 1.
+   */
+  timeFactor?: number;
 }
 
 type Provider = Proxied<WorkerProviderContract>;
 type LogStream = AsyncIterable<LogChunk> & { cancel(): void };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Default settle time and per-test timeout, before scaling: sized for a loaded 2-core machine, not an idle one. */
+const DEFAULT_SETTLE_MS = 20_000;
+const DEFAULT_TEST_TIMEOUT_MS = 120_000;
+
+function readTimeFactor(value: number | string | undefined, source: string): number {
+  if (value === undefined || value === '') return 1;
+  const factor = Number(value);
+  if (!Number.isFinite(factor) || factor < 1) throw new TypeError(`${source} must be a number >= 1, got '${String(value)}'`);
+  return factor;
+}
 
 async function expectCode(promise: Promise<unknown>, code: string, what: string): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -141,12 +166,23 @@ const isFinal = (s: WorkerState): boolean => s.phase === 'Terminated' || s.phase
  *   name: 'process', capabilities: plugin.capabilities,
  *   setup: async () => { const h = await createPluginHarness(plugin, { config: {} });
  *     return { provider: h.proxy, events: () => h.events, teardown: () => h.close() }; },
- *   longRunningSpec: (m) => ({ command: ['sh', '-c', `echo ${m}; exec sleep 30`] }),
+ *   longRunningSpec: (m) => ({ command: ['sh', '-c', `echo ${m}; exec sleep 600`] }),
  * });
+ *
+ * Waits and timeouts are sized for a loaded machine and scale with {@link ConformanceTarget.timeFactor} (by default
+ * the `WM_TEST_TIME_FACTOR` environment variable): a slow machine makes the suite slower, not red.
  */
 export function runProviderConformance(target: ConformanceTarget): void {
-  const settle = target.settleMs ?? 8_000;
-  const timeout = target.testTimeoutMs ?? 30_000;
+  const factor = target.timeFactor === undefined ? readTimeFactor(process.env['WM_TEST_TIME_FACTOR'], 'WM_TEST_TIME_FACTOR') : readTimeFactor(target.timeFactor, 'timeFactor');
+  const scaled = (ms: number): number => Math.round(ms * factor);
+  const settle = scaled(target.settleMs ?? DEFAULT_SETTLE_MS);
+  const timeout = scaled(target.testTimeoutMs ?? DEFAULT_TEST_TIMEOUT_MS);
+  // The worker of the follow test prints its marker this long after it starts. Creating it and opening the stream must
+  // fit in between (the test checks the marker is not there yet), so it is seconds, scaled like every other wait.
+  const followDelayMs = scaled(5_000);
+  // A timed-out command must come back well before the command would have ended by itself (600 s): this bound lies
+  // between the expected time (its 300 ms deadline) and that failure, with room for a loaded machine.
+  const execStopMs = scaled(60_000);
   const has = (capability: string): boolean => target.capabilities[capability] !== undefined;
   const run = randomBytes(3).toString('hex');
   const created = new Set<string>();
@@ -343,13 +379,19 @@ export function runProviderConformance(target: ConformanceTarget): void {
         assert.ok(target.delayedSpec !== undefined, 'the target must provide delayedSpec to test worker.logs.follow');
         const id = newId('follow');
         const marker = `late-${id}`;
-        await create(id, target.delayedSpec(marker, 1_500));
+        await create(id, target.delayedSpec(marker, followDelayMs));
         const stream = await p().getLogs({ workerId: id, options: { follow: true } });
         assert.ok(!textOf(await readAll(p(), id)).includes(marker), 'the marker is not there yet when following starts');
-        await readUntil(stream, (seen) => textOf(seen).includes(marker), settle, `'${marker}' through follow`);
+        await readUntil(stream, (seen) => textOf(seen).includes(marker), followDelayMs + settle, `'${marker}' through follow`);
         stream.cancel();
-        const r = await Promise.race([stream[Symbol.asyncIterator]().next(), sleep(2_000).then(() => 'stuck' as const)]);
-        assert.notEqual(r, 'stuck', 'a cancelled stream ends at once');
+        // The budget bounds a stream that never ends; one that ends does so at once and the race returns then.
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<'stuck'>((resolve) => {
+          timer = setTimeout(() => resolve('stuck'), settle);
+        });
+        const r = await Promise.race([stream[Symbol.asyncIterator]().next(), stuck]);
+        clearTimeout(timer);
+        assert.notEqual(r, 'stuck', `a cancelled stream ends (waited ${settle} ms)`);
         assert.equal((r as IteratorResult<LogChunk>).done, true);
         await terminate(id);
       });
@@ -375,10 +417,10 @@ export function runProviderConformance(target: ConformanceTarget): void {
         assert.ok(r.stderr.includes(`err-${id}`), `stderr: ${JSON.stringify(r.stderr)}`);
         assert.equal(r.timedOut, false);
         const started = Date.now();
-        const slow = await p().executeCommand({ workerId: id, command: ['sh', '-c', 'sleep 5'], timeoutMs: 300 });
+        const slow = await p().executeCommand({ workerId: id, command: ['sh', '-c', 'sleep 600'], timeoutMs: 300 });
         assert.equal(slow.timedOut, true);
         assert.notEqual(slow.exitCode, 0);
-        assert.ok(Date.now() - started < 4_000, 'a timed-out command is stopped');
+        assert.ok(Date.now() - started < execStopMs, `a timed-out command is stopped (took ${Date.now() - started} ms)`);
         await terminate(id);
       });
     }

@@ -5,6 +5,7 @@ import { Compile } from 'typebox/compile';
 import { ApiError } from '../../../host/src/api/apiSchemas.ts';
 import { createApiServer } from '../../../host/src/api/createApiServer.ts';
 import { repoRoot, fixturePlugin, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { budget, waitFor } from '../../helpers/waitFor.ts';
 
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 const apiError = Compile(ApiError);
@@ -54,7 +55,7 @@ instances:
   });
 
   it('creates a worker (201 { instance, worker }), merges labels and passes the correlation id to the service', async () => {
-    const res = await create({ spec: { command: ['sh', '-c', 'echo hello; exec sleep 30'], labels: { a: '1' } }, labels: { team: 'api' } }, { 'x-correlation-id': 'corr-create-1' });
+    const res = await create({ spec: { command: ['sh', '-c', 'echo hello; exec sleep 600'], labels: { a: '1' } }, labels: { team: 'api' } }, { 'x-correlation-id': 'corr-create-1' });
     assert.equal(res.statusCode, 201, res.body);
     assert.equal(res.headers['x-correlation-id'], 'corr-create-1');
     const body = res.json<{ instance: string; worker: { workerId: string; state: { phase: string }; labels: Record<string, string> } }>();
@@ -74,7 +75,7 @@ instances:
   });
 
   it('creates once per idempotency key, even for concurrent requests', async () => {
-    const payload = { spec: { command: ['sleep', '30'] }, labels: { idem: 'k' } };
+    const payload = { spec: { command: ['sleep', '600'] }, labels: { idem: 'k' } };
     const [one, two] = await Promise.all([create(payload, { 'idempotency-key': 'idem-1' }), create(payload, { 'idempotency-key': 'idem-1' })]);
     assert.equal(one.statusCode, 201);
     assert.equal(two.statusCode, 201);
@@ -87,7 +88,7 @@ instances:
   it('lists with provider, label and state filters, paginated by an opaque cursor without gaps or repeats', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await create({ workerId: `page-${i}`, spec: { command: ['sleep', '30'] }, labels: { batch: 'p' } });
+      const res = await create({ workerId: `page-${i}`, spec: { command: ['sleep', '600'] }, labels: { batch: 'p' } });
       assert.equal(res.statusCode, 201, res.body);
       ids.push(`page-${i}`);
     }
@@ -124,13 +125,17 @@ instances:
   });
 
   it('gets, execs in, pauses, resumes, restarts, reads logs of and terminates a worker', async () => {
-    const res = await create({ workerId: 'life-1', spec: { command: ['sh', '-c', 'echo line-a; echo line-b; exec sleep 30'] } });
+    const res = await create({ workerId: 'life-1', spec: { command: ['sh', '-c', 'echo line-a; echo line-b; exec sleep 600'] } });
     assert.equal(res.statusCode, 201, res.body);
 
     const got = await app.inject({ method: 'GET', url: '/v1/workers/life-1' });
-    assert.deepEqual(got.json(), { instance: 'a', workerId: 'life-1', state: { phase: 'Running' } });
+    const { record, ...status } = got.json<{ record?: { spec: { command?: string[] }; history: Array<{ to: string }>; instance: string } }>();
+    assert.deepEqual(status, { instance: 'a', workerId: 'life-1', state: { phase: 'Running' }, phase: 'Running', stale: false });
+    // The whole ledger record comes with it: the spec as requested and the state history.
+    assert.deepEqual(record?.spec.command, ['sh', '-c', 'echo line-a; echo line-b; exec sleep 600']);
+    assert.deepEqual(record?.history.map((h) => h.to), ['Creating', 'Running']);
 
-    const exec = await app.inject({ method: 'POST', url: '/v1/workers/life-1/exec', payload: { command: ['sh', '-c', 'echo $WM_WORKER_ID'], timeoutMs: 5_000 } });
+    const exec = await app.inject({ method: 'POST', url: '/v1/workers/life-1/exec', payload: { command: ['sh', '-c', 'echo $WM_WORKER_ID'], timeoutMs: budget(60_000) } });
     assert.equal(exec.statusCode, 200, exec.body);
     assert.equal(exec.json<{ stdout: string; exitCode: number }>().stdout.trim(), 'life-1');
 
@@ -146,12 +151,12 @@ instances:
 
     // The restarted command prints both lines again; wait for the log to hold all four.
     let chunks: Array<{ seq: number; data: string }> = [];
-    for (let i = 0; i < 80 && chunks.length < 4; i++) {
+    await waitFor(async () => {
       const logs = await app.inject({ method: 'GET', url: '/v1/workers/life-1/logs' });
       assert.equal(logs.statusCode, 200, logs.body);
       chunks = logs.json();
-      if (chunks.length < 4) await new Promise((r) => setTimeout(r, 25));
-    }
+      return chunks.length >= 4;
+    }, () => `four log lines of the restarted worker, got ${JSON.stringify(chunks)}`);
     assert.deepEqual(chunks.map((c) => c.data), ['line-a\n', 'line-b\n', 'line-a\n', 'line-b\n']);
     const since = await app.inject({ method: 'GET', url: `/v1/workers/life-1/logs?sinceSeq=${chunks[2]?.seq ?? -1}` });
     assert.deepEqual(since.json<Array<{ data: string }>>().map((c) => c.data), ['line-a\n', 'line-b\n']);
@@ -169,7 +174,7 @@ instances:
   });
 
   it('passes the request\'s correlation id to every WorkerService call (one log line per operation names it)', async () => {
-    const res = await create({ workerId: 'corr-1', spec: { command: ['sh', '-c', 'echo hi; exec sleep 30'] } });
+    const res = await create({ workerId: 'corr-1', spec: { command: ['sh', '-c', 'echo hi; exec sleep 600'] } });
     assert.equal(res.statusCode, 201, res.body);
     const calls: Array<[string, 'GET' | 'POST' | 'DELETE', string, object?]> = [
       ['getStatus', 'GET', '/v1/workers/corr-1'],
@@ -225,9 +230,9 @@ instances:
     assertError(await create({ spec: { image: 'busybox', command: ['true'] } }), 400, 'WM_ERR_COMPATIBILITY');
     assertError(await create({ provider: 'zzz', spec: { command: ['true'] } }), 404, 'HOST_ERR_INSTANCE_NOT_FOUND');
     assertError(await create({ provider: 'broken', spec: { command: ['true'] } }), 503, 'HOST_ERR_INSTANCE_UNAVAILABLE');
-    const first = await create({ provider: 'b', spec: { command: ['sleep', '30'] } });
+    const first = await create({ provider: 'b', spec: { command: ['sleep', '600'] } });
     assert.equal(first.statusCode, 201, first.body);
-    const body = assertError(await create({ provider: 'b', spec: { command: ['sleep', '30'] } }), 429, 'WM_ERR_RESOURCE_EXHAUSTED');
+    const body = assertError(await create({ provider: 'b', spec: { command: ['sleep', '600'] } }), 429, 'WM_ERR_RESOURCE_EXHAUSTED');
     assert.equal(body['category'], 'ResourceLimits');
     assertError(await create({ spec: { command: ['true'], secretRefs: [{ name: 'db', mount: 'env' }] } }), 500, 'WM_ERR_CONFIGURATION');
   });
@@ -281,7 +286,7 @@ instances:
   });
 
   it('forwards ports only through providers that can: 400 on the process provider, 404 for an unknown worker, 400 on a bad body', async () => {
-    const res = await create({ workerId: 'fwd-1', spec: { command: ['sleep', '30'] } });
+    const res = await create({ workerId: 'fwd-1', spec: { command: ['sleep', '600'] } });
     assert.equal(res.statusCode, 201, res.body);
     const refused = assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: { remotePort: 8080 } }), 400, 'WM_ERR_COMPATIBILITY');
     assert.deepEqual(refused['details'], { instance: 'a', missing: ['worker.portForward'] });

@@ -9,8 +9,8 @@ import { createEvent } from '../../../host/src/bus/createEvent.ts';
 import { RecentEvents } from '../../../host/src/api/recentEvents.ts';
 import type { Principal } from '../../../host/src/security/Principal.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { waitFor, within } from '../../helpers/waitFor.ts';
 import { openSse } from './sseClient.ts';
-
 
 /** The host's real bus, counting the subscriptions that are open (to see that a stream gives its own back). */
 function countingBus(bus: EventBus): { bus: EventBus; open: () => number } {
@@ -115,7 +115,7 @@ ${processProviderYaml()}`);
   it('carries the worker events of what the API itself does', async () => {
     const stream = await openSse(`${base}/v1/events?workerId=ev-1&type=${t.host.subjects.typeOf('workerCreated')}`);
     try {
-      const created = await app.inject({ method: 'POST', url: '/v1/workers', payload: { workerId: 'ev-1', spec: { command: ['sleep', '30'] } }, headers: { 'x-correlation-id': 'corr-ev-1' } });
+      const created = await app.inject({ method: 'POST', url: '/v1/workers', payload: { workerId: 'ev-1', spec: { command: ['sleep', '600'] } }, headers: { 'x-correlation-id': 'corr-ev-1' } });
       assert.equal(created.statusCode, 201, created.body);
       const [event] = await stream.waitFor(1);
       const envelope = JSON.parse(event?.data ?? '{}') as EventEnvelope<{ workerId: string; instance: string }>;
@@ -189,10 +189,7 @@ ${processProviderYaml()}`);
 
   it('gives its subscription back when the client goes away', async () => {
     // The server's own history of recent events is one subscription for as long as it runs.
-    const settle = async (n: number): Promise<void> => {
-      for (let i = 0; i < 800 && open() !== n; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(open(), n);
-    };
+    const settle = (n: number): Promise<boolean> => waitFor(() => open() === n, () => `${n} open subscription(s), found ${open()}`);
     // Streams of earlier tests were dropped by their clients too; the server may still be noticing.
     await settle(1);
     const stream = await openSse(`${base}/v1/events`);
@@ -241,9 +238,8 @@ instances: []
       const streams = await Promise.all([openSse(`${base}/v1/events`), openSse(`${base}/v1/events?type=x`)]);
       // Two streams and the server's history of recent events.
       assert.equal(counting.open(), 3);
-      const started = Date.now();
-      await app.close();
-      assert.ok(Date.now() - started < 3_000, 'close did not wait for the open streams');
+      // Without ending them, close() would wait for the open streams for ever.
+      await within(app.close(), 'close() to end the open streams rather than wait for them');
       for (const s of streams) assert.deepEqual(await s.closed, { ended: true });
       assert.equal(counting.open(), 0);
     } finally {
@@ -269,7 +265,7 @@ instances: []
         sent.push(event);
       }
       const ids = (events: EventEnvelope[] | undefined): string[] | undefined => events?.map((e) => e.id);
-      await waitUntil(() => recent.after(sent[5]!.id)?.length === 1);
+      await waitFor(() => recent.after(sent[5]!.id)?.length === 1, 'the history to hold the newest events');
       assert.deepEqual(ids(recent.after(sent[3]!.id)), ids(sent.slice(4)));
       assert.deepEqual(ids(recent.after(sent[6]!.id)), []);
       assert.equal(recent.after(sent[0]!.id), undefined, 'the oldest events are forgotten');
@@ -278,7 +274,7 @@ instances: []
       await t.host.bus.publish(sent[6]!);
       const marker = createEvent(t.host.subjects, 'test', 'pluginCrashed', { instance: 'marker', plugin: 'p', version: '1.0.0', state: 'crashed' });
       await t.host.bus.publish(marker);
-      await waitUntil(() => recent.after(marker.id) !== undefined);
+      await waitFor(() => recent.after(marker.id) !== undefined, 'the history to hold the marker');
       assert.deepEqual(ids(recent.after(sent[3]!.id)), ids([...sent.slice(4), marker]));
     } finally {
       recent.close();
@@ -286,8 +282,3 @@ instances: []
     }
   });
 });
-
-async function waitUntil(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 800 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(check(), 'condition not met within 8 s');
-}

@@ -86,7 +86,7 @@ instances:
       const plugins = (await app.inject({ method: 'GET', url: '/v1/plugins' })).json<{ plugins: Row[] }>().plugins;
       const inst = plugins.find((p) => p.name === 'exits')?.instances[0];
       return inst !== undefined && inst.restarts >= 1 && inst.state === 'running' ? inst : undefined;
-    }, 'the restart to show');
+    }, 'the restart to show', 60_000);
     assert.equal(row.restarts, 1);
     assert.equal(row.crashes, 1);
   });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { createApiServer } from '../../../host/src/api/createApiServer.ts';
 import { requireDocker } from '../../helpers/requireDocker.ts';
 import { repoRoot, startTestHost } from '../../helpers/startTestHost.ts';
-import { waitFor } from '../../helpers/waitFor.ts';
+import { budget, waitFor } from '../../helpers/waitFor.ts';
 import { IMAGE, newHostId, removeOwned, secretsRoot } from '../../plugins/docker/helpers.ts';
 
 const skip = await requireDocker();
@@ -37,12 +37,13 @@ instances:
     assert.match(body.endpoint, /^127\.0\.0\.1:\d+$/);
     const text = await waitFor(async () => {
       try {
-        const page = await fetch(`http://${body.endpoint}/index.html`, { signal: AbortSignal.timeout(1_000) });
+        // Bounds one attempt (a forward that is not up yet can leave a request hanging); the wait retries.
+        const page = await fetch(`http://${body.endpoint}/index.html`, { signal: AbortSignal.timeout(budget(5_000)) });
         return (await page.text()).trim();
       } catch {
         return undefined;
       }
-    }, 'the forward to answer');
+    }, 'the forward to answer', 60_000);
     assert.equal(text, 'forwarded');
     const again = await app.inject({ method: 'POST', url: '/v1/workers/web/port-forward', payload: { remotePort: 8080 } });
     assert.equal(again.json<{ endpoint: string }>().endpoint, body.endpoint, 'repeating returns the open forward');

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { DEFAULT_WAIT_MS, within } from '../../helpers/waitFor.ts';
 
 /** One Server-Sent Event as a client sees it. */
 export interface SseEvent {
@@ -31,7 +32,7 @@ export interface SseStream {
   events: SseEvent[];
   /** Resolves when the response is over: `ended` true when the server completed it, false when the connection dropped. */
   closed: Promise<{ ended: boolean }>;
-  /** Resolves once `count` events have arrived (rejects after `timeoutMs`). */
+  /** Resolves once `count` events have arrived (fails the test after `timeoutMs`, scaled as every test wait is). */
   waitFor(count: number, timeoutMs?: number): Promise<SseEvent[]>;
   /** Drops the connection, as a client that goes away would. */
   close(): void;
@@ -42,6 +43,10 @@ export interface SseStream {
  * arrived, so that whatever the caller does next happens after the stream started.
  */
 export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
+  return within(opening(url, headers), `the event stream ${url} to open`);
+}
+
+function opening(url: string, headers: Record<string, string>): Promise<SseStream> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
       const events: SseEvent[] = [];
@@ -58,18 +63,17 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
         headers: res.headers,
         events,
         closed,
-        waitFor(count, timeoutMs = 5_000) {
-          return new Promise((ok, fail) => {
-            const timer = setTimeout(() => fail(new Error(`only ${events.length} of ${count} events within ${timeoutMs} ms: ${JSON.stringify(events)}`)), timeoutMs);
+        waitFor(count, timeoutMs = DEFAULT_WAIT_MS) {
+          const arrived = new Promise<SseEvent[]>((ok) => {
             const check = (): void => {
               if (events.length < count) return;
-              clearTimeout(timer);
               waiters.splice(waiters.indexOf(check), 1);
               ok(events.slice(0, count));
             };
             waiters.push(check);
             check();
           });
+          return within(arrived, () => `${count} events, got ${events.length}: ${JSON.stringify(events)}`, timeoutMs);
         },
         close: () => req.destroy(),
       };

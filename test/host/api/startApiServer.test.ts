@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { parseConfig } from '../../../host/src/config/loadConfig.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
+import { waitFor, within } from '../../helpers/waitFor.ts';
 import { parseSseBlock, type SseEvent } from './sseClient.ts';
 
 const hostYaml = (id: string, port: number): string => `
@@ -27,7 +28,7 @@ const authFetch = (url: string, init: RequestInit = {}): Promise<Response> =>
  * client that goes away would. Resolves early when the server ends the stream or the connection drops.
  */
 function readSse(url: string, options: { lastEventId?: string; enough: (events: SseEvent[]) => boolean; onOpen?: (req: http.ClientRequest) => void }): Promise<{ events: SseEvent[]; status: number; ended: boolean; correlationId: string | undefined }> {
-  return new Promise((resolve, reject) => {
+  const reading = new Promise<{ events: SseEvent[]; status: number; ended: boolean; correlationId: string | undefined }>((resolve, reject) => {
     const events: SseEvent[] = [];
     const headers: Record<string, string> = { accept: 'text/event-stream', authorization: `Bearer ${token}` };
     if (options.lastEventId !== undefined) headers['last-event-id'] = options.lastEventId;
@@ -63,6 +64,7 @@ function readSse(url: string, options: { lastEventId?: string; enough: (events: 
     });
     req.on('error', (error) => reject(error));
   });
+  return within(reading, `the event stream ${url} to give enough events or end`);
 }
 
 describe('Host with api.enabled', () => {
@@ -95,7 +97,7 @@ describe('Host with api.enabled', () => {
     const created = await authFetch(`${base}/v1/workers`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ workerId: 'sse-1', spec: { command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done; exec sleep 30'] } }),
+      body: JSON.stringify({ workerId: 'sse-1', spec: { command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done; exec sleep 600'] } }),
     });
     assert.equal(created.status, 201, await created.clone().text());
     try {
@@ -103,9 +105,13 @@ describe('Host with api.enabled', () => {
       const first = await readSse(url, { enough: (e) => e.length >= 8 });
       assert.equal(first.status, 200);
       assert.equal(first.ended, false);
-      // The worker keeps writing while the client is away; those lines must arrive after the reconnect.
-      await new Promise((r) => setTimeout(r, 150));
       const last = first.events.at(-1)?.id ?? assert.fail('no event id');
+      // The worker keeps writing while the client is away; those lines must arrive after the reconnect. Wait until it
+      // has written some, so the resumed stream has to replay them.
+      await waitFor(async () => {
+        const missed = await authFetch(`${base}/v1/workers/sse-1/logs?sinceSeq=${Number(last) + 1}`);
+        return ((await missed.json()) as unknown[]).length >= 5;
+      }, 'the worker to write lines while the client is away');
       const second = await readSse(url, { lastEventId: last, enough: (e) => e.length >= 20 });
       assert.equal(second.status, 200);
       const all = [...first.events, ...second.events];
@@ -163,21 +169,28 @@ describe('Host stop with an open log stream', () => {
       const created = await authFetch(`${base}/v1/workers`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ workerId: 'sse-stop', spec: { command: ['sh', '-c', 'echo hi; exec sleep 30'] } }),
+        body: JSON.stringify({ workerId: 'sse-stop', spec: { command: ['sh', '-c', 'echo hi; exec sleep 600'] } }),
       });
       assert.equal(created.status, 201);
       pid = Number(((await created.json()) as { worker: { providerRef: string } }).worker.providerRef);
       let settled = false;
-      const reading = readSse(`${base}/v1/workers/sse-stop/logs?follow=true`, { enough: () => false });
+      let received = 0;
+      const reading = readSse(`${base}/v1/workers/sse-stop/logs?follow=true`, {
+        enough: (events) => {
+          received = events.length;
+          return false;
+        },
+      });
       void reading.then(() => (settled = true));
-      await new Promise((r) => setTimeout(r, 200));
+      // Barrier: the worker's line came through the open stream, so it was streaming (not ended) while the worker ran.
+      await waitFor(() => received >= 1, 'the worker\'s line on the open stream');
       assert.equal(settled, false, 'the stream is open while the worker runs');
-      const started = Date.now();
-      await t.stop();
+      await within(t.stop(), 'the host to stop', 60_000);
       const read = await reading;
+      // Had stop waited for the stream instead of ending it, the API's close timeout would have dropped the connection
+      // (ended false), however long that took.
       assert.equal(read.ended, true, 'the server ended the response rather than dropping the connection');
       assert.deepEqual(read.events.map((e) => e.event), ['log']);
-      assert.ok(Date.now() - started < 5_000, 'stop did not wait for the open stream');
       await assert.rejects(fetch(`${base}/healthz`));
     } finally {
       await t.stop();

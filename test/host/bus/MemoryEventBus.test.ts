@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { createEvent, MemoryEventBus, subjectIsSubset, subjectMatches, subjectsFor, subjectsIntersect, type EventEnvelope } from '../../../host/src/bus/index.ts';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 const subjects = subjectsFor('ci');
 const event = (n: number, workerId = 'w-1'): EventEnvelope =>
@@ -52,7 +53,7 @@ describe('MemoryEventBus', () => {
     const got: number[] = [];
     const other: number[] = [];
     bus.subscribe('ci.worker.>', async (e) => {
-      // A slow handler must not reorder what follows.
+      // A slow handler must not reorder what follows (the pause is the behaviour under test, not a wait).
       await new Promise((r) => setTimeout(r, (e.data as { n: number }).n % 2 === 0 ? 5 : 0));
       got.push((e.data as { n: number }).n);
     });
@@ -92,7 +93,7 @@ describe('MemoryEventBus', () => {
     const seen: number[] = [];
     const sub = bus.subscribe('ci.>', (e) => void seen.push((e.data as { n: number }).n));
     await bus.publish(event(1));
-    await new Promise((r) => setImmediate(r));
+    await waitFor(() => seen.length === 1, 'the first event to be delivered');
     sub.unsubscribe();
     await bus.publish(event(2));
     await bus.stop();

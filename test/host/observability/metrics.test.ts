@@ -7,6 +7,7 @@ import { MemoryEventBus } from '../../../host/src/bus/MemoryEventBus.ts';
 import { subjectsFor } from '../../../host/src/bus/subjects.ts';
 import { createMetrics } from '../../../host/src/observability/metrics.ts';
 import { LabelBudget, reasonFamily } from '../../../host/src/observability/metricsLabels.ts';
+import { waitFor } from '../../helpers/waitFor.ts';
 import { parseExposition, valueOf, type Sample } from './exposition.ts';
 
 const subjects = subjectsFor('ci');
@@ -156,8 +157,11 @@ describe('createMetrics', () => {
     await bus.publish(createEvent(subjects, 'h', 'workerTerminated', { instance: 'local', type: 'WorkerTerminated', workerId: 'w-1', timestamp: new Date().toISOString() }));
     await bus.stop();
     await assert.rejects(bus.publish(createEvent(subjects, 'h', 'workerFailed', { instance: 'local', type: 'WorkerFailed', workerId: 'w-1', reason: 'x', timestamp: new Date().toISOString() })));
-    await new Promise((resolve) => setImmediate(resolve));
-    const s = await scrape(m);
+    // The refused publish is timed once its rejection has gone through the instrumentation.
+    const s = await waitFor(async () => {
+      const samples = await scrape(m);
+      return valueOf(samples, 'event_publish_latency_ms_count', { subject: 'ci.worker.failed', status: 'error' }) > 0 && samples;
+    }, 'the refused publish to be timed');
     assert.deepEqual(wrapped, ['ci.worker.terminated', 'ci.worker.failed']);
     assert.equal(seen.length, 2);
     assert.equal(valueOf(s, 'event_publish_latency_ms_count', { subject: 'ci.worker.created', status: 'ok' }), 1);

@@ -53,9 +53,9 @@ instances:
 
   it('moves the create, terminate, error and failure series as process workers are created, terminated and fail', async () => {
     const before = (await scrape()).samples;
-    const running = await t.host.workers.createWorker({ workerId: 'w-metrics-run', spec: { command: ['sleep', '30'] } });
+    const running = await t.host.workers.createWorker({ workerId: 'w-metrics-run', spec: { command: ['sleep', '600'] } });
     // maxWorkers is 1: the provider itself refuses the second worker.
-    const refused = await t.host.workers.createWorker({ workerId: 'w-metrics-refused', spec: { command: ['sleep', '30'] } }).then(
+    const refused = await t.host.workers.createWorker({ workerId: 'w-metrics-refused', spec: { command: ['sleep', '600'] } }).then(
       () => assert.fail('the second create was accepted'),
       (error: WorkerManagerError) => error,
     );
@@ -90,14 +90,14 @@ instances:
       (error: WorkerManagerError) => error.code,
     );
     assert.equal(await crash(), 'HOST_ERR_PLUGIN_CRASHED');
-    await waitFor(() => t.host.registry.instance('bad').state === 'running', 'the first restart');
+    await waitFor(() => t.host.registry.instance('bad').state === 'running', 'the first restart', 60_000);
     const afterRestart = (await scrape()).samples;
     assert.equal(valueOf(afterRestart, 'plugin_restarts_total', { plugin_instance: 'bad', plugin: 'hostile-exit' }), 1);
     assert.equal(valueOf(afterRestart, 'plugin_crashes_total', { plugin_instance: 'bad', plugin: 'hostile-exit', reason: 'crash' }), 1);
     assert.equal(valueOf(afterRestart, 'plugin_quarantined', { plugin_instance: 'bad' }), 0);
 
     assert.equal(await crash(), 'HOST_ERR_PLUGIN_CRASHED');
-    await waitFor(() => t.host.registry.instance('bad').state === 'quarantined', 'quarantine');
+    await waitFor(() => t.host.registry.instance('bad').state === 'quarantined', 'quarantine', 60_000);
     const { samples } = await scrape();
     assert.equal(valueOf(samples, 'plugin_crashes_total', { plugin_instance: 'bad', reason: 'crash' }), 2);
     assert.equal(valueOf(samples, 'plugin_restarts_total', { plugin_instance: 'bad' }), 1);

@@ -9,6 +9,7 @@ import { parseConfig } from '../../../host/src/config/loadConfig.ts';
 import { PluginRegistry, type ReportRow } from '../../../host/src/plugins/PluginRegistry.ts';
 import type { SandboxSpec } from '../../../host/src/plugins/SandboxLike.ts';
 import { PluginSandbox } from '../../../host/src/sandbox/PluginSandbox.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/plugins/', import.meta.url));
 const fx = (name: string): string => path.join(fixtures, name);
@@ -96,7 +97,8 @@ describe('PluginRegistry negotiation', () => {
   });
 
   after(async () => {
-    await registry.stop({ timeoutMs: 1000 });
+    // Returns as soon as nothing is in flight; a loaded machine must not cut a drain short.
+    await registry.stop({ timeoutMs: budget(30_000) });
     await rm(dir, { recursive: true, force: true });
   });
 

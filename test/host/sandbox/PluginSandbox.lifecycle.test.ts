@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
+import { budget } from '../../helpers/waitFor.ts';
 import { fixtureDir, fixtureSandbox, startedSandbox } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
@@ -50,10 +51,10 @@ describe('PluginSandbox lifecycle', () => {
     const { sandbox } = await startedSandbox(t, 'echo');
     const echo = sandbox.proxy<Provider>();
     await echo.createWorker({ workerId: 'w1', spec: {} });
+    // A call is in flight from the moment it is sent, so stop() below has it to drain.
     const slow = echo.executeCommand({ workerId: 'w1', command: ['sleep', '300'] });
-    await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(sandbox.stats().inFlight, 1);
-    const stopping = sandbox.stop({ timeoutMs: 5_000 });
+    const stopping = sandbox.stop({ timeoutMs: budget(60_000) });
     assert.equal(sandbox.state, 'stopping');
     assert.equal((await rejection(echo.listWorkers({}))).code, 'HOST_ERR_PLUGIN_STOPPED');
     const result = await slow;
@@ -66,12 +67,12 @@ describe('PluginSandbox lifecycle', () => {
     const { sandbox } = await startedSandbox(t, 'echo');
     const echo = sandbox.proxy<Provider>();
     await echo.createWorker({ workerId: 'w1', spec: {} });
-    const slow = rejection(echo.executeCommand({ workerId: 'w1', command: ['sleep', '20000'] }));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const slow = rejection(echo.executeCommand({ workerId: 'w1', command: ['sleep', '600000'] }));
+    assert.equal(sandbox.stats().inFlight, 1);
     const started = Date.now();
     await sandbox.stop({ timeoutMs: 100 });
-    // Draining would take the handler's 20 s; the margin is for load.
-    assert.ok(Date.now() - started < 5_000);
+    // Draining would take the handler's 10 minutes; stopping at the 100 ms timeout takes well under a minute even loaded.
+    assert.ok(Date.now() - started < budget(60_000), `took ${Date.now() - started} ms`);
     assert.equal((await slow).code, 'HOST_ERR_PLUGIN_STOPPED');
   });
 
@@ -81,7 +82,7 @@ describe('PluginSandbox lifecycle', () => {
     await echo.createWorker({ workerId: 'w1', spec: {} });
     const stream = await echo.getLogs({ workerId: 'w1', options: { follow: true } });
     const reading = rejection((async () => { for await (const _ of stream); })());
-    await sandbox.stop({ timeoutMs: 100 });
+    await sandbox.stop({ timeoutMs: budget(60_000) });
     assert.equal((await reading).code, 'HOST_ERR_PLUGIN_STOPPED');
   });
 
@@ -126,6 +127,34 @@ describe('PluginSandbox lifecycle', () => {
     assert.ok(error.cause instanceof WorkerManagerError);
     assert.equal(error.cause.code, 'WM_ERR_INTERNAL');
     assert.match(error.cause.message, /cannot reach the infrastructure/);
+  });
+
+  it('a start-up slower than the call deadline succeeds, and a call made meanwhile gets its whole deadline once the threads are up (regression: calls failed with $ready timeouts on a loaded machine)', async (t) => {
+    // Setup outlasts the call deadline more than twice over; before start-up had its own deadline, both failed. The
+    // deadline itself is seconds, so the call can be answered in time once the threads are up, even on a loaded machine.
+    const { sandbox } = await fixtureSandbox(t, 'echo', { config: { setupDelayMs: budget(5_000) }, limits: { callTimeoutMs: budget(2_000) } });
+    const starting = sandbox.start();
+    const early = sandbox.proxy<Provider>().listWorkers({});
+    await starting;
+    assert.deepEqual(await early, []);
+    assert.equal(sandbox.state, 'running');
+  });
+
+  it('a start-up that outlasts startTimeoutMs fails with HOST_ERR_PLUGIN_START_TIMEOUT, and so do the calls waiting for it', async (t) => {
+    // A waiting call gives up startTimeoutMs + maxBackoffMs after it arrived; the generous backoff keeps that clearly
+    // after the start's own failure (which comes once the threads it gave up on are torn down), however loaded.
+    const { sandbox } = await fixtureSandbox(t, 'echo', {
+      config: { setupDelayMs: 600_000 },
+      limits: { startTimeoutMs: 300, restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 20, maxBackoffMs: budget(10_000) } },
+    });
+    const starting = rejection(sandbox.start());
+    const waiting = rejection(sandbox.proxy<Provider>().listWorkers({}));
+    const error = await starting;
+    assert.equal(error.code, 'HOST_ERR_PLUGIN_START_TIMEOUT');
+    assert.match(error.message, /startTimeoutMs \(300 ms\)/);
+    assert.equal(error.details?.['instance'], 'echo-test');
+    assert.equal(sandbox.state, 'stopped');
+    assert.equal((await waiting).code, 'HOST_ERR_PLUGIN_START_TIMEOUT');
   });
 
   it('runs the plugin threads with the heap limit it was given', async (t) => {

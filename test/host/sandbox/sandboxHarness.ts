@@ -6,23 +6,28 @@ import { CredentialProviderContract, WorkerProviderContract, type WorkerEvent } 
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../../host/src/config/schema.ts';
 import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
-import { waitFor } from '../../helpers/waitFor.ts';
+import { budget, waitFor } from '../../helpers/waitFor.ts';
 
 /** Absolute folder of a fixture plugin package. */
 export function fixtureDir(name: string): string {
   return fileURLToPath(new URL(`../../fixtures/plugins/${name}`, import.meta.url));
 }
 
-/** Small limits that keep fault tests fast. */
+/**
+ * Limits for sandbox tests: short restart backoff and frequent heartbeats keep fault tests fast, while the deadlines
+ * a healthy thread could miss on a loaded machine (start-up, calls, heartbeats) stay generous. A test that checks a
+ * deadline sets that one deadline short and leaves the rest.
+ */
 export function testLimits(overrides: Partial<Static<typeof PluginLimits>> = {}): Static<typeof PluginLimits> {
   return {
     threads: 1,
     concurrentCallsPerThread: 16,
     heapMb: 48,
-    callTimeoutMs: 5_000,
+    callTimeoutMs: budget(10_000),
+    startTimeoutMs: budget(60_000),
     heartbeatMs: 50,
-    // Generous for a shared 2-core machine; the hang test sets its own.
-    hangTimeoutMs: 1_500,
+    // A healthy thread can miss heartbeats for seconds when the machine is loaded; the hang tests set their own.
+    hangTimeoutMs: budget(10_000),
     restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 20, maxBackoffMs: 200 },
     ...overrides,
   };
@@ -87,8 +92,6 @@ export async function startedSandbox(t: { after(fn: () => unknown): void }, fixt
   await record.sandbox.start();
   return record;
 }
-
-/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
 
 export { CredentialProviderContract, WorkerProviderContract };
 

@@ -8,17 +8,21 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { AuditLog, auditLogPath } from '../../../host/src/security/audit/AuditLog.ts';
 import { repoRoot } from '../../helpers/startTestHost.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 const run = promisify(execFile);
 const tsx = path.join(repoRoot, 'node_modules', '.bin', 'tsx');
 const main = path.join(repoRoot, 'host', 'src', 'cli', 'main.ts');
+// tsx compiles the CLI on every run: about a second when idle, tens of seconds on a loaded machine.
+const CLI_MS = budget(120_000);
 
 async function wm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(tsx, [main, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, timeout: 20_000 });
+    const { stdout, stderr } = await run(tsx, [main, ...args], { cwd: repoRoot, env: { ...process.env, WM_CONFIG: '' }, timeout: CLI_MS });
     return { code: 0, stdout, stderr };
   } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
+    const e = error as { code?: number; killed?: boolean; stdout?: string; stderr?: string };
+    if (e.killed === true) assert.fail(`wm ${args.join(' ')} did not finish within ${CLI_MS} ms`);
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
 }

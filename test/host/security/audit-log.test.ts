@@ -4,6 +4,7 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile }
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { createEvent } from '../../../host/src/bus/createEvent.ts';
 import type { EventEnvelope } from '../../../host/src/bus/EventEnvelope.ts';
 import { MemoryEventBus } from '../../../host/src/bus/MemoryEventBus.ts';
 import { subjectsFor } from '../../../host/src/bus/subjects.ts';
@@ -116,13 +117,17 @@ describe('AuditLog', () => {
     await log.record(decision(2, false));
     await log.record({ kind: 'secret.rotation', principal: { id: 'sec', kind: 'service', source: 'oidc' }, action: 'secret:rotate', resource: 'Secret::vault/db', result: 'ok' });
     await log.stop();
-    await waitFor(() => events.length >= 2, 'the two decisions on the bus');
+    // Barrier: the log publishes as it writes, so a marker published now reaches the subscriber after all of it.
+    const marker = createEvent(subjectsFor('ci'), 'test', 'authDenied', { principal: 'marker', action: 'marker' });
+    await bus.publish(marker);
+    await waitFor(() => events.some((e) => e.id === marker.id), 'the marker after the decisions');
     await bus.stop();
-    assert.deepEqual(events.map((e) => e.busSubject), ['ci.security.auth.granted', 'ci.security.auth.denied']);
+    const published = events.filter((e) => e.id !== marker.id);
+    assert.deepEqual(published.map((e) => e.busSubject), ['ci.security.auth.granted', 'ci.security.auth.denied']);
     const records = (await lines(auditLogPath(dir))).map((l) => JSON.parse(l) as AuditRecord);
-    assert.deepEqual(events.map((e) => (e.data as { auditSeq: number; auditHash: string }).auditHash), [records[0]?.hash, records[1]?.hash]);
-    assert.equal(events[0]?.correlationid, 'req-1');
-    assert.equal((events[1]?.data as { principal: string }).principal, 'user-2');
+    assert.deepEqual(published.map((e) => (e.data as { auditSeq: number; auditHash: string }).auditHash), [records[0]?.hash, records[1]?.hash]);
+    assert.equal(published[0]?.correlationid, 'req-1');
+    assert.equal((published[1]?.data as { principal: string }).principal, 'user-2');
   });
 
   // Real kernel failures, no fs stand-in: /dev/null takes writes but fails fdatasync (EINVAL); /dev/full fails writes

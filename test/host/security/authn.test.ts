@@ -12,10 +12,13 @@ import { keycloakPrincipal } from '../../../host/src/security/authn/keycloakPrin
 import { adminTokenPath, LocalAdminAuthenticator } from '../../../host/src/security/authn/LocalAdminAuthenticator.ts';
 import { OidcAuthenticator } from '../../../host/src/security/authn/OidcAuthenticator.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../../helpers/testIdentityProvider.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 /** OIDC settings with defaults applied, as the config loader gives them. */
 function oidcSettings(overrides: Partial<OidcSettings>): OidcSettings {
-  return Value.Default(OidcSettings, { allowInsecureHttp: true, ...overrides }) as OidcSettings;
+  // The test issuer runs in this process and answers at once; its discovery deadline is generous so that a loaded
+  // machine cannot turn a slow answer into HOST_ERR_AUTH_PROVIDER_UNAVAILABLE.
+  return Value.Default(OidcSettings, { allowInsecureHttp: true, discoveryTimeoutMs: budget(30_000), ...overrides }) as OidcSettings;
 }
 
 /** Asserts a WM_ERR_AUTHENTICATION with this reason, and that the message does not echo the token. */

@@ -7,10 +7,13 @@ import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { syncPluginMetadata } from '../../../plugin-sdk/src/cli/syncMetadata.ts';
+import { budget } from '../../helpers/waitFor.ts';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const sdkEntry = path.join(repo, 'plugin-sdk', 'src', 'index.ts');
 const run = promisify(execFile);
+// Each CLI run starts npx and tsx: about a second when idle, tens of seconds on a loaded machine.
+const CLI_MS = budget(120_000);
 
 /** A throwaway plugin package whose entry imports the SDK by absolute path. */
 async function fixturePackage(t: TestContext, pkg: Record<string, unknown>, capabilities = "{ 'worker.lifecycle': '1.0.0' }"): Promise<string> {
@@ -65,18 +68,19 @@ describe('plugin:metadata (syncMetadata)', () => {
     assert.equal((await syncPluginMetadata(dir, { check: true })).status, 'drifted', 'still drifted: the version differs');
   });
 
-  it('the CLI exits 1 with --check on drift (writing nothing), 0 when in sync', { timeout: 20_000 }, async (t) => {
+  it('the CLI exits 1 with --check on drift (writing nothing), 0 when in sync', { timeout: budget(400_000) }, async (t) => {
     const dir = await fixturePackage(t, basePkg);
     const cli = ['tsx', path.join(repo, 'plugin-sdk', 'src', 'cli', 'syncMetadata.ts')];
     const before = await readFile(path.join(dir, 'package.json'), 'utf8');
-    await assert.rejects(run('npx', [...cli, '--check', dir], { cwd: repo }), (e: { code?: number; stderr?: string }) => {
+    await assert.rejects(run('npx', [...cli, '--check', dir], { cwd: repo, timeout: CLI_MS }), (e: { code?: number; killed?: boolean; stderr?: string }) => {
+      assert.equal(e.killed, false, `the CLI did not finish within ${CLI_MS} ms`);
       assert.equal(e.code, 1);
       assert.match(e.stderr ?? '', /drifted/);
       return true;
     });
     assert.equal(await readFile(path.join(dir, 'package.json'), 'utf8'), before);
-    await run('npx', [...cli, dir], { cwd: repo });
-    const ok = await run('npx', [...cli, '--check', dir], { cwd: repo });
+    await run('npx', [...cli, dir], { cwd: repo, timeout: CLI_MS });
+    const ok = await run('npx', [...cli, '--check', dir], { cwd: repo, timeout: CLI_MS });
     assert.match(ok.stdout, /unchanged/);
   });
 });

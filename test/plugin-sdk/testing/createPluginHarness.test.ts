@@ -13,6 +13,7 @@ import {
   type WorkerEvent,
 } from '@worker-manager/plugin-sdk';
 import { createPluginHarness } from '@worker-manager/plugin-sdk/testing';
+import { waitFor } from '../../helpers/waitFor.ts';
 
 const Config = Type.Object(
   { size: Type.Optional(Type.Integer({ minimum: 1, default: 4 })), name: Type.String() },
@@ -237,8 +238,7 @@ describe('createPluginHarness', () => {
     const pending = it.next();
     waiting.cancel();
     assert.deepEqual(await pending, { done: true, value: undefined });
-    await new Promise((r) => setImmediate(r));
-    assert.equal(sawAbort, true, 'the handler saw its signal abort');
+    await waitFor(() => sawAbort, 'the handler to see its signal abort');
     await h.close();
   });
 

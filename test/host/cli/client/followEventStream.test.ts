@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { ApiClient } from '../../../../host/src/cli/client/ApiClient.ts';
 import { followEventStream } from '../../../../host/src/cli/client/followEventStream.ts';
+import { within } from '../../../helpers/waitFor.ts';
 
 /**
  * A real SSE server: it serves `seq` 0..9 from the position `Last-Event-ID` asks for, and drops the connection after
@@ -52,14 +53,17 @@ describe('followEventStream (real HTTP server that drops connections)', () => {
     const client = new ApiClient({ url, token: 'secret-token' });
     const reconnects: Array<string | undefined> = [];
     const seen: number[] = [];
-    for await (const event of followEventStream(client, '/v1/workers/w-1/logs', {
-      query: (last) => (last === undefined ? { follow: true, tailLines: 5 } : { follow: true }),
-      reconnectDelayMs: 10,
-      onReconnect: (last) => reconnects.push(last),
-    })) {
-      assert.equal(event.event, 'log');
-      seen.push((JSON.parse(event.data) as { seq: number }).seq);
-    }
+    const following = (async () => {
+      for await (const event of followEventStream(client, '/v1/workers/w-1/logs', {
+        query: (last) => (last === undefined ? { follow: true, tailLines: 5 } : { follow: true }),
+        reconnectDelayMs: 10,
+        onReconnect: (last) => reconnects.push(last),
+      })) {
+        assert.equal(event.event, 'log');
+        seen.push((JSON.parse(event.data) as { seq: number }).seq);
+      }
+    })();
+    await within(following, () => `the stream to end, saw ${JSON.stringify(seen)}`);
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual(reconnects, ['2', '6']);
     assert.deepEqual(requests.map((r) => r.lastEventId), [undefined, '2', '6']);
@@ -74,9 +78,12 @@ describe('followEventStream (real HTTP server that drops connections)', () => {
     mode = 'error';
     const seen: number[] = [];
     await assert.rejects(
-      (async () => {
-        for await (const event of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 10 })) seen.push((JSON.parse(event.data) as { seq: number }).seq);
-      })(),
+      within(
+        (async () => {
+          for await (const event of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 10 })) seen.push((JSON.parse(event.data) as { seq: number }).seq);
+        })(),
+        'the stream to fail',
+      ),
       (error: unknown) => isWorkerManagerError(error) && error.code === 'WM_ERR_TIMEOUT' && error.details?.['correlationId'] === 'c-2',
     );
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -86,9 +93,12 @@ describe('followEventStream (real HTTP server that drops connections)', () => {
     requests.length = 0;
     mode = 'always-drop';
     await assert.rejects(
-      (async () => {
-        for await (const _ of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 5, maxReconnects: 2 })) assert.fail('no event expected');
-      })(),
+      within(
+        (async () => {
+          for await (const _ of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 5, maxReconnects: 2 })) assert.fail('no event expected');
+        })(),
+        'the stream to fail',
+      ),
       (error: unknown) => isWorkerManagerError(error) && error.code === 'HOST_ERR_CLI_UNREACHABLE' && /after 2 attempts/.test(error.message),
     );
     assert.equal(requests.length, 3);
@@ -98,9 +108,12 @@ describe('followEventStream (real HTTP server that drops connections)', () => {
     requests.length = 0;
     mode = 'status';
     await assert.rejects(
-      (async () => {
-        for await (const _ of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 5 })) assert.fail('no event expected');
-      })(),
+      within(
+        (async () => {
+          for await (const _ of followEventStream(new ApiClient({ url }), '/x', { reconnectDelayMs: 5 })) assert.fail('no event expected');
+        })(),
+        'the stream to fail',
+      ),
       (error: unknown) => isWorkerManagerError(error) && error.code === 'WM_ERR_NOT_FOUND' && error.details?.['httpStatus'] === 404,
     );
     assert.equal(requests.length, 1);

@@ -4,11 +4,15 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { EventBus } from '../../../../host/src/bus/EventBus.ts';
 import type { EventEnvelope } from '../../../../host/src/bus/EventEnvelope.ts';
+import { createEvent } from '../../../../host/src/bus/createEvent.ts';
 import { MemoryEventBus } from '../../../../host/src/bus/MemoryEventBus.ts';
-import { waitFor } from '../../../helpers/waitFor.ts';
+import { budget, waitFor } from '../../../helpers/waitFor.ts';
 import { faultyCredentials, rotationDir, simpleCredentials, startRotationHost } from './rotationHost.ts';
 
 const VALUE = 'rotation-plaintext-7c1d0e';
+// A grace period the test looks inside (the old version still readable, the rotation still revocable): seconds, so
+// a loaded machine does not end it before the test has looked.
+const GRACE_MS = budget(5_000);
 
 const rotation = (grace: number, extra = ''): string => `
 secrets:
@@ -17,9 +21,9 @@ secrets:
 ${extra}`;
 
 describe('RotationEngine with credentials-simple in a real host', () => {
-  it('rotates: new version active, old one deprecated and readable during grace, then revoked; audited and published', { timeout: 20_000 }, async (t) => {
+  it('rotates: new version active, old one deprecated and readable during grace, then revoked; audited and published', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
-    const h = await startRotationHost(dir, rotation(600) + simpleCredentials());
+    const h = await startRotationHost(dir, rotation(GRACE_MS) + simpleCredentials());
     t.after(() => h.stop());
     const creds = h.creds();
     await creds.putSecret({ name: 'db', value: VALUE });
@@ -41,7 +45,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
 
     // The record turns completed just before its audit entry is written: wait for both.
     const audited = (): boolean => h.audit.entries.some((e) => e.details?.['rotationId'] === record.id && e.details?.['state'] === 'completed');
-    const done = await waitFor(() => (audited() ? h.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed') : undefined), 'rotation to complete after grace');
+    const done = await waitFor(() => (audited() ? h.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed') : undefined), 'rotation to complete after grace', GRACE_MS + 20_000);
     assert.equal(done.step, 'revoke');
     assert.ok(done.finishedAt !== undefined);
     const after = await h.host.rotation.listVersions({ name: 'db' });
@@ -83,9 +87,9 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     assert.equal(emitted.includes(VALUE), false);
   });
 
-  it('rolls back by hand: the previous version is current again and the undone one is revoked after grace', { timeout: 20_000 }, async (t) => {
+  it('rolls back by hand: the previous version is current again and the undone one is revoked after grace', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
-    const h = await startRotationHost(dir, rotation(60_000, '    policies: [{ secret: db, gracePeriodMs: 500 }]') + simpleCredentials());
+    const h = await startRotationHost(dir, rotation(60_000, `    policies: [{ secret: db, gracePeriodMs: ${GRACE_MS} }]`) + simpleCredentials());
     t.after(() => h.stop());
     await h.creds().putSecret({ name: 'db', value: VALUE });
     const rotated = await h.host.rotation.rotate({ name: 'db', requester: 'alice' });
@@ -101,7 +105,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     // The rotation waiting to revoke version 1 was reverted, so version 1 is never revoked.
     assert.equal(h.host.rotation.history('db').find((r) => r.id === rotated.id)?.state, 'rollback');
 
-    await waitFor(() => h.host.rotation.history('db').find((r) => r.id === rb.id && r.state === 'completed'), 'rollback to complete after grace');
+    await waitFor(() => h.host.rotation.history('db').find((r) => r.id === rb.id && r.state === 'completed'), 'rollback to complete after grace', GRACE_MS + 20_000);
     assert.deepEqual((await h.host.rotation.listVersions({ name: 'db' })).map((v) => [v.version, v.status]), [['1', 'active'], ['2', 'revoked']]);
     assert.ok(h.audit.entries.some((e) => e.kind === 'secret.rollback' && e.principal.id === 'bob' && e.details?.['rotationId'] === rb.id));
     assert.ok(h.events.some((e) => e.busSubject === 'ci.secret.rotated' && (e.data as { operation?: string }).operation === 'rollback'));
@@ -111,7 +115,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     await assert.rejects(h.host.rotation.rollback({ name: 'db', requester: 'bob' }), (e: { code?: string }) => e.code === 'WM_ERR_CONFLICT');
   });
 
-  it('refuses an unknown secret without a record, and works only while started', { timeout: 20_000 }, async (t) => {
+  it('refuses an unknown secret without a record, and works only while started', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
     const h = await startRotationHost(dir, rotation(100) + simpleCredentials());
     await assert.rejects(h.host.rotation.rotate({ name: 'missing', requester: 'alice' }), (e: { code?: string }) => e.code === 'WM_ERR_SECRET_NOT_FOUND');
@@ -123,7 +127,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
 });
 
 describe('RotationEngine failures roll back', () => {
-  it('a failing testVersion ends failed, with its own rollback record: no pending version, old one still current', { timeout: 20_000 }, async (t) => {
+  it('a failing testVersion ends failed, with its own rollback record: no pending version, old one still current', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
     const h = await startRotationHost(dir, rotation(100) + faultyCredentials());
     t.after(() => h.stop());
@@ -158,7 +162,7 @@ describe('RotationEngine failures roll back', () => {
     assert.ok(errorLine?.includes('error_code="WM_ERR_ROTATION_FAILED"') && errorLine.endsWith(' 1'), errorLine);
   });
 
-  it('a failure after promotion restores the previous version and revokes the new one', { timeout: 20_000 }, async (t) => {
+  it('a failure after promotion restores the previous version and revokes the new one', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
     const h = await startRotationHost(dir, rotation(100) + faultyCredentials());
     t.after(() => h.stop());
@@ -176,7 +180,7 @@ describe('RotationEngine failures roll back', () => {
 });
 
 describe('RotationEngine events', () => {
-  it('an event the bus refused is kept in the journal and published at the next start, once', { timeout: 30_000 }, async (t) => {
+  it('an event the bus refused is kept in the journal and published at the next start, once', { timeout: budget(180_000) }, async (t) => {
     const dir = await rotationDir(t);
     // The bus is down for rotation events only, as a crash between the state change and the publish would leave it.
     const memory = new MemoryEventBus();
@@ -205,8 +209,11 @@ describe('RotationEngine events', () => {
     assert.deepEqual([data['secret'], data['credentials'], data['previousVersion'], data['newVersion']], ['db', 'vault', '1', '2']);
     await b.stop();
     const c = await startRotationHost(dir, rotation(0) + simpleCredentials());
-    // Published and written off: a later start owes nothing.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Published and written off: a later start owes nothing. Owed events go out during start, before anything new,
+    // so a marker published now reaches the subscriber after any of them would have.
+    const marker = createEvent(c.host.subjects, 'test', 'pluginCrashed', { instance: 'marker', plugin: 'p', version: '1.0.0', state: 'crashed' });
+    await c.host.bus.publish(marker);
+    await waitFor(() => c.events.some((e) => e.id === marker.id), 'the marker event');
     assert.deepEqual(rotated(c.events), []);
     assert.equal(rotated(b.events).length, 1);
     await c.stop();

@@ -10,6 +10,7 @@ import { parseConfig } from '../../../../host/src/config/loadConfig.ts';
 import { Host } from '../../../../host/src/Host.ts';
 import type { AuditEntry, AuditSink } from '../../../../host/src/security/audit/AuditSink.ts';
 import { repoRoot } from '../../../helpers/startTestHost.ts';
+import { budget } from '../../../helpers/waitFor.ts';
 
 /** An AuditSink that keeps what it is given, in order (the hash-chained log is the audit owner's to test). */
 export class MemoryAudit implements AuditSink {
@@ -45,7 +46,7 @@ export async function rotationDir(t: { after(fn: () => Promise<void>): void }): 
       // Workers outlive a stopped host by design; a test's workers must not outlive the test.
       const workers = await host.workers.listWorkers().catch(() => []);
       for (const { worker } of workers) await host.workers.terminateWorker(worker.workerId, { gracePeriodMs: 0 }).catch(() => undefined);
-      await host.stop({ timeoutMs: 2_000 }).catch(() => undefined);
+      await host.stop({ timeoutMs: budget(30_000) }).catch(() => undefined);
     }
     hostsOf.delete(dir);
     await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
@@ -107,6 +108,7 @@ export async function startRotationHost(dir: string, yaml: string, options: { bu
     logs,
     audit,
     creds: (instance = 'vault') => host.registry.proxy<CredentialProviderContract>(instance, 'credentials'),
-    stop: () => host.stop({ timeoutMs: 2_000 }),
+    // Generous: stopping returns as soon as nothing is in flight; a loaded machine must not cut a drain short.
+    stop: () => host.stop({ timeoutMs: budget(30_000) }),
   };
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createEvent } from '../../../../host/src/bus/createEvent.ts';
-import { waitFor } from '../../../helpers/waitFor.ts';
+import { budget, waitFor } from '../../../helpers/waitFor.ts';
 import { rotationDir, simpleCredentials, startRotationHost } from './rotationHost.ts';
 
 describe('RotationEngine triggers', () => {
-  it('time: an interval policy rotates on its own, again and again, and stops with the host', { timeout: 20_000 }, async (t) => {
+  it('time: an interval policy rotates on its own, again and again, and stops with the host', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
     const h = await startRotationHost(dir, `
 secrets:
@@ -19,16 +19,18 @@ ${simpleCredentials()}`);
     const done = await waitFor(() => {
       const time = h.host.rotation.history('tick').filter((r) => r.trigger === 'time' && r.state === 'completed');
       return time.length >= 2 && time;
-    }, 'two time-triggered rotations', 8_000);
+    }, 'two time-triggered rotations');
     assert.ok(done.every((r) => r.requester === 'host:rot'));
     await h.stop();
     stopped = true;
     const count = h.host.rotation.history('tick').length;
+    // Timer order, not a guess at how long things take: a trigger armed before stop was due within interval + jitter
+    // (450 ms) of being armed; this longer timer, armed after stop, fires after it would have.
     await new Promise((r) => setTimeout(r, 700));
     assert.equal(h.host.rotation.history('tick').length, count, 'no rotation after stop');
   });
 
-  it('event: a burst of matching events causes one rotation; the engine\'s own events never trigger one', { timeout: 20_000 }, async (t) => {
+  it('event: a burst of matching events causes one rotation; the engine\'s own events never trigger one', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
     const h = await startRotationHost(dir, `
 secrets:
@@ -38,34 +40,44 @@ secrets:
 ${simpleCredentials()}`);
     t.after(() => h.stop());
     await h.creds().putSecret({ name: 'api', value: 'v' });
-    const denied = () => createEvent(h.host.subjects, 'test', 'authDenied', { principal: 'mallory', action: 'secret:read' }, { correlationId: 'burst' });
+    const denied = (correlationId = 'burst') => createEvent(h.host.subjects, 'test', 'authDenied', { principal: 'mallory', action: 'secret:read' }, { correlationId });
     await Promise.all([h.host.bus.publish(denied()), h.host.bus.publish(denied()), h.host.bus.publish(denied())]);
     const first = await waitFor(() => h.host.rotation.history('api').find((r) => r.state === 'completed'), 'the event-triggered rotation');
     assert.equal(first.trigger, 'event');
-    // Its own ci.secret.rotated matched ci.secret.> but must not start another rotation.
-    await new Promise((r) => setTimeout(r, 600));
-    assert.equal(h.host.rotation.history('api').length, 1, JSON.stringify(h.host.rotation.history('api')));
     assert.ok(h.events.some((e) => e.busSubject === 'ci.secret.rotated' && e.correlationid === 'burst'));
 
-    await h.host.bus.publish(denied());
-    await waitFor(() => h.host.rotation.history('api').filter((r) => r.state === 'completed').length === 2, 'a second rotation for a later event');
+    // Its own ci.secret.rotated matched ci.secret.> but must not start another rotation. Barrier: a later matching event
+    // with its own correlation id. Had the engine's event armed the trigger, either its rotation would be in the history
+    // too, or this event would have been folded into its window and the second rotation would carry 'burst'.
+    await h.host.bus.publish(denied('later'));
+    const second = await waitFor(() => h.host.rotation.history('api').find((r) => r.state === 'completed' && r.id !== first.id), 'a second rotation for a later event');
+    const announced = await waitFor(
+      () => h.events.find((e) => e.busSubject === 'ci.secret.rotated' && (e.data as { rotationId?: string }).rotationId === second.id),
+      'the event of the second rotation',
+    );
+    assert.equal(announced.correlationid, 'later', 'the second rotation was started by the later event');
+    assert.equal(h.host.rotation.history('api').length, 2, JSON.stringify(h.host.rotation.history('api')));
     assert.deepEqual((await h.host.rotation.listVersions({ name: 'api' })).map((v) => [v.version, v.status]), [['1', 'revoked'], ['2', 'revoked'], ['3', 'active']]);
   });
 
-  it('a grace-period revocation survives a host restart and happens on time', { timeout: 20_000 }, async (t) => {
+  it('a grace-period revocation survives a host restart and happens on time', { timeout: budget(120_000) }, async (t) => {
     const dir = await rotationDir(t);
-    const first = await startRotationHost(dir, `secrets: { rotation: { defaultGracePeriodMs: 3000 } }\n${simpleCredentials()}`);
+    // The grace period must outlast stopping one host and starting the next, loaded or not.
+    const graceMs = budget(10_000);
+    const yaml = `secrets: { rotation: { defaultGracePeriodMs: ${graceMs} } }\n${simpleCredentials()}`;
+    const first = await startRotationHost(dir, yaml);
     await first.creds().putSecret({ name: 'db', value: 'v' });
+    // Taken before the call: the grace period starts inside it, so it cannot end before this.
+    const revokeAt = Date.now() + graceMs;
     const record = await first.host.rotation.rotate({ name: 'db', requester: 'alice' });
-    const revokeAt = Date.now() + 3000;
     await first.stop();
 
-    const second = await startRotationHost(dir, `secrets: { rotation: { defaultGracePeriodMs: 3000 } }\n${simpleCredentials()}`);
+    const second = await startRotationHost(dir, yaml);
     t.after(() => second.stop());
     const resumed = second.host.rotation.history('db').find((r) => r.id === record.id);
     assert.equal(resumed?.step, 'grace');
     if (Date.now() < revokeAt - 300) assert.equal((await second.host.rotation.listVersions({ name: 'db' }))[0]?.status, 'deprecated');
-    await waitFor(() => second.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed'), 'the revocation after restart', 8_000);
+    await waitFor(() => second.host.rotation.history('db').find((r) => r.id === record.id && r.state === 'completed'), 'the revocation after restart', graceMs + 20_000);
     assert.ok(Date.now() >= revokeAt - 50, 'not revoked before the grace period ended');
     assert.deepEqual((await second.host.rotation.listVersions({ name: 'db' })).map((v) => [v.version, v.status]), [['1', 'revoked'], ['2', 'active']]);
   });
