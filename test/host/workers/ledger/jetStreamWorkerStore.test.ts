@@ -6,6 +6,7 @@ import { natsServerAvailable, startNatsServer, type NatsServer } from '../../../
 import { newWorker, testClock } from './ledgerFixtures.ts';
 import { workerStoreSuite } from './workerStoreSuite.ts';
 
+// Throws under CI=true when nats-server is missing, so this suite fails there; it skips (loudly) only on a dev machine.
 const available = natsServerAvailable();
 
 describe('JetStreamWorkerStore on a real nats-server', { skip: available.ok ? false : available.message }, () => {
