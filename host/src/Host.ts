@@ -223,6 +223,9 @@ export class Host {
       // After the registry (it checks the credentials instances), before workers (they prune its consumer table).
       await this.#container.cradle.secrets.start();
       await workers.start();
+      // Providers without events are asked for their workers' states; stopped before plugins drain.
+      workers.startPolling(config.ledger.pollIntervalMs);
+      this.onShutdown('worker polling', () => workers.stopPolling());
       await ledger.purge();
       ledger.startPurging();
       const { rotation } = this.#container.cradle;

@@ -70,6 +70,11 @@ export const HOST_ERROR_CODES = {
     description: 'The plugin needs a host API version this host does not offer.',
     howToSolve: 'Use a plugin release built for this host API version, or upgrade the host.',
   },
+  HOST_ERR_PLUGIN_CONTRACT_OUTDATED: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The provider plugin was built for worker-provider contract 1 (host API 1.x), whose createWorker waits until the worker runs; this host speaks contract 2, where createWorker returns once the infrastructure has accepted the worker.',
+    howToSolve: 'Rebuild the plugin on a @worker-manager/plugin-sdk whose HOST_API_VERSION is 2.0.0: declare hostApi ^2.0.0 and worker.lifecycle 2.0.0, and return from createWorker on acceptance (docs/plugin-authoring.md, "Asynchronous create").',
+  },
   HOST_ERR_CAPABILITY_MISSING: {
     category: 'Configuration', severity: 'High', transient: false,
     description: 'The plugin lacks a capability the host needs (or the instance requires), or declares it at an incompatible version.',
@@ -314,6 +319,11 @@ export const HOST_ERROR_CODES = {
     category: 'TransientInfrastructure', severity: 'High', transient: true,
     description: 'The worker ledger could not be reached (JetStream KV bucket unreachable) or was used after it was closed.',
     howToSolve: 'Retry; check that NATS with JetStream runs, or that the host is not stopping.',
+  },
+  HOST_ERR_PLUGIN_FLOOD: {
+    category: 'PermanentInfrastructure', severity: 'Critical', transient: false,
+    description: 'A plugin instance sent events or log lines faster than its limits (`limits.channel`: eventsPerSecond, logBytesPerSecond) for `floodSeconds` consecutive seconds, and was quarantined so it cannot slow the host down.',
+    howToSolve: 'Read the warn lines "plugin thread message dropped" naming the instance and the kind; fix the plugin (or raise its limits.channel rates if the volume is legitimate), then restart the host.',
   },
 } as const satisfies Record<string, ErrorCodeSpec>;
 

@@ -84,8 +84,8 @@ export interface PluginDefinition<K extends PluginKind = PluginKind, S extends T
  * package.json `workerManager` block in sync with {@link pluginMetadataOf} (the conformance suite checks it).
  *
  * @example
- * export default definePlugin({ id: 'echo', version: '1.0.0', kind: 'provider', hostApi: '^1.0.0',
- *   capabilities: { 'worker.lifecycle': '1.0.0' }, configSchema: Type.Object({}), setup: (ctx) => handlers });
+ * export default definePlugin({ id: 'echo', version: '1.0.0', kind: 'provider', hostApi: '^2.0.0',
+ *   capabilities: { 'worker.lifecycle': '2.0.0' }, configSchema: Type.Object({}), setup: (ctx) => handlers });
  */
 export function definePlugin<K extends PluginKind, S extends TSchema>(spec: PluginSpec<K, S>): PluginDefinition<K, S> {
   return Object.freeze({ ...spec, [kPlugin]: true as const });

@@ -1,10 +1,11 @@
 /**
- * api-create: a process worker created until Running through the REST API (`POST /v1/workers` over a real listening
- * socket, then `GET /v1/workers/{id}` until Running) against calling the host's WorkerService directly for the same
- * spec (`createWorker`, then `getStatus` until Running), in the same run, on the same host. Subjects alternate, and
- * which goes first alternates too, so machine noise and the provider's own cost hit both alike; the difference is what
- * the API adds: HTTP, authentication and authorization (local admin token), JSON parsing, schema validation, routing,
- * the per-request log line. Terminating is not timed.
+ * api-create: a process worker created until Running through the REST API (`POST /v1/workers?wait=running` over a real
+ * listening socket, answered 201 once the worker runs) against calling the host's WorkerService directly for the same
+ * spec and the same wait (`createWorker`, then `awaitWorker(id, 'running')`, which is what the route itself waits
+ * with), in the same run, on the same host. Subjects alternate, and which goes first alternates too, so machine noise
+ * and the provider's own cost hit both alike; the difference is what the API adds: HTTP, authentication and
+ * authorization (local admin token), JSON parsing, schema validation, routing, the answer's ledger view, the
+ * per-request log line. Terminating is not timed.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -14,7 +15,8 @@ import { percentile } from './measure.ts';
 
 const WARMUP = 5;
 const ITERATIONS = 80;
-const POLL_MS = 2;
+/** How long either subject waits for Running; a worker that does not run within it fails the bench. */
+const WAIT_MS = 120_000;
 const spec = { command: ['sleep', '30'] };
 
 const t = await startTestHost(`
@@ -29,12 +31,6 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 // The local admin token the host wrote at start: the API authenticates (and authorizes) every request, as in production.
 const tokenFile = t.host.adminTokenFile;
 const authorization = tokenFile === undefined ? undefined : `Bearer ${(await readFile(tokenFile, 'utf8')).trim()}`;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Created {
-  workerId: string;
-  phase: string;
-}
 
 function request(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
@@ -53,28 +49,20 @@ function request(method: string, path: string, body?: unknown): Promise<{ status
 }
 
 async function viaApi(): Promise<string> {
-  const res = await request('POST', '/v1/workers', { spec });
-  if (res.status !== 201) throw new Error(`POST /v1/workers answered ${res.status}: ${JSON.stringify(res.body)}`);
-  const { worker } = res.body as { worker: { workerId: string; state: { phase: string } } };
-  const created: Created = { workerId: worker.workerId, phase: worker.state.phase };
-  while (created.phase !== 'Running') {
-    if (created.phase === 'Failed' || created.phase === 'Terminated') throw new Error(`worker ${created.workerId} is ${created.phase}`);
-    await sleep(POLL_MS);
-    const got = await request('GET', `/v1/workers/${created.workerId}`);
-    if (got.status !== 200) throw new Error(`GET /v1/workers/${created.workerId} answered ${got.status}`);
-    created.phase = (got.body as { state: { phase: string } }).state.phase;
-  }
-  return created.workerId;
+  const res = await request('POST', `/v1/workers?wait=running&waitTimeoutMs=${WAIT_MS}`, { spec });
+  // 201: the worker reached what the wait asked for; 202 would be a wait that ran out.
+  if (res.status !== 201) throw new Error(`POST /v1/workers?wait=running answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const { workerId, phase } = res.body as { workerId: string; phase: string };
+  // `running` is also satisfied by an end: a `sleep 30` that ended is a failed iteration, not a fast one.
+  if (phase !== 'Running') throw new Error(`worker ${workerId} is ${phase}`);
+  return workerId;
 }
 
 async function direct(): Promise<string> {
   const { worker } = await t.host.workers.createWorker({ spec });
-  let phase = worker.state.phase;
-  while (phase !== 'Running') {
-    if (phase === 'Failed' || phase === 'Terminated') throw new Error(`worker ${worker.workerId} is ${phase}`);
-    await sleep(POLL_MS);
-    phase = (await t.host.workers.getStatus(worker.workerId)).state.phase;
-  }
+  const { view, reached } = await t.host.workers.awaitWorker(worker.workerId, 'running', { timeoutMs: WAIT_MS });
+  if (!reached) throw new Error(`worker ${worker.workerId} was not Running after ${WAIT_MS} ms (${view?.phase ?? 'no record'})`);
+  if (view?.phase !== 'Running') throw new Error(`worker ${worker.workerId} is ${view?.phase ?? 'without a record'}`);
   return worker.workerId;
 }
 

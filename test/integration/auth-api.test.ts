@@ -137,8 +137,9 @@ ${processProviderYaml()}`);
 
     it('allows a create within the hours window and cost limit, and audits the decision', async () => {
       const res = await app.inject({ method: 'POST', url: '/v1/workers', headers: { ...bearer(operatorToken), 'x-correlation-id': 'corr-auth-1' }, payload: { workerId: 'auth-ok', spec: { ...SLEEP, resources: { memoryMiB: 512 } } } });
-      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(res.statusCode, 202, res.body);
       created.push('auth-ok');
+      assert.equal(res.headers['location'], '/v1/workers/auth-ok');
       const entry = audit.entries.find((e) => e.correlationId === 'corr-auth-1');
       assert.deepEqual(entry, {
         kind: 'authz.decision', principal: { id: 'ci-operator', kind: 'service', source: 'oidc', tenant: 'team-a' }, action: 'worker:create', resource: 'Worker::auth-ok',

@@ -12,8 +12,11 @@ import { verifyAuditLog } from '../../host/src/security/audit/verifyAuditLog.ts'
 import { examplesDir, policyFolder } from '../host/security/authzFixtures.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 import { startTestIdentityProvider, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
+import { budget } from '../helpers/waitFor.ts';
 
 const SLEEP = { command: ['sleep', '600'] };
+/** A create answered once the worker runs (201), with a wait the API accepts (at most 600 s). */
+const WAIT_RUNNING = `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`;
 /** 0.5 cost units (one per GiB): within the cost-limit example's 10. */
 const SMALL = { memoryMiB: 512 };
 /** 16 cost units: over it. */
@@ -195,10 +198,12 @@ describe('the API authorized by the embedded Cedar engine (real host, real token
     });
 
     it('allows a create within the cost limit and denies one over it or with no declared resources (create-worker-cost-limit)', async () => {
-      const created = await api.decided('allow', ['tenant-workers'], operator, 'POST', '/v1/workers', 'worker:create', 'Worker::cedar-a1', { workerId: 'cedar-a1', spec: { ...SLEEP, resources: SMALL } });
-      assert.equal(created.status, 201);
-      assert.equal((created.body['worker'] as { labels?: Record<string, string> }).labels?.['wm.tenant'], 'team-a');
-      assert.equal((created.body['worker'] as { labels?: Record<string, string> }).labels?.['wm.owner'], operator.id);
+      // Waited for until it runs (201): the next test reads and terminates it as a running worker.
+      const created = await api.decided('allow', ['tenant-workers'], operator, 'POST', WAIT_RUNNING, 'worker:create', 'Worker::cedar-a1', { workerId: 'cedar-a1', spec: { ...SLEEP, resources: SMALL } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body['phase'], 'Running');
+      assert.equal((created.body['record'] as { labels?: Record<string, string> } | undefined)?.labels?.['wm.tenant'], 'team-a');
+      assert.equal((created.body['record'] as { labels?: Record<string, string> } | undefined)?.labels?.['wm.owner'], operator.id);
 
       await api.decided('deny', ['create-worker-cost-limit'], operator, 'POST', '/v1/workers', 'worker:create', 'Worker::cedar-big', { workerId: 'cedar-big', spec: { ...SLEEP, resources: BIG } });
       await api.decided('deny', ['create-worker-cost-limit'], operator, 'POST', '/v1/workers', 'worker:create', 'Worker::cedar-gpu', { workerId: 'cedar-gpu', spec: { ...SLEEP, resources: { gpu: 2 } } });
@@ -206,7 +211,8 @@ describe('the API authorized by the embedded Cedar engine (real host, real token
       await api.decided('deny', ['create-worker-cost-limit'], operator, 'POST', '/v1/workers', 'worker:create', 'Worker::cedar-free', { workerId: 'cedar-free', spec: SLEEP });
       for (const id of ['cedar-big', 'cedar-gpu', 'cedar-free']) await assert.rejects(t.host.workers.getStatus(id), { code: 'WM_ERR_NOT_FOUND' }, `${id} was not created`);
       // The other tenant creates within its own tenant just as well.
-      await api.decided('allow', ['tenant-workers'], agent, 'POST', '/v1/workers', 'worker:create', 'Worker::cedar-b1', { workerId: 'cedar-b1', spec: { ...SLEEP, resources: { memoryMiB: 256 } } });
+      const b1 = await api.decided('allow', ['tenant-workers'], agent, 'POST', WAIT_RUNNING, 'worker:create', 'Worker::cedar-b1', { workerId: 'cedar-b1', spec: { ...SLEEP, resources: { memoryMiB: 256 } } });
+      assert.equal(b1.status, 201, JSON.stringify(b1.body));
     });
 
     it('lets a tenant read and terminate its own workers, and denies another tenant both (tenant-workers matches no permit)', async () => {

@@ -101,11 +101,13 @@ instances:
     assert.match(lines[1] ?? '', /\slocal\s+Running\s+\S+\s+suite=cli(,|$)/);
 
     assert.equal(short.code, 0, short.stderr);
-    const created = JSON.parse(short.stdout) as { instance: string; worker: { workerId: string; state: { phase: string }; labels: Record<string, string> } };
+    // --json prints the worker as GET /v1/workers/{id} answers it, as the wait for Running left it.
+    const created = JSON.parse(short.stdout) as { instance: string; workerId: string; state: { phase: string }; phase: string; stale: boolean; record?: { id: string; labels: Record<string, string> } };
     assert.equal(created.instance, 'local');
-    assert.equal(created.worker.state.phase, 'Running');
-    assert.equal(created.worker.labels['suite'], 'cli');
-    const shortId = created.worker.workerId;
+    assert.deepEqual([created.phase, created.state.phase, created.stale], ['Running', 'Running', false]);
+    assert.equal(created.record?.id, created.workerId);
+    assert.equal(created.record?.labels['suite'], 'cli');
+    const shortId = created.workerId;
 
     const [listTable, listJson, getTable, getJson, exec, execJson, follow, logsJson] = await Promise.all([
       wm(['workers', 'list', '-l', 'suite=cli']),

@@ -170,7 +170,7 @@ instances:
       });
       assert.ok(signalled, `never saw the startup report: ${r.stdout}${r.stderr}`);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /worker\.lifecycle@1\.0\.0/);
+      assert.match(r.stdout, /worker\.lifecycle@2\.0\.0/);
       assert.match(r.stdout, /received SIGTERM, stopping/);
     });
 

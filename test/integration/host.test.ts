@@ -27,7 +27,7 @@ instances:
     assert.deepEqual(t.report.map((r) => [r.instance, r.state]), [['a', 'running'], ['b', 'running']]);
     const a = t.report[0];
     assert.equal(a?.version, '0.1.0');
-    assert.equal(a?.capabilities['worker.lifecycle'], '1.0.0');
+    assert.equal(a?.capabilities['worker.lifecycle'], '2.0.0');
     assert.equal(a?.capabilities['worker.image'], undefined);
   });
 
@@ -52,8 +52,13 @@ instances:
     const term = await t.host.workers.terminateWorker(one.worker.workerId);
     assert.equal(term.instance, 'a');
     await waitFor(() => t.events.find((e) => (e.busSubject === 'acme.ci.worker.terminated' || e.busSubject === 'acme.ci.worker.failed') && e.subject === one.worker.workerId), 'terminal event');
+    // The record of a live worker that was terminated stays (ended) for the retention period ...
+    assert.ok(['Terminated', 'Failed'].includes((await t.host.workers.view(one.worker.workerId))?.phase ?? 'none'), 'the ended record is kept');
     const again = await t.host.workers.terminateWorker(one.worker.workerId);
     assert.equal(again.alreadyGone, true);
+    // ... and terminating it once it has ended purges that record at once.
+    assert.equal(again.instance, 'a');
+    assert.equal(await t.host.workers.view(one.worker.workerId), undefined, 'the ended record was purged');
   });
 
   it('routes operations by worker to the instance that owns it', async () => {

@@ -84,7 +84,8 @@ describe('redaction: no secret value in anything the host emits', () => {
     ];
     // Workers with secrets, through the service, the API and the bus.
     await h.host.workers.createWorker({ workerId: 'w-r1', spec: { command: ['sleep', '600'], secretRefs: refs }, correlationId: 'corr-r1' });
-    const created = await api('POST', '/v1/workers', { workerId: 'w-r2', spec: { command: ['sleep', '600'], secretRefs: refs } });
+    // Waited for until it runs (201): commands run in it below.
+    const created = await api('POST', `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`, { workerId: 'w-r2', spec: { command: ['sleep', '600'], secretRefs: refs } });
     assert.equal(created.statusCode, 201, JSON.stringify(created.json()));
     emitted.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-bus', params: { workerId: 'w-r3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
     // The delivery itself worked (a scan of a host that delivered nothing would prove nothing).

@@ -7,8 +7,8 @@ const spec = {
   id: 'demo',
   version: '1.2.3',
   kind: 'provider' as const,
-  hostApi: '^1.0.0',
-  capabilities: { 'worker.lifecycle': '1.0.0', 'worker.exec': '1.0.0' },
+  hostApi: '^2.0.0',
+  capabilities: { 'worker.lifecycle': '2.0.0', 'worker.exec': '1.0.0' },
   configSchema: Type.Object({ size: Type.Optional(Type.Integer({ minimum: 1, default: 4 })) }, { additionalProperties: false }),
   setup: () => {
     throw new Error('not called');
@@ -31,8 +31,8 @@ describe('definePlugin / pluginMetadataOf', () => {
     assert.deepEqual(meta, {
       id: 'demo',
       kind: 'provider',
-      hostApi: '^1.0.0',
-      capabilities: { 'worker.lifecycle': '1.0.0', 'worker.exec': '1.0.0' },
+      hostApi: '^2.0.0',
+      capabilities: { 'worker.lifecycle': '2.0.0', 'worker.exec': '1.0.0' },
       configSchema: JSON.parse(JSON.stringify(spec.configSchema)) as Record<string, unknown>,
     });
     assert.equal(Object.getOwnPropertySymbols(meta.configSchema).length, 0, 'no typebox symbols');

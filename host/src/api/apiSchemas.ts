@@ -43,6 +43,19 @@ export const CreateWorkerHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ pattern: '^[\\x21-\\x7e]{1,256}$', description: 'a repeat with the same key returns the first worker' })),
 });
 
+/** Query of `POST /v1/workers`: what to wait for before answering, and for how long. */
+export const CreateWorkerQuery = Type.Object(
+  {
+    wait: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('exit')], {
+      description: '`running`: answer once the worker runs or has already ended (201); `exit`: once it has ended (201). Without it the answer comes as soon as the worker is accepted (202).',
+    })),
+    waitTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000, default: 120_000, description: 'How long `wait` waits; when it runs out the answer is 202 with the state reached.' })),
+  },
+  { additionalProperties: false },
+);
+/** Create query. */
+export type CreateWorkerQuery = Static<typeof CreateWorkerQuery>;
+
 /** A worker and the provider instance that runs it. */
 export const RoutedWorker = Type.Object({ instance: Type.String(), worker: Worker }, { additionalProperties: false });
 

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { WorkerManagerError, type RuntimeSpec } from '@worker-manager/plugin-sdk';
+import type { Static } from 'typebox';
 import type { AuthzResource } from '../security/authz/Authorizer.ts';
-import type { WorkerService } from '../workers/WorkerService.ts';
+import { ledgerStateOf } from '../workers/ledger/index.ts';
+import type { ListedWorker, RoutedWorker as Routed, WorkerService } from '../workers/WorkerService.ts';
 import {
-  ApiError, CreateWorkerBody, CreateWorkerHeaders, ExecBody, ExecutionResult, ListWorkersQuery, PortForwardBody, PortForwardResult, RestartResult, RoutedWorker, TerminateQuery,
+  ApiError, CreateWorkerBody, CreateWorkerHeaders, CreateWorkerQuery, ExecBody, ExecutionResult, ListWorkersQuery, PortForwardBody, PortForwardResult, RestartResult, TerminateQuery,
   TerminateResult, WorkerPage, WorkerParams, WorkerStateResult, WorkerStatus,
 } from './apiSchemas.ts';
 import { callerOf, operationContext, paramOf } from './routeConfig.ts';
@@ -27,6 +29,17 @@ function parseLabels(label: string | string[] | undefined): Record<string, strin
   return out;
 }
 
+/**
+ * A create's answer: the worker's record as the ledger has it (the same body `GET /v1/workers/{id}` answers), or,
+ * for a service without a ledger, what the provider answered.
+ */
+function statusOf(routed: Routed, view: ListedWorker | undefined): Static<typeof WorkerStatus> {
+  if (view === undefined) {
+    return { instance: routed.instance, workerId: routed.worker.workerId, state: routed.worker.state, phase: ledgerStateOf(routed.worker.state).phase, stale: false };
+  }
+  return { instance: view.instance, workerId: view.worker.workerId, state: view.worker.state, phase: view.phase, stale: view.stale, ...(view.record === undefined ? {} : { record: view.record }) };
+}
+
 /** The ledger's complaint about a listing query (a forged cursor, say) as the 400 any bad query parameter gets, with its path. */
 async function listOrExplain<T>(list: () => Promise<T>): Promise<T> {
   try {
@@ -40,9 +53,11 @@ async function listOrExplain<T>(list: () => Promise<T>): Promise<T> {
 
 /** Worker lifecycle routes: create, list, get, terminate, exec, pause, resume, restart. */
 export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerService): void {
-  app.post<{ Body: CreateWorkerBody }>('/v1/workers', {
+  app.post<{ Body: CreateWorkerBody; Querystring: CreateWorkerQuery }>('/v1/workers', {
     schema: {
-      summary: 'Create a worker and wait until it runs', body: CreateWorkerBody, headers: CreateWorkerHeaders, response: { 201: RoutedWorker, ...errors },
+      summary: 'Create a worker: 202 once it is recorded and accepted by its provider, or 201 once it reached what ?wait asks for',
+      body: CreateWorkerBody, headers: CreateWorkerHeaders, querystring: CreateWorkerQuery,
+      response: { 201: WorkerStatus, 202: WorkerStatus, ...errors },
     },
     config: {
       action: 'worker:create',
@@ -70,7 +85,20 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
       ...(workerId === undefined ? {} : { workerId }),
       ...(key === undefined ? {} : { idempotencyKey: key }),
     });
-    return reply.status(201).send(routed);
+    const id = routed.worker.workerId;
+    void reply.header('location', `/v1/workers/${encodeURIComponent(id)}`);
+    const { wait, waitTimeoutMs = 120_000 } = req.query;
+    if (wait === undefined) return reply.status(202).send(statusOf(routed, await workers.view(id)));
+    // A client that hangs up stops the wait (the worker goes on: it was accepted).
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    reply.raw.once('close', onClose);
+    try {
+      const { view, reached } = await workers.awaitWorker(id, wait, { timeoutMs: waitTimeoutMs, signal: gone.signal });
+      return reply.status(reached ? 201 : 202).send(statusOf(routed, view));
+    } finally {
+      reply.raw.off('close', onClose);
+    }
   });
 
   app.get<{ Querystring: ListWorkersQuery }>('/v1/workers', {

@@ -1,4 +1,4 @@
-import { acceptCapabilities, CAPABILITIES, CAPABILITY_VERSION, CredentialProviderContract, HOST_API_VERSION, WorkerProviderContract, type Contract, type PluginKind, type PluginMetadata } from '@worker-manager/plugin-sdk';
+import { acceptCapabilities, CAPABILITIES, capabilityRange, CredentialProviderContract, HOST_API_VERSION, WorkerProviderContract, type Contract, type PluginKind, type PluginMetadata } from '@worker-manager/plugin-sdk';
 import semver from 'semver';
 import { hostError } from '../errors.ts';
 
@@ -24,7 +24,20 @@ export function contractFor(kind: PluginKind): Contract {
   return kind === 'provider' ? WorkerProviderContract : CredentialProviderContract;
 }
 
-const CAPABILITY_RANGE = `^${CAPABILITY_VERSION}`;
+/** Host API versions whose providers speak worker-provider contract 1 (createWorker waits until the worker runs). */
+const CONTRACT_1_HOST_API = '1.0.0';
+
+/**
+ * True for a provider built for contract 1: its hostApi range admits host API 1.x (and not this host's), or it
+ * declares `worker.lifecycle` 1.x. Such a plugin would answer createWorker only once its worker runs, and the host
+ * would misread a fast create as the whole story, so it is refused with its own code rather than a bare mismatch.
+ */
+function builtForContract1(meta: PluginMetadata, hostApiVersion: string): boolean {
+  if (meta.kind !== 'provider') return false;
+  const lifecycle = meta.capabilities['worker.lifecycle'];
+  if (lifecycle !== undefined && semver.valid(lifecycle) !== null && semver.major(lifecycle) === 1) return true;
+  return !semver.satisfies(hostApiVersion, meta.hostApi, { includePrerelease: true }) && semver.satisfies(CONTRACT_1_HOST_API, meta.hostApi, { includePrerelease: true });
+}
 
 /**
  * Checks a plugin's declared metadata against this host: host API range, required capabilities and their versions.
@@ -34,6 +47,15 @@ export function negotiatePlugin(meta: PluginMetadata, who: NegotiationSubject, h
   const details = { plugin: who.plugin, version: who.version, ...(who.instance === undefined ? {} : { instance: who.instance }) };
   if (semver.validRange(meta.hostApi) === null) {
     throw hostError('HOST_ERR_PLUGIN_METADATA_INVALID', `plugin '${who.plugin}'@${who.version}: hostApi '${meta.hostApi}' is not a semver range`, { details });
+  }
+  if (builtForContract1(meta, hostApiVersion)) {
+    throw hostError(
+      'HOST_ERR_PLUGIN_CONTRACT_OUTDATED',
+      `plugin '${who.plugin}'@${who.version} was built for worker-provider contract 1 (hostApi ${meta.hostApi}, worker.lifecycle ${meta.capabilities['worker.lifecycle'] ?? 'undeclared'}), ` +
+        `whose createWorker waits until the worker runs; this host offers host API ${hostApiVersion} and contract ${WorkerProviderContract.version}, ` +
+        `where createWorker returns once the worker is accepted: rebuild the plugin on a plugin-sdk whose HOST_API_VERSION is ${hostApiVersion}`,
+      { details: { ...details, expected: `hostApi ^${hostApiVersion}, worker.lifecycle ${capabilityRange('worker.lifecycle')}`, found: `hostApi ${meta.hostApi}, worker.lifecycle ${meta.capabilities['worker.lifecycle'] ?? null}` } },
+    );
   }
   if (!semver.satisfies(hostApiVersion, meta.hostApi, { includePrerelease: true })) {
     throw hostError(
@@ -49,8 +71,8 @@ export function negotiatePlugin(meta: PluginMetadata, who: NegotiationSubject, h
       const declared = meta.capabilities[name];
       throw hostError(
         'HOST_ERR_CAPABILITY_MISSING',
-        `plugin '${who.plugin}'@${who.version} lacks required capability ${name} ${CAPABILITY_RANGE}` + (declared === undefined ? '' : ` (declares ${declared})`),
-        { details: { ...details, capability: name, expected: CAPABILITY_RANGE, found: declared ?? null } },
+        `plugin '${who.plugin}'@${who.version} lacks required capability ${name} ${capabilityRange(name as keyof typeof CAPABILITIES)}` + (declared === undefined ? '' : ` (declares ${declared})`),
+        { details: { ...details, capability: name, expected: capabilityRange(name as keyof typeof CAPABILITIES), found: declared ?? null } },
       );
     }
   }
@@ -66,7 +88,7 @@ export function requireCapabilities(negotiated: Negotiated, required: readonly s
   if (missing.length > 0) {
     throw hostError(
       'HOST_ERR_CAPABILITY_MISSING',
-      `instance '${who.instance}' requires ${missing.join(', ')}, which plugin '${who.plugin}'@${who.version} does not offer at ${CAPABILITY_RANGE}`,
+      `instance '${who.instance}' requires ${missing.join(', ')}, which plugin '${who.plugin}'@${who.version} does not offer at a version this host speaks`,
       { details: { plugin: who.plugin, instance: who.instance, version: who.version, missing, offered: Object.keys(negotiated.capabilities) } },
     );
   }

@@ -9,7 +9,7 @@ import type { LedgerSettings } from './ledger/ledgerSettings.ts';
 const SDK_PHASE_OF: Readonly<Record<LedgerPhase, WorkerState['phase']>> = {
   Pending: 'Creating',
   Creating: 'Creating',
-  Starting: 'Creating',
+  Starting: 'Starting',
   Running: 'Running',
   Degraded: 'Running',
   Recovering: 'Running',
@@ -55,6 +55,8 @@ export class WorkerLedger {
   readonly #logger: Logger;
   readonly #onIllegal: WorkerLedgerDeps['onIllegalTransition'];
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** Callers waiting for the next change of a worker's record (`awaitRecord`). */
+  readonly #watchers = new Map<string, Set<() => void>>();
   #purgeTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: WorkerLedgerDeps) {
@@ -67,6 +69,11 @@ export class WorkerLedger {
   /** The store; HOST_ERR_WORKER_STORE_UNAVAILABLE before the host has opened it. */
   get store(): WorkerStore {
     if (this.#store === undefined) throw hostError('HOST_ERR_WORKER_STORE_UNAVAILABLE', 'the worker ledger is not open (the host has not started)');
+    return this.#store;
+  }
+
+  /** The store, or undefined before the host has opened it (for lookups that can do without). */
+  get openStore(): WorkerStore | undefined {
     return this.#store;
   }
 
@@ -125,7 +132,66 @@ export class WorkerLedger {
       this.#onIllegal?.(instance, outcome.from, outcome.to);
       return { record: outcome.record, changed: false };
     }
+    if (outcome.changed) this.#notify(workerId);
     return { record: outcome.record, changed: outcome.changed };
+  }
+
+  /**
+   * Waits until `until` holds for the worker's record, re-reading it after every change this ledger writes and at
+   * least every `recheckMs` (a change written by another process, a missed wake-up). Before each wait that finds the
+   * condition unmet, `refresh` runs (for a provider without events: ask it for the worker's state). Resolves with the
+   * last record read and whether the condition was reached; never rejects on timeout or abort (the caller reports
+   * what it got). The record is undefined when the worker has none (never created, or purged).
+   */
+  async awaitRecord(
+    workerId: string,
+    until: (record: WorkerRecord) => boolean,
+    options: { timeoutMs: number; signal?: AbortSignal; recheckMs?: number; refresh?: () => Promise<void> },
+  ): Promise<{ record: WorkerRecord | undefined; reached: boolean }> {
+    const deadline = Date.now() + options.timeoutMs;
+    const recheckMs = options.recheckMs ?? 1_000;
+    for (let round = 0; ; round++) {
+      // Registered before the read, so that a change between the read and the wait is not missed.
+      const changed = this.#nextChange(workerId, Math.max(0, Math.min(recheckMs, deadline - Date.now())), options.signal);
+      const record = await this.store.get(workerId);
+      if (record !== undefined && until(record)) {
+        changed.cancel();
+        return { record, reached: true };
+      }
+      if (record === undefined || Date.now() >= deadline || options.signal?.aborted === true) {
+        changed.cancel();
+        return { record, reached: false };
+      }
+      if (round > 0 && options.refresh !== undefined) await options.refresh().catch(() => undefined);
+      await changed.promise;
+    }
+  }
+
+  #nextChange(workerId: string, timeoutMs: number, signal: AbortSignal | undefined): { promise: Promise<void>; cancel(): void } {
+    let wake!: () => void;
+    const promise = new Promise<void>((resolve) => (wake = resolve));
+    const watchers = this.#watchers;
+    const set = watchers.get(workerId) ?? new Set<() => void>();
+    watchers.set(workerId, set);
+    const timer = setTimeout(() => done(), timeoutMs);
+    const onAbort = (): void => done();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      set.delete(done);
+      if (set.size === 0 && watchers.get(workerId) === set) watchers.delete(workerId);
+      wake();
+    }
+    set.add(done);
+    return { promise, cancel: done };
+  }
+
+  #notify(workerId: string): void {
+    const set = this.#watchers.get(workerId);
+    if (set === undefined) return;
+    this.#watchers.delete(workerId);
+    for (const wake of [...set]) wake();
   }
 
   /** Moves a live record to a final state; a record that already ended keeps its outcome. */
@@ -231,8 +297,9 @@ export function workerOfRecord(record: WorkerRecord): Worker {
   let state: WorkerState;
   if (phase === 'Failed') state = { phase, reason: record.state.reason ?? 'Unknown', ...(record.state.exitCode === undefined ? {} : { exitCode: record.state.exitCode }) };
   else if (phase === 'Terminated') state = record.state.exitCode === undefined ? { phase } : { phase, exitCode: record.state.exitCode };
+  else if (phase === 'Starting') state = record.state.pendingReason === undefined ? { phase } : { phase, pendingReason: record.state.pendingReason };
   else state = { phase };
-  return { workerId: record.id, state, labels: { ...record.labels }, createdAt: record.createdAt };
+  return { workerId: record.id, state, labels: { ...record.labels }, createdAt: record.createdAt, ...(record.providerRef === undefined ? {} : { providerRef: record.providerRef }) };
 }
 
 /** A stable hash of what a create asked for, so that a key reused for a different request is told apart. */

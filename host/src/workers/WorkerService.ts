@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   MAX_LABEL_VALUE_LENGTH,
   WorkerId,
@@ -26,7 +27,7 @@ import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { SecretBroker } from '../secrets/SecretBroker.ts';
 import type { AuditSink } from '../security/audit/AuditSink.ts';
-import { TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type ListQuery, type WorkerRecord } from './ledger/index.ts';
+import { LEDGER_PHASES, TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type ListQuery, type WorkerRecord } from './ledger/index.ts';
 import { reconcileWithProvider } from './reconcileWithProvider.ts';
 import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfEvent, ledgerStateOfWorker, requestHash, workerOfRecord, type WorkerLedger } from './WorkerLedger.ts';
 import { assertSpecWithinLimits } from './assertSpecWithinLimits.ts';
@@ -71,6 +72,18 @@ export interface ListedWorker extends RoutedWorker {
   /** The whole record, on a single-worker read; absent in listings and for a worker the ledger does not know yet. */
   record?: WorkerRecord;
 }
+
+/** What a create may wait for: `running` (Running, or an end reached first) or `exit` (the worker's end). */
+export type CreateWait = 'running' | 'exit';
+
+/** Phases in which a worker has started and not ended: what `running` waits for, besides an end. */
+const RUNNING_PHASES: ReadonlySet<LedgerPhase> = new Set<LedgerPhase>(['Running', 'Degraded', 'Recovering', 'Paused']);
+
+/** Waits, in ms, between attempts to terminate what a failed create may have left (a restart takes its backoff). */
+const CLEANUP_RETRIES = [100, 500, 1_000, 2_000, 4_000, 8_000];
+
+/** Records of one instance a poll reads per store page. */
+const POLL_PAGE = 500;
 
 /** What the worker service needs. */
 export interface WorkerServiceDeps {
@@ -117,6 +130,9 @@ const EVENT_SUBJECT: Record<WorkerEvent['type'], SubjectName> = {
 
 const CLIENT_CATEGORIES = new Set(['ClientValidation', 'Authorization']);
 
+/** Phases of a worker that has not ended: the records a poll reads. */
+const LIVE_PHASES: LedgerPhase[] = LEDGER_PHASES.filter((p) => !TERMINAL_PHASES.has(p));
+
 /**
  * Routes worker operations to provider instances. It checks what the registry negotiated before calling a plugin,
  * remembers which instance owns which worker (rebuilt from the providers' own listings at start, since the
@@ -142,6 +158,8 @@ export class WorkerService {
   readonly #idempotency = new Map<string, Promise<RoutedWorker>>();
   /** Context of the operation running on each worker, so the events its provider emits meanwhile carry its correlation id. */
   readonly #inflight = new Map<string, Tracked>();
+  #pollTimer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
 
   constructor(deps: WorkerServiceDeps) {
     this.#registry = deps.registry;
@@ -217,6 +235,11 @@ export class WorkerService {
     options: OperationContext & { gracePeriodMs?: number } = {},
   ): Promise<{ instance: string | undefined; state: WorkerState; alreadyGone: boolean }> {
     return this.#track('terminateWorker', { ...pick(options), workerId }, async (t) => {
+      const finished = await this.#finishedRecord(workerId);
+      if (finished !== undefined) {
+        t.instance = finished.instance;
+        return this.#purgeFinished(finished, options);
+      }
       let instance: string;
       try {
         instance = await this.#route(workerId);
@@ -252,6 +275,38 @@ export class WorkerService {
       }
       return { instance, state: result.state, alreadyGone: result.alreadyGone };
     });
+  }
+
+  /** The record of a worker that has ended, if the ledger has one. */
+  async #finishedRecord(workerId: string): Promise<WorkerRecord | undefined> {
+    const record = await this.#ledger?.openStore?.get(workerId);
+    return record !== undefined && TERMINAL_PHASES.has(record.state.phase) ? record : undefined;
+  }
+
+  /**
+   * Terminating a worker that has already ended purges its record at once (instead of at the end of its retention).
+   * Its provider is still asked to terminate it, since an ended worker may keep resources (an exited container, a
+   * log folder); a provider that cannot be reached leaves those to the next start's adoption, never the record.
+   */
+  async #purgeFinished(record: WorkerRecord, options: OperationContext & { gracePeriodMs?: number }): Promise<{ instance: string; state: WorkerState; alreadyGone: boolean }> {
+    const ledger = this.#requireLedger();
+    const workerId = record.id;
+    try {
+      await this.#registry.provider(record.instance).terminateWorker({ workerId }, callOptions(options.correlationId));
+    } catch (error) {
+      if (!(error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND')) {
+        this.#logger.warn({ instance: record.instance, workerId, err: describe(error) }, 'could not ask the provider to clean up a finished worker; purging its record anyway');
+      }
+    }
+    await ledger.serial(workerId, async () => {
+      const now = await ledger.store.get(workerId);
+      // Only the finished record: an id reused by a new create meanwhile is that create's.
+      if (now !== undefined && now.revision === record.revision) await ledger.store.delete(workerId);
+    });
+    this.#routes.delete(workerId);
+    this.#labels.delete(workerId);
+    await this.#forget(workerId);
+    return { instance: record.instance, state: workerOfRecord(record).state, alreadyGone: true };
   }
 
   getStatus(workerId: string, ctx: OperationContext = {}): Promise<{ instance: string; state: WorkerState }> {
@@ -311,6 +366,107 @@ export class WorkerService {
         return { ...this.#listed(record, running), stale: true };
       }
     });
+  }
+
+  /**
+   * The ledger's view of one worker, without asking its provider: what a create answers with. Undefined when the
+   * ledger has no record (the service runs without a ledger, or the record was purged).
+   */
+  async view(workerId: string): Promise<ListedWorker | undefined> {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return undefined;
+    const record = await ledger.store.get(workerId);
+    return record === undefined ? undefined : this.#listed(record, new Set(this.#providerNames()));
+  }
+
+  /**
+   * Waits until a worker has started (`running`: Running, Degraded, Recovering or Paused) or ended (Terminated,
+   * Failed), or only until it ended (`exit`), and answers its record as it then stands: a job that exited before it
+   * was seen running is answered with its end, truthfully. `reached` is false when the time ran out or the signal
+   * aborted first. A provider that emits no events is asked for the worker's state while waiting.
+   */
+  async awaitWorker(workerId: string, until: CreateWait, options: { timeoutMs: number; signal?: AbortSignal }): Promise<{ view: ListedWorker | undefined; reached: boolean }> {
+    const ledger = this.#requireLedger();
+    const done = (r: WorkerRecord): boolean => TERMINAL_PHASES.has(r.state.phase) || (until === 'running' && RUNNING_PHASES.has(r.state.phase));
+    const { record, reached } = await ledger.awaitRecord(workerId, done, {
+      timeoutMs: options.timeoutMs,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      recheckMs: 500,
+      refresh: async () => {
+        const current = await ledger.store.get(workerId);
+        if (current !== undefined && !this.#emitsEvents(current.instance)) await this.#refresh(current);
+      },
+    });
+    return { view: record === undefined ? undefined : this.#listed(record, new Set(this.#providerNames())), reached };
+  }
+
+  /**
+   * Starts asking providers that emit no events for the state of their live workers every `intervalMs`: without it,
+   * such a worker's record would stay at the state its create answered (a job that ended would look alive).
+   */
+  startPolling(intervalMs: number): void {
+    if (this.#pollTimer !== undefined || this.#ledger === undefined) return;
+    this.#pollTimer = setInterval(() => {
+      // A poll still running (a slow provider) is not stacked with another.
+      this.#polling ??= this.pollProviders().finally(() => (this.#polling = undefined));
+    }, intervalMs);
+    this.#pollTimer.unref();
+  }
+
+  /** Stops the polling and waits for a poll in flight. */
+  async stopPolling(): Promise<void> {
+    clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
+    await this.#polling;
+  }
+
+  /**
+   * One poll of every running provider instance without the `worker.events` capability: one listing per instance,
+   * applied to the live records of that instance; a record the listing lacks is asked about on its own (and marked
+   * Failed(Lost) when the provider says it does not have it). Records whose create or other operation is in flight
+   * are left to that operation.
+   */
+  async pollProviders(): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return;
+    for (const instance of this.#providerNames()) {
+      if (this.#emitsEvents(instance)) continue;
+      try {
+        const listed = new Map((await this.#registry.provider(instance).listWorkers({})).map((w) => [w.workerId, w]));
+        let cursor: string | undefined;
+        do {
+          const page = await ledger.store.list({ instance, phases: LIVE_PHASES, limit: POLL_PAGE, ...(cursor === undefined ? {} : { cursor }) });
+          for (const record of page.items) {
+            if (record.state.phase === 'Pending' || this.#inflight.has(record.id)) continue;
+            const worker = listed.get(record.id);
+            // One worker the provider cannot answer about does not stop the poll of the others.
+            if (worker === undefined) await this.#refresh(record).catch((error: unknown) => this.#logger.warn({ instance, workerId: record.id, err: describe(error) }, 'could not poll a worker'));
+            else await ledger.serial(record.id, () => ledger.observe(instance, record.id, ledgerStateOfWorker(worker), 'poll'));
+          }
+          cursor = page.nextCursor;
+        } while (cursor !== undefined);
+      } catch (error) {
+        this.#logger.warn({ instance, err: describe(error) }, 'could not poll a provider for the state of its workers');
+      }
+    }
+  }
+
+  /** Reads one live worker's state from its provider into the ledger; gone from the provider: Failed(Lost). */
+  async #refresh(record: WorkerRecord): Promise<void> {
+    const ledger = this.#requireLedger();
+    if (TERMINAL_PHASES.has(record.state.phase) || record.state.phase === 'Pending' || this.#inflight.get(record.id)?.op === 'createWorker') return;
+    try {
+      const state = await this.#registry.provider(record.instance).getWorkerStatus({ workerId: record.id });
+      await ledger.serial(record.id, () => ledger.observe(record.instance, record.id, ledgerStateOf(state), 'poll'));
+    } catch (error) {
+      if (!(error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND')) throw error;
+      // Asked again inside the queue: a create or terminate that settled meanwhile has the last word.
+      await ledger.serial(record.id, async () => {
+        const now = await ledger.store.get(record.id);
+        if (now === undefined || TERMINAL_PHASES.has(now.state.phase) || this.#inflight.has(record.id)) return;
+        await ledger.finish(record.instance, record.id, { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'poll');
+      });
+    }
   }
 
   /** A record as an answer: the contract view, its ledger phase, staleness, and (for one worker) the whole record. */
@@ -596,7 +752,10 @@ export class WorkerService {
     if (ledger !== undefined) {
       // Events the provider emitted while creating are newer than this answer: it only moves a record still Creating.
       await ledger.serial(workerId, async () => {
-        if ((await ledger.store.get(workerId))?.state.phase === 'Creating') await ledger.observe(instance, workerId, ledgerStateOfWorker(worker), 'create');
+        const record = await ledger.store.get(workerId);
+        // The provider's handle (pid, container id) is what an operator looks for on the infrastructure.
+        if (record !== undefined && worker.providerRef !== undefined && record.providerRef !== worker.providerRef) await ledger.store.update(workerId, { providerRef: worker.providerRef });
+        if (record?.state.phase === 'Creating') await ledger.observe(instance, workerId, ledgerStateOfWorker(worker), 'create');
       });
     }
     if (!this.#emitsEvents(instance)) {
@@ -630,11 +789,21 @@ export class WorkerService {
     await ledger
       .serial(workerId, () => ledger.finish(instance, workerId, { phase: 'Failed', reason: CREATE_FAILED, message: `${failure.code}: ${failure.message}`.slice(0, 4096) }, 'create'))
       .catch((e: unknown) => this.#logger.error({ instance, workerId, err: describe(e) }, 'could not record a failed create'));
-    try {
-      await this.#registry.provider(instance).terminateWorker({ workerId });
-    } catch (e) {
-      // Left for the next start's adoption, which terminates a live worker whose record is finished.
-      this.#logger.error({ instance, workerId, err: describe(e) }, 'could not clean up after a failed create');
+    // The call that failed may have killed its thread; a terminate sent at once can land on that same dying thread and
+    // fail with it. Retried (transient failures only) until a fresh thread answers, which waits out the restart.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#registry.provider(instance).terminateWorker({ workerId });
+        return;
+      } catch (e) {
+        const failure = toWorkerManagerError(e);
+        if (!failure.transient || attempt >= CLEANUP_RETRIES.length) {
+          // Left for the next start's adoption, which terminates a live worker whose record is finished.
+          this.#logger.error({ instance, workerId, err: describe(e), attempts: attempt + 1 }, 'could not clean up after a failed create');
+          return;
+        }
+        await sleep(CLEANUP_RETRIES[attempt]);
+      }
     }
   }
 
@@ -724,6 +893,9 @@ export class WorkerService {
   async #route(workerId: string): Promise<string> {
     const known = this.#routes.get(workerId);
     if (known !== undefined) return known;
+    // The ledger binds a worker to the instance that created it; only a worker it does not know is searched for.
+    const recorded = (await this.#ledger?.openStore?.get(workerId))?.instance;
+    if (recorded !== undefined) return recorded;
     const names = this.#providerNames();
     const answers = await Promise.allSettled(names.map((name) => this.#registry.provider(name).getWorkerStatus({ workerId })));
     const index = answers.findIndex((a) => a.status === 'fulfilled');

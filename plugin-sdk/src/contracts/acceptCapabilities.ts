@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { CAPABILITIES, CAPABILITY_VERSION } from './capabilities.ts';
+import { CAPABILITIES } from './capabilities.ts';
 
 /** The capabilities a host accepts from a declaration, and the ones it ignores with the reason. */
 export interface AcceptedCapabilities {
@@ -9,18 +9,17 @@ export interface AcceptedCapabilities {
 
 /**
  * What a host built on this SDK accepts from a plugin's declared capabilities: known capabilities of the plugin's
- * contract whose version satisfies `^CAPABILITY_VERSION` (same major, not older). The host's negotiation and the
+ * contract whose version satisfies the range the host speaks for it (`^` its version: same major, not older). The host's negotiation and the
  * testing harness both use this, so a plugin's tests see exactly what the host will route.
  */
 export function acceptCapabilities(contractName: string, declared: Readonly<Record<string, string>>): AcceptedCapabilities {
-  const range = `^${CAPABILITY_VERSION}`;
   const accepted: Record<string, string> = {};
   const ignored: AcceptedCapabilities['ignored'] = [];
   for (const [capability, version] of Object.entries(declared)) {
-    const info = (CAPABILITIES as Record<string, { contract: string }>)[capability];
+    const info = (CAPABILITIES as Record<string, { contract: string; version: string }>)[capability];
     if (info === undefined) ignored.push({ capability, version, reason: 'unknown to this host' });
     else if (info.contract !== contractName) ignored.push({ capability, version, reason: `belongs to the ${info.contract} contract` });
-    else if (semver.valid(version) === null || !semver.satisfies(version, range)) ignored.push({ capability, version, reason: `host speaks ${range}` });
+    else if (semver.valid(version) === null || !semver.satisfies(version, `^${info.version}`)) ignored.push({ capability, version, reason: `host speaks ^${info.version}` });
     else accepted[capability] = version;
   }
   return { accepted, ignored };

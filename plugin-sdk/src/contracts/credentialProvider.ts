@@ -1,6 +1,5 @@
 import Type, { type Static } from 'typebox';
 import { Timestamp } from './common.ts';
-import { CAPABILITY_VERSION } from './capabilities.ts';
 import { call, type Contract } from './operation.ts';
 
 /** Lifecycle status of a secret version. */
@@ -39,12 +38,12 @@ const ByName = Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 })
 const ByVersion = Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), version: Type.String({ minLength: 1 }) }, { additionalProperties: false });
 
 /**
- * The CredentialProvider contract (seed 000, table 7). Rotation is split into steps the host's RotationEngine drives
+ * The CredentialProvider contract. Rotation is split into steps the host's RotationEngine drives
  * (create a pending version, test it, promote it, revoke the old one), so a crash between steps can be resumed.
  */
 export const CredentialProviderContract = {
   name: 'credentials',
-  version: CAPABILITY_VERSION,
+  version: '1.0.0',
   operations: {
     getSecret: call({
       params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), version: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),

@@ -3,7 +3,7 @@ import { MAX_LIST_ITEMS, MAX_NAME_LENGTH } from './limits.ts';
 
 const Services = Type.Array(Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH }), { maxItems: MAX_LIST_ITEMS });
 
-/** Network access policy of a worker (seed 000: AllowServices, BlockServices, AllowIpRange, RequireTunnel). */
+/** Network access policy of a worker: AllowServices, BlockServices, AllowIpRange, RequireTunnel. */
 export const AccessPolicy = Type.Union([
   Type.Object({ type: Type.Literal('AllowServices'), services: Services }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('BlockServices'), services: Services }, { additionalProperties: false }),

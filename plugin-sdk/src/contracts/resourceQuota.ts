@@ -34,7 +34,7 @@ export interface QuotaShortfall {
 }
 
 /**
- * Checks a quota against available capacity (seed 000: `ResourceQuota::is_compatible_with`).
+ * Checks a quota against available capacity.
  * Returns the resources that do not fit; an empty list means the quota fits.
  */
 export function quotaShortfalls(quota: ResourceQuota, available: ResourceAmounts): QuotaShortfall[] {

@@ -8,7 +8,7 @@ import { SecretRef } from './secretRef.ts';
 import { VolumeMount } from './volumes.ts';
 
 /**
- * What to run and with what (seed 000: RuntimeSpec). A container provider needs `image`; a process provider needs
+ * What to run and with what. A container provider needs `image`; a process provider needs
  * `command`. Providers reject what they cannot honour with `WM_ERR_VALIDATION` or `WM_ERR_COMPATIBILITY`. Every field
  * is bounded (limits.ts says why); the host also bounds the whole spec to MAX_SPEC_BYTES of JSON.
  */

@@ -4,7 +4,7 @@ import { MAX_NAME_LENGTH } from './limits.ts';
 
 const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 
-/** Where a volume's content comes from (seed 000: EmptyDir, PersistentVolume, HostPath, Secret, ConfigMap). */
+/** Where a volume's content comes from: EmptyDir, PersistentVolume, HostPath, Secret, ConfigMap. */
 export const VolumeSource = Type.Union([
   // The same ceiling as ResourceQuota.storageMiB (1 PiB).
   Type.Object({ type: Type.Literal('EmptyDir'), sizeMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_073_741_824 })) }, { additionalProperties: false }),

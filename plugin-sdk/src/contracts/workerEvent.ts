@@ -2,7 +2,7 @@ import Type, { type Static } from 'typebox';
 import { Timestamp, WorkerId } from './common.ts';
 import { WorkerState } from './workerState.ts';
 
-/** Lifecycle events a provider emits (seed 000: WorkerCreated, WorkerStateChanged, WorkerTerminated, WorkerFailed). */
+/** Lifecycle events a provider emits. */
 export const WorkerEvent = Type.Union([
   Type.Object({ type: Type.Literal('WorkerCreated'), workerId: WorkerId, providerRef: Type.Optional(Type.String()), timestamp: Timestamp }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('WorkerStateChanged'), workerId: WorkerId, oldState: WorkerState, newState: WorkerState, timestamp: Timestamp }, { additionalProperties: false }),

@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import { CAPABILITY_VERSION, type CapabilityName } from './capabilities.ts';
+import type { CapabilityName } from './capabilities.ts';
 import { CommandLine, Labels, WorkerId } from './common.ts';
 import { CapacityInfo } from './capacity.ts';
 import { ExecutionResult } from './execution.ts';
@@ -14,15 +14,24 @@ import { WorkerState } from './workerState.ts';
 const ByWorker = Type.Object({ workerId: WorkerId }, { additionalProperties: false });
 
 /**
- * The WorkerProvider contract (seed 000, table 5). Every provider plugin implements the `worker.lifecycle`
+ * The WorkerProvider contract. Every provider plugin implements the `worker.lifecycle`
  * operations; the others are optional capabilities. Workers are identified by the id the host gives them, and a
  * provider labels every resource it creates with the owner labels of its plugin context.
  */
 export const WorkerProviderContract = {
   name: 'worker-provider',
-  version: CAPABILITY_VERSION,
+  /** 2.0.0: createWorker is asynchronous (returns on acceptance); a 1.x provider is refused at negotiation. */
+  version: '2.0.0',
   operations: {
-    /** Creates and starts a worker; returns once it runs. Repeating it with the same workerId returns that worker. */
+    /**
+     * Asks the infrastructure for a worker and returns as soon as it has accepted it: do not wait for an image pull,
+     * for scheduling or for the worker to run. The returned state is `Creating`, `Starting` (with a `pendingReason`
+     * such as `ImagePull` or `Unschedulable` when known), or whatever the worker already reached (`Running`, or even
+     * `Terminated` for a job that finished at once). Later states arrive as WorkerEvents (providers that declare
+     * `worker.events`) or through `getWorkerStatus`, which the host polls otherwise. A failure after acceptance is a
+     * `Failed` state with its reason (`ImagePullFailed`, `Unschedulable` ...), not an error of this call. Repeating it
+     * with the same workerId returns that worker, in its current state.
+     */
     createWorker: call({
       params: Type.Object(
         {

@@ -1,8 +1,21 @@
 import Type, { type Static } from 'typebox';
 
-/** Worker lifecycle states (seed 000): Failed carries its reason (for example `OOMKilled`). */
+/**
+ * Why an accepted worker is not running yet: `ImagePull`, `Unschedulable`, `ContainerCreating`, `Provisioning`, or a
+ * provider's own word in the same form (an UpperCamelCase token, so it can be filtered and counted).
+ */
+export const PendingReason = Type.String({ pattern: '^[A-Z][A-Za-z0-9]{0,63}$' });
+/** A pending reason. */
+export type PendingReason = Static<typeof PendingReason>;
+
+/**
+ * Worker lifecycle states. `Creating`: the provider is making the worker. `Starting`: the infrastructure accepted it
+ * and it waits (for an image pull, for a node), with the reason when the provider knows it. Failed carries its reason
+ * (for example `OOMKilled`).
+ */
 export const WorkerState = Type.Union([
   Type.Object({ phase: Type.Literal('Creating') }, { additionalProperties: false }),
+  Type.Object({ phase: Type.Literal('Starting'), pendingReason: Type.Optional(PendingReason) }, { additionalProperties: false }),
   Type.Object({ phase: Type.Literal('Running') }, { additionalProperties: false }),
   Type.Object({ phase: Type.Literal('Paused') }, { additionalProperties: false }),
   Type.Object({ phase: Type.Literal('Terminating') }, { additionalProperties: false }),

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
 
-/** Error categories from the design (seed 000, table 6). They decide retry policy and HTTP status. */
+/** Error categories. They decide retry policy and HTTP status. */
 export const ErrorCategory = Type.Union([
   Type.Literal('ClientValidation'),
   Type.Literal('Authorization'),

@@ -1,7 +1,7 @@
 import type { ErrorCodeSpec } from './categories.ts';
 
 /**
- * Stable error codes of the plugin contracts (seed 000, table 6, plus the credential errors of table 7).
+ * Stable error codes of the plugin contracts.
  * Codes never change meaning once published; new ones are added at the end of a group.
  */
 export const SDK_ERROR_CODES = {

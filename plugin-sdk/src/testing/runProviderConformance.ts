@@ -64,6 +64,9 @@ type LogStream = AsyncIterable<LogChunk> & { cancel(): void };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The states createWorker may answer for a long-running worker: accepted, on its way, or already running. */
+const ACCEPTED_PHASES: ReadonlySet<string> = new Set(['Creating', 'Starting', 'Running']);
+
 /** Default settle time and per-test timeout, before scaling: sized for a loaded 2-core machine, not an idle one. */
 const DEFAULT_SETTLE_MS = 20_000;
 const DEFAULT_TEST_TIMEOUT_MS = 120_000;
@@ -199,6 +202,19 @@ export function runProviderConformance(target: ConformanceTarget): void {
     created.add(id);
     return p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } } });
   };
+  /** Waits until the provider reports the worker Running: createWorker only promises acceptance (contract 2). */
+  const untilRunning = (id: string): Promise<WorkerState> =>
+    waitFor(async () => {
+      const state = await p().getWorkerStatus({ workerId: id });
+      assert.ok(!isFinal(state), `${id} ended (${JSON.stringify(state)}) before it was Running`);
+      return state.phase === 'Running' ? state : undefined;
+    }, `${id} to be Running`, settle);
+  /** Creates a worker and waits until it runs: what every test of an operation on a running worker starts from. */
+  const createRunning = async (id: string, spec: RuntimeSpec): Promise<Worker> => {
+    const worker = await create(id, spec);
+    await untilRunning(id);
+    return worker;
+  };
   const terminate = async (id: string): Promise<void> => {
     await p().terminateWorker({ workerId: id, gracePeriodMs: 2_000 });
     created.delete(id);
@@ -223,19 +239,23 @@ export function runProviderConformance(target: ConformanceTarget): void {
       assert.ok(has('worker.lifecycle'), 'every provider must declare worker.lifecycle');
     });
 
-    it('createWorker starts a worker that reports Running', { timeout }, async () => {
+    it('createWorker returns once the worker is accepted (Creating, Starting or Running), and the worker then reports Running', { timeout }, async () => {
       const id = newId('create');
       const worker = await create(id, target.longRunningSpec(`hello-${id}`));
       assert.equal(worker.workerId, id);
-      assert.equal(worker.state.phase, 'Running');
+      assert.ok(ACCEPTED_PHASES.has(worker.state.phase), `createWorker answers an accepted worker's state, not ${JSON.stringify(worker.state)}`);
       assert.equal(worker.labels['conformance/worker'], id, 'the worker carries the labels of its spec');
-      assert.deepEqual(await p().getWorkerStatus({ workerId: id }), { phase: 'Running' });
+      // Between acceptance and Running, the provider knows the worker: status and listing find it at once.
+      const early = await p().getWorkerStatus({ workerId: id });
+      assert.ok(ACCEPTED_PHASES.has(early.phase), `getWorkerStatus right after createWorker: ${JSON.stringify(early)}`);
+      assert.deepEqual((await p().listWorkers({ labels: { 'conformance/worker': id } })).map((w) => w.workerId), [id], 'listWorkers finds an accepted worker');
+      assert.deepEqual(await untilRunning(id), { phase: 'Running' });
       await terminate(id);
     });
 
     it('listWorkers finds the worker and filters by label', { timeout }, async () => {
       const id = newId('list');
-      await create(id, target.longRunningSpec(`list-${id}`));
+      await createRunning(id, target.longRunningSpec(`list-${id}`));
       const all = await p().listWorkers({});
       assert.ok(all.some((w) => w.workerId === id), 'listWorkers({}) includes the new worker');
       const mine = await p().listWorkers({ labels: { 'conformance/worker': id } });
@@ -248,7 +268,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
 
     it('terminateWorker ends the worker as Terminated', { timeout }, async () => {
       const id = newId('term');
-      await create(id, target.longRunningSpec(`term-${id}`));
+      await createRunning(id, target.longRunningSpec(`term-${id}`));
       const result = await p().terminateWorker({ workerId: id, gracePeriodMs: 2_000 });
       created.delete(id);
       assert.equal(result.workerId, id);
@@ -291,7 +311,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
 
     it('terminateWorker is idempotent, and succeeds for a worker that never existed', { timeout }, async () => {
       const id = newId('twice');
-      await create(id, target.longRunningSpec(`twice-${id}`));
+      await createRunning(id, target.longRunningSpec(`twice-${id}`));
       const first = await p().terminateWorker({ workerId: id });
       const second = await p().terminateWorker({ workerId: id });
       created.delete(id);
@@ -379,7 +399,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
         assert.ok(target.delayedSpec !== undefined, 'the target must provide delayedSpec to test worker.logs.follow');
         const id = newId('follow');
         const marker = `late-${id}`;
-        await create(id, target.delayedSpec(marker, followDelayMs));
+        await createRunning(id, target.delayedSpec(marker, followDelayMs));
         const stream = await p().getLogs({ workerId: id, options: { follow: true } });
         assert.ok(!textOf(await readAll(p(), id)).includes(marker), 'the marker is not there yet when following starts');
         await readUntil(stream, (seen) => textOf(seen).includes(marker), followDelayMs + settle, `'${marker}' through follow`);
@@ -399,7 +419,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
       it('getLogs with follow ends by itself when the worker ends', { timeout }, async () => {
         const id = newId('followend');
         const marker = `end-${id}`;
-        await create(id, target.longRunningSpec(marker));
+        await createRunning(id, target.longRunningSpec(marker));
         await logsContain(id, marker);
         const stream = await p().getLogs({ workerId: id, options: { follow: true } });
         await terminate(id);
@@ -410,7 +430,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
     if (has('worker.exec')) {
       it('executeCommand returns exit code, stdout and stderr, and honours timeoutMs', { timeout }, async () => {
         const id = newId('exec');
-        await create(id, target.longRunningSpec(`exec-${id}`));
+        await createRunning(id, target.longRunningSpec(`exec-${id}`));
         const r = await p().executeCommand({ workerId: id, command: ['sh', '-c', `echo out-${id}; echo err-${id} >&2; exit 3`] });
         assert.equal(r.exitCode, 3);
         assert.ok(r.stdout.includes(`out-${id}`), `stdout: ${JSON.stringify(r.stdout)}`);
@@ -428,7 +448,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
     if (has('worker.pause')) {
       it('pauseWorker gives Paused and resumeWorker gives Running, both idempotent', { timeout }, async () => {
         const id = newId('pause');
-        await create(id, target.longRunningSpec(`pause-${id}`));
+        await createRunning(id, target.longRunningSpec(`pause-${id}`));
         assert.deepEqual(await p().pauseWorker({ workerId: id }), { phase: 'Paused' });
         assert.deepEqual(await p().getWorkerStatus({ workerId: id }), { phase: 'Paused' });
         assert.deepEqual(await p().pauseWorker({ workerId: id }), { phase: 'Paused' });
@@ -443,7 +463,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
       it('restartWorker runs the worker again', { timeout }, async () => {
         const id = newId('restart');
         const marker = `restart-${id}`;
-        await create(id, target.longRunningSpec(marker));
+        await createRunning(id, target.longRunningSpec(marker));
         const worker = await p().restartWorker({ workerId: id });
         assert.equal(worker.workerId, id);
         assert.equal(worker.state.phase, 'Running');
@@ -473,6 +493,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
         const spec = target.longRunningSpec(`refresh-${id}`);
         created.add(id);
         await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+        await untilRunning(id);
         assert.equal(await read(id, probes.file('cf/token')), `file-${id}-1`);
         const r = await p().refreshSecrets({ workerId: id, secrets: mounts(id, '2') });
         assert.deepEqual(r, { workerId: id, updated: 1 }, 'one file mount replaced; the env mount is not counted');
@@ -487,6 +508,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
         const spec = target.longRunningSpec(`refreshsig-${id}`);
         created.add(id);
         await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+        await untilRunning(id);
         // Signal a command that is up, as a rotation does: a container's init drops a signal that comes before it has set
         // up forwarding (PID 1 ignores signals it has no handler for), and Running only says the init has started.
         if (has('worker.logs')) await logsContain(id, `refreshsig-${id}`);
@@ -503,6 +525,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
           const spec = target.longRunningSpec(`restartsec-${id}`);
           created.add(id);
           await p().createWorker({ workerId: id, spec: { ...spec, labels: { ...spec.labels, ...labelsFor(id) } }, secrets: mounts(id, '1') });
+          await untilRunning(id);
           const worker = await p().restartWorker({ workerId: id, secrets: mounts(id, '2') });
           assert.equal(worker.state.phase, 'Running');
           assert.equal(await read(id, probes.env('CF_SECRET')), `env-${id}-2`, 'the restarted worker has the new env value');
@@ -520,7 +543,7 @@ export function runProviderConformance(target: ConformanceTarget): void {
         }
         if (before.maxWorkers !== undefined) assert.ok(before.maxWorkers >= before.activeWorkers);
         const id = newId('cap');
-        await create(id, target.longRunningSpec(`cap-${id}`));
+        await createRunning(id, target.longRunningSpec(`cap-${id}`));
         assert.equal((await p().getCapacity({})).activeWorkers, before.activeWorkers + 1, 'a running worker is counted');
         await terminate(id);
         assert.equal((await p().getCapacity({})).activeWorkers, before.activeWorkers, 'a terminated worker is not counted');

@@ -12,7 +12,7 @@ export default definePlugin({
   id: 'credentials-simple',
   version: '0.1.0',
   kind: 'credentials',
-  hostApi: '^1.0.0',
+  hostApi: '^2.0.0',
   description: 'File-backed credential store, AES-256-GCM encrypted, with versions, stages and rotation steps.',
   capabilities: {
     'secret.read': '1.0.0',

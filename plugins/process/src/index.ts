@@ -11,10 +11,10 @@ export default definePlugin({
   id: 'process',
   version: '0.1.0',
   kind: 'provider',
-  hostApi: '^1.0.0',
+  hostApi: '^2.0.0',
   description: 'Runs each worker as a local child process under the host state directory (Linux).',
   capabilities: {
-    'worker.lifecycle': '1.0.0',
+    'worker.lifecycle': '2.0.0',
     'worker.logs': '1.0.0',
     'worker.logs.follow': '1.0.0',
     'worker.exec': '1.0.0',

@@ -2,13 +2,24 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Compile } from 'typebox/compile';
-import { ApiError } from '../../../host/src/api/apiSchemas.ts';
+import { ApiError, WorkerStatus } from '../../../host/src/api/apiSchemas.ts';
 import { createApiServer } from '../../../host/src/api/createApiServer.ts';
 import { repoRoot, fixturePlugin, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 
 const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
 const apiError = Compile(ApiError);
+const workerStatus = Compile(WorkerStatus);
+
+/** The body of a create and of `GET /v1/workers/{id}`. */
+interface Status {
+  instance: string;
+  workerId: string;
+  state: { phase: string; exitCode?: number; reason?: string };
+  phase: string;
+  stale: boolean;
+  record?: { id: string; labels: Record<string, string>; spec: { command?: string[] }; history: Array<{ to: string }> };
+}
 
 /** Asserts the one error body shape, its status and code, and (when given) the offending path. */
 function assertError(res: LightMyRequestResponse, status: number, code: string, path?: string): Record<string, unknown> {
@@ -26,11 +37,15 @@ describe('REST API on a real host (process provider)', () => {
   let app: FastifyInstance;
   const created: string[] = [];
 
-  const create = async (payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> => {
-    const res = await app.inject({ method: 'POST', url: '/v1/workers', payload: payload as object, headers });
-    if (res.statusCode === 201) created.push(res.json<{ worker: { workerId: string } }>().worker.workerId);
+  /** POST /v1/workers, with `query` (`?wait=running`) when given; every worker it made is terminated after the suite. */
+  const create = async (payload: unknown, headers: Record<string, string> = {}, query = ''): Promise<LightMyRequestResponse> => {
+    const res = await app.inject({ method: 'POST', url: `/v1/workers${query}`, payload: payload as object, headers });
+    if (res.statusCode === 201 || res.statusCode === 202) created.push(res.json<Status>().workerId);
     return res;
   };
+  // The API takes at most 600 s.
+  const waitMs = Math.min(budget(60_000), 600_000);
+  const waitRunning = `?wait=running&waitTimeoutMs=${waitMs}`;
 
   before(async () => {
     t = await startTestHost(`
@@ -54,17 +69,62 @@ instances:
     await t.stop();
   });
 
-  it('creates a worker (201 { instance, worker }), merges labels and passes the correlation id to the service', async () => {
+  it('creates a worker (202, Location, the body of GET /v1/workers/{id}) once it is accepted, merges labels and passes the correlation id to the service', async () => {
     const res = await create({ spec: { command: ['sh', '-c', 'echo hello; exec sleep 600'], labels: { a: '1' } }, labels: { team: 'api' } }, { 'x-correlation-id': 'corr-create-1' });
-    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.statusCode, 202, res.body);
     assert.equal(res.headers['x-correlation-id'], 'corr-create-1');
-    const body = res.json<{ instance: string; worker: { workerId: string; state: { phase: string }; labels: Record<string, string> } }>();
+    const body = res.json<Status>();
+    assert.ok(workerStatus.Check(body), `not a WorkerStatus body: ${res.body}`);
+    assert.equal(res.headers['location'], `/v1/workers/${body.workerId}`);
     assert.equal(body.instance, 'a');
-    assert.equal(body.worker.state.phase, 'Running');
-    assert.equal(body.worker.labels['team'], 'api');
-    assert.equal(body.worker.labels['a'], '1');
-    const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['op'] === 'createWorker' && l['workerId'] === body.worker.workerId);
+    assert.equal(body.stale, false);
+    // The ledger record comes with it: the labels of the request merged with the spec's, the spec as requested.
+    assert.equal(body.record?.id, body.workerId);
+    assert.equal(body.record?.labels['team'], 'api');
+    assert.equal(body.record?.labels['a'], '1');
+    assert.deepEqual(body.record?.spec.command, ['sh', '-c', 'echo hello; exec sleep 600']);
+    // Accepted is not yet running: the Location names the same worker, which comes to run.
+    const location = String(res.headers['location']);
+    const running = await waitFor(async () => {
+      const got = await app.inject({ method: 'GET', url: location });
+      assert.equal(got.statusCode, 200, got.body);
+      const status = got.json<Status>();
+      return status.phase === 'Running' ? status : undefined;
+    }, 'the accepted worker to run', 60_000);
+    assert.equal(running.workerId, body.workerId);
+    const logged = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['op'] === 'createWorker' && l['workerId'] === body.workerId);
     assert.equal(logged?.['correlationId'], 'corr-create-1');
+  });
+
+  it('waits with ?wait: running answers 201 once the worker runs, exit 201 with its end, and a wait that runs out 202 with the state reached', async () => {
+    const run = await create({ spec: { command: ['sleep', '600'] }, labels: { wait: 'running' } }, {}, waitRunning);
+    assert.equal(run.statusCode, 201, run.body);
+    const running = run.json<Status>();
+    assert.ok(workerStatus.Check(running), `not a WorkerStatus body: ${run.body}`);
+    assert.equal(run.headers['location'], `/v1/workers/${running.workerId}`);
+    assert.deepEqual([running.phase, running.state], ['Running', { phase: 'Running' }]);
+    assert.equal(running.record?.labels['wait'], 'running');
+    assert.deepEqual(running.record?.history.map((h) => h.to), ['Creating', 'Running']);
+
+    const exit = `?wait=exit&waitTimeoutMs=${waitMs}`;
+    const ok = await create({ spec: { command: ['true'] } }, {}, exit);
+    assert.equal(ok.statusCode, 201, ok.body);
+    assert.deepEqual([ok.json<Status>().phase, ok.json<Status>().state], ['Terminated', { phase: 'Terminated', exitCode: 0 }]);
+    const failed = await create({ spec: { command: ['sh', '-c', 'exit 3'] } }, {}, exit);
+    assert.equal(failed.statusCode, 201, failed.body);
+    assert.equal(failed.json<Status>().phase, 'Failed');
+    assert.equal(failed.json<Status>().state.exitCode, 3);
+
+    // A worker that sleeps 600 s cannot end within 300 ms: the wait runs out and the answer is what was reached.
+    const short = await create({ spec: { command: ['sleep', '600'] } }, {}, '?wait=exit&waitTimeoutMs=300');
+    assert.equal(short.statusCode, 202, short.body);
+    const reached = short.json<Status>();
+    assert.ok(workerStatus.Check(reached), `not a WorkerStatus body: ${short.body}`);
+    assert.equal(short.headers['location'], `/v1/workers/${reached.workerId}`);
+    assert.ok(!['Terminated', 'Failed'].includes(reached.phase), `a worker that sleeps 600 s ended: ${short.body}`);
+
+    assertError(await create({ spec: { command: ['true'] } }, {}, '?wait=forever'), 400, 'WM_ERR_VALIDATION', '/querystring/wait');
+    assertError(await create({ spec: { command: ['true'] } }, {}, '?wait=running&waitTimeoutMs=0'), 400, 'WM_ERR_VALIDATION', '/querystring/waitTimeoutMs');
   });
 
   it('generates a correlation id when none (or a malformed one) is given', async () => {
@@ -77,9 +137,10 @@ instances:
   it('creates once per idempotency key, even for concurrent requests', async () => {
     const payload = { spec: { command: ['sleep', '600'] }, labels: { idem: 'k' } };
     const [one, two] = await Promise.all([create(payload, { 'idempotency-key': 'idem-1' }), create(payload, { 'idempotency-key': 'idem-1' })]);
-    assert.equal(one.statusCode, 201);
-    assert.equal(two.statusCode, 201);
-    assert.equal(one.json<{ worker: { workerId: string } }>().worker.workerId, two.json<{ worker: { workerId: string } }>().worker.workerId);
+    assert.equal(one.statusCode, 202, one.body);
+    assert.equal(two.statusCode, 202, two.body);
+    assert.equal(one.json<Status>().workerId, two.json<Status>().workerId);
+    assert.equal(one.headers['location'], two.headers['location']);
     const listed = await app.inject({ method: 'GET', url: '/v1/workers?label=idem=k' });
     assert.equal(listed.json<{ items: unknown[] }>().items.length, 1);
     assertError(await create(payload, { 'idempotency-key': 'has space' }), 400, 'WM_ERR_VALIDATION', '/headers/idempotency-key');
@@ -88,7 +149,7 @@ instances:
   it('lists with provider, label and state filters, paginated by an opaque cursor without gaps or repeats', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await create({ workerId: `page-${i}`, spec: { command: ['sleep', '600'] }, labels: { batch: 'p' } });
+      const res = await create({ workerId: `page-${i}`, spec: { command: ['sleep', '600'] }, labels: { batch: 'p' } }, {}, waitRunning);
       assert.equal(res.statusCode, 201, res.body);
       ids.push(`page-${i}`);
     }
@@ -125,7 +186,7 @@ instances:
   });
 
   it('gets, execs in, pauses, resumes, restarts, reads logs of and terminates a worker', async () => {
-    const res = await create({ workerId: 'life-1', spec: { command: ['sh', '-c', 'echo line-a; echo line-b; exec sleep 600'] } });
+    const res = await create({ workerId: 'life-1', spec: { command: ['sh', '-c', 'echo line-a; echo line-b; exec sleep 600'] } }, {}, waitRunning);
     assert.equal(res.statusCode, 201, res.body);
 
     const got = await app.inject({ method: 'GET', url: '/v1/workers/life-1' });
@@ -166,15 +227,25 @@ instances:
     assert.equal(gone.statusCode, 200, gone.body);
     assert.equal(gone.json<{ alreadyGone: boolean; instance: string }>().alreadyGone, false);
     assert.equal(gone.json<{ instance: string }>().instance, 'a');
+    // Terminating a live worker keeps its record, Terminated, for the retention period.
+    const ended = await app.inject({ method: 'GET', url: '/v1/workers/life-1' });
+    assert.equal(ended.statusCode, 200, ended.body);
+    assert.equal(ended.json<Status>().phase, 'Terminated');
+    assert.equal(ended.json<Status>().record?.id, 'life-1');
+    // Terminating it again, now that it has ended, purges its record at once and answers its final state.
     const again = await app.inject({ method: 'DELETE', url: '/v1/workers/life-1' });
-    assert.equal(again.statusCode, 200);
-    assert.equal(again.json<{ alreadyGone: boolean }>().alreadyGone, true);
+    assert.equal(again.statusCode, 200, again.body);
+    const purged = again.json<{ alreadyGone: boolean; instance: string | null; state: { phase: string } }>();
+    assert.equal(purged.alreadyGone, true);
+    assert.equal(purged.instance, 'a');
+    assert.equal(purged.state.phase, 'Terminated');
+    assert.equal(await t.host.workers.view('life-1'), undefined, 'the ended record was purged');
     const never = await app.inject({ method: 'DELETE', url: '/v1/workers/never-existed' });
     assert.deepEqual(never.json(), { workerId: 'never-existed', instance: null, state: { phase: 'Terminated' }, alreadyGone: true });
   });
 
   it('passes the request\'s correlation id to every WorkerService call (one log line per operation names it)', async () => {
-    const res = await create({ workerId: 'corr-1', spec: { command: ['sh', '-c', 'echo hi; exec sleep 600'] } });
+    const res = await create({ workerId: 'corr-1', spec: { command: ['sh', '-c', 'echo hi; exec sleep 600'] } }, {}, waitRunning);
     assert.equal(res.statusCode, 201, res.body);
     const calls: Array<[string, 'GET' | 'POST' | 'DELETE', string, object?]> = [
       ['getStatus', 'GET', '/v1/workers/corr-1'],
@@ -230,7 +301,7 @@ instances:
     assertError(await create({ spec: { image: 'busybox', command: ['true'] } }), 400, 'WM_ERR_COMPATIBILITY');
     assertError(await create({ provider: 'zzz', spec: { command: ['true'] } }), 404, 'HOST_ERR_INSTANCE_NOT_FOUND');
     assertError(await create({ provider: 'broken', spec: { command: ['true'] } }), 503, 'HOST_ERR_INSTANCE_UNAVAILABLE');
-    const first = await create({ provider: 'b', spec: { command: ['sleep', '600'] } });
+    const first = await create({ provider: 'b', spec: { command: ['sleep', '600'] } }, {}, waitRunning);
     assert.equal(first.statusCode, 201, first.body);
     const body = assertError(await create({ provider: 'b', spec: { command: ['sleep', '600'] } }), 429, 'WM_ERR_RESOURCE_EXHAUSTED');
     assert.equal(body['category'], 'ResourceLimits');
@@ -286,7 +357,7 @@ instances:
   });
 
   it('forwards ports only through providers that can: 400 on the process provider, 404 for an unknown worker, 400 on a bad body', async () => {
-    const res = await create({ workerId: 'fwd-1', spec: { command: ['sleep', '600'] } });
+    const res = await create({ workerId: 'fwd-1', spec: { command: ['sleep', '600'] } }, {}, waitRunning);
     assert.equal(res.statusCode, 201, res.body);
     const refused = assertError(await app.inject({ method: 'POST', url: '/v1/workers/fwd-1/port-forward', payload: { remotePort: 8080 } }), 400, 'WM_ERR_COMPATIBILITY');
     assert.deepEqual(refused['details'], { instance: 'a', missing: ['worker.portForward'] });

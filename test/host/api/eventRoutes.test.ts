@@ -116,7 +116,8 @@ ${processProviderYaml()}`);
     const stream = await openSse(`${base}/v1/events?workerId=ev-1&type=${t.host.subjects.typeOf('workerCreated')}`);
     try {
       const created = await app.inject({ method: 'POST', url: '/v1/workers', payload: { workerId: 'ev-1', spec: { command: ['sleep', '600'] } }, headers: { 'x-correlation-id': 'corr-ev-1' } });
-      assert.equal(created.statusCode, 201, created.body);
+      assert.equal(created.statusCode, 202, created.body);
+      assert.equal(created.headers['location'], '/v1/workers/ev-1');
       const [event] = await stream.waitFor(1);
       const envelope = JSON.parse(event?.data ?? '{}') as EventEnvelope<{ workerId: string; instance: string }>;
       assert.equal(envelope.data.workerId, 'ev-1');

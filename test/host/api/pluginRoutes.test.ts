@@ -99,7 +99,7 @@ instances:
     assert.equal(body.contract, 'worker-provider');
     assert.ok(body.methods.includes('createWorker') && body.methods.includes('executeCommand'), body.methods.join(','));
     assert.ok(!body.methods.includes('portForward'), 'the process provider does not forward ports');
-    assert.equal(body.declaredCapabilities['worker.lifecycle'], '1.0.0');
+    assert.equal(body.declaredCapabilities['worker.lifecycle'], '2.0.0');
     assert.equal(body.onBootFailure, 'continue');
     assert.equal(typeof body.description, 'string');
 

@@ -25,10 +25,11 @@ instances:
     t.after(() => app.close());
 
     const created = await app.inject({
-      method: 'POST', url: '/v1/workers',
+      method: 'POST', url: `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(120_000), 600_000)}`,
       payload: { workerId: 'web', spec: { image: IMAGE, command: ['sh', '-c', 'mkdir -p /tmp/www && echo forwarded > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www'] } },
     });
     assert.equal(created.statusCode, 201, created.body);
+    assert.equal(created.json<{ phase: string }>().phase, 'Running', created.body);
     const res = await app.inject({ method: 'POST', url: '/v1/workers/web/port-forward', payload: { remotePort: 8080 }, headers: { 'x-correlation-id': 'corr-fwd' } });
     assert.equal(res.statusCode, 200, res.body);
     const body = res.json<{ workerId: string; instance: string; endpoint: string }>();

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { parseConfig } from '../../../host/src/config/loadConfig.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
-import { waitFor, within } from '../../helpers/waitFor.ts';
+import { budget, waitFor, within } from '../../helpers/waitFor.ts';
 import { parseSseBlock, type SseEvent } from './sseClient.ts';
 
 const hostYaml = (id: string, port: number): string => `
@@ -16,6 +16,8 @@ ${processProviderYaml()}`;
 
 /** The local admin token of the host started last (the API refuses /v1 calls without it). */
 let token = '';
+/** `?wait=running` with a budget the API accepts (at most 600 s). */
+const waitRunning = `?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`;
 async function useTokenOf(t: TestHost): Promise<void> {
   token = (await readFile(path.join(t.dir, 'state', 'admin.token'), 'utf8')).trim();
 }
@@ -94,7 +96,7 @@ describe('Host with api.enabled', () => {
   });
 
   it('follows logs as Server-Sent Events and resumes after a reconnect with Last-Event-ID, losing and repeating nothing', async () => {
-    const created = await authFetch(`${base}/v1/workers`, {
+    const created = await authFetch(`${base}/v1/workers${waitRunning}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ workerId: 'sse-1', spec: { command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done; exec sleep 600'] } }),
@@ -129,12 +131,13 @@ describe('Host with api.enabled', () => {
   });
 
   it('ends a follow stream with an end event when the worker\'s output ends, and answers errors before streaming as JSON', async () => {
-    const created = await authFetch(`${base}/v1/workers`, {
+    const created = await authFetch(`${base}/v1/workers${waitRunning}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ workerId: 'sse-2', spec: { command: ['sh', '-c', 'echo one; echo two'] } }),
     });
-    assert.equal(created.status, 201);
+    // Answered once it runs or (two echoes are quick) has already ended.
+    assert.equal(created.status, 201, await created.clone().text());
     try {
       const read = await readSse(`${base}/v1/workers/sse-2/logs?follow=true`, { enough: () => false });
       assert.equal(read.ended, true);
@@ -166,13 +169,15 @@ describe('Host stop with an open log stream', () => {
     const base = t.host.apiUrl ?? assert.fail('no api url');
     let pid: number | undefined;
     try {
-      const created = await authFetch(`${base}/v1/workers`, {
+      const created = await authFetch(`${base}/v1/workers${waitRunning}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ workerId: 'sse-stop', spec: { command: ['sh', '-c', 'echo hi; exec sleep 600'] } }),
       });
-      assert.equal(created.status, 201);
-      pid = Number(((await created.json()) as { worker: { providerRef: string } }).worker.providerRef);
+      assert.equal(created.status, 201, await created.clone().text());
+      assert.equal(((await created.json()) as { phase: string }).phase, 'Running');
+      // The create answers the ledger's view, without the provider's reference: the process provider's own listing has it.
+      pid = Number((await t.host.registry.provider('a').listWorkers({})).find((w) => w.workerId === 'sse-stop')?.providerRef);
       let settled = false;
       let received = 0;
       const reading = readSse(`${base}/v1/workers/sse-stop/logs?follow=true`, {

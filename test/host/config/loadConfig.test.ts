@@ -90,7 +90,7 @@ describe('loadConfig', () => {
         authentication: { mode: 'local', protectMetrics: false, serviceIdentity: { commands: false, roles: [] } },
         authorization: { adapter: 'cedar', cedar: { schemaFile: 'schema.cedarschema' } },
       },
-      ledger: { file: 'ledger/workers.db', retentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, purgeIntervalMs: 60_000 },
+      ledger: { file: 'ledger/workers.db', retentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, pollIntervalMs: 2_000, purgeIntervalMs: 60_000 },
     });
   });
 

@@ -38,6 +38,8 @@ plugins:
     package: "@nobody/not-installed-plugin"
   - name: echo
     package: ${fx('echo')}
+  - name: contract-1
+    package: ${fx('negotiation-contract-1')}
 instances:
   - name: healthy
     plugin: echo
@@ -71,6 +73,8 @@ instances:
     plugin: echo
   - name: orphan
     plugin: not-declared
+  - name: sync-create
+    plugin: contract-1
 `;
 
 describe('PluginRegistry negotiation', () => {
@@ -129,11 +133,21 @@ describe('PluginRegistry negotiation', () => {
   it('refuses an incompatible hostApi, naming both versions', () => {
     const e = failure('old-api');
     assert.equal(e.code, 'HOST_ERR_HOST_API_MISMATCH');
-    assert.match(e.message, /\^2\.0\.0/);
+    assert.match(e.message, /\^3\.0\.0/);
     assert.ok(e.message.includes(HOST_API_VERSION));
     const err = registry.instance('old-api').error;
     assert.equal(err?.details?.['plugin'], 'host-api');
     assert.equal(err?.details?.['version'], '1.0.0');
+  });
+
+  it('refuses a provider built for contract 1 (synchronous create) with its own code, before running its code', () => {
+    const e = failure('sync-create');
+    assert.equal(e.code, 'HOST_ERR_PLUGIN_CONTRACT_OUTDATED');
+    assert.match(e.message, /'contract-1'@1\.4\.0 was built for worker-provider contract 1/);
+    assert.match(e.message, /rebuild the plugin on a plugin-sdk whose HOST_API_VERSION is 2\.0\.0/);
+    const err = registry.instance('sync-create').error;
+    assert.equal(err?.details?.['found'], 'hostApi ^1.0.0, worker.lifecycle 1.0.0');
+    assert.ok(!started.includes('sync-create'));
   });
 
   it('refuses a plugin lacking the required lifecycle capability', () => {

@@ -16,14 +16,14 @@ const run = promisify(execFile);
 const CLI_MS = budget(120_000);
 
 /** A throwaway plugin package whose entry imports the SDK by absolute path. */
-async function fixturePackage(t: TestContext, pkg: Record<string, unknown>, capabilities = "{ 'worker.lifecycle': '1.0.0' }"): Promise<string> {
+async function fixturePackage(t: TestContext, pkg: Record<string, unknown>, capabilities = "{ 'worker.lifecycle': '2.0.0' }"): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wm-sync-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await mkdir(path.join(dir, 'src'));
   await writeFile(
     path.join(dir, 'src', 'index.ts'),
     `import { definePlugin, Type } from ${JSON.stringify(sdkEntry)};
-export default definePlugin({ id: 'fixture', version: '2.0.0', kind: 'provider', hostApi: '^1.0.0', description: 'fixture',
+export default definePlugin({ id: 'fixture', version: '2.0.0', kind: 'provider', hostApi: '^2.0.0', description: 'fixture',
   capabilities: ${capabilities}, configSchema: Type.Object({ n: Type.Optional(Type.Integer()) }, { additionalProperties: false }),
   setup: () => { throw new Error('not run'); } });
 `,
@@ -47,8 +47,8 @@ describe('plugin:metadata (syncMetadata)', () => {
     assert.deepEqual(pkg['workerManager'], {
       id: 'fixture',
       kind: 'provider',
-      hostApi: '^1.0.0',
-      capabilities: { 'worker.lifecycle': '1.0.0' },
+      hostApi: '^2.0.0',
+      capabilities: { 'worker.lifecycle': '2.0.0' },
       configSchema: { type: 'object', properties: { n: { type: 'integer' } }, additionalProperties: false },
       description: 'fixture',
     });

@@ -29,8 +29,8 @@ function provider(capabilities: Record<string, string>, handlers: Partial<Provid
     id: 'fixture',
     version: '1.0.0',
     kind: 'provider',
-    hostApi: '^1.0.0',
-    capabilities: { 'worker.lifecycle': '1.0.0', ...capabilities },
+    hostApi: '^2.0.0',
+    capabilities: { 'worker.lifecycle': '2.0.0', ...capabilities },
     configSchema: Config,
     setup(ctx) {
       seen.ctx = ctx as PluginContext<unknown>;
@@ -107,7 +107,7 @@ describe('createPluginHarness', () => {
       getLogs: async () => (async function* () {})(),
     });
     const h = await createPluginHarness(definition, { config: { name: 'x' } });
-    assert.deepEqual(h.capabilities, { 'worker.lifecycle': '1.0.0', 'worker.logs': '1.0.0' });
+    assert.deepEqual(h.capabilities, { 'worker.lifecycle': '2.0.0', 'worker.logs': '1.0.0' });
     await rejectsWith(h.proxy.executeCommand({ workerId: 'w1', command: ['true'] }), 'WM_ERR_COMPATIBILITY', (e) => assert.equal(e.details?.['capability'], 'worker.exec'));
     assert.equal(called, false, 'the handler is never reached');
     await rejectsWith(h.proxy.pauseWorker({ workerId: 'w1' }), 'WM_ERR_COMPATIBILITY');
@@ -247,7 +247,7 @@ describe('createPluginHarness', () => {
       id: 'creds',
       version: '1.0.0',
       kind: 'credentials',
-      hostApi: '^1.0.0',
+      hostApi: '^2.0.0',
       capabilities: { 'secret.read': '1.0.0' },
       configSchema: Type.Object({}),
       setup: (): CredentialHandlers => ({

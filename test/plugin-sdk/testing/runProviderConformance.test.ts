@@ -28,12 +28,12 @@ function runSuite(bugs: string): Promise<{ code: number; results: Map<string, bo
 
 describe('runProviderConformance', () => {
   it('passes a provider that keeps the contract, and fails exactly the tests of the contract rules it breaks', { timeout: budget(120_000) }, async () => {
-    const [clean, buggy] = await Promise.all([runSuite(''), runSuite('terminate-not-idempotent,create-not-idempotent,no-terminated-event')]);
+    const [clean, buggy] = await Promise.all([runSuite(''), runSuite('terminate-not-idempotent,create-not-idempotent,no-terminated-event,never-runs')]);
 
     assert.equal(clean.code, 0, `clean run: ${JSON.stringify([...clean.results])}`);
     const expected = [
       'declares worker.lifecycle',
-      'createWorker starts a worker that reports Running',
+      'createWorker returns once the worker is accepted (Creating, Starting or Running), and the worker then reports Running',
       'listWorkers finds the worker and filters by label',
       'terminateWorker is idempotent, and succeeds for a worker that never existed',
       'operations on an unknown worker fail with WM_ERR_NOT_FOUND',
@@ -49,6 +49,7 @@ describe('runProviderConformance', () => {
     assert.equal(buggy.results.get('terminateWorker is idempotent, and succeeds for a worker that never existed'), false);
     assert.equal(buggy.results.get('createWorker is idempotent: the same workerId gives the same worker and one resource'), false);
     assert.equal(buggy.results.get('emits lifecycle events: WorkerCreated, then WorkerTerminated after terminate'), false);
+    assert.equal(buggy.results.get('createWorker returns once the worker is accepted (Creating, Starting or Running), and the worker then reports Running'), false);
     assert.equal(buggy.results.get('declares worker.lifecycle'), true);
     assert.equal(buggy.results.get('a malformed workerId is WM_ERR_VALIDATION'), true);
   });

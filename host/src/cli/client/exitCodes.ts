@@ -10,8 +10,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** The table as documentation rows: code, meaning, what leads to it. */
 export const EXIT_CODE_TABLE: ReadonlyArray<{ code: ExitCode; meaning: string; from: string }> = [
-  { code: EXIT.ok, meaning: 'success', from: '2xx answer; the worker reached Running (`workers create`)' },
-  { code: EXIT.failure, meaning: 'failure', from: 'categories Internal and PermanentInfrastructure; the worker ended while `workers create` waited' },
+  { code: EXIT.ok, meaning: 'success', from: '2xx answer; the worker reached Running, or ended with exit code 0 (`workers create`)' },
+  { code: EXIT.failure, meaning: 'failure', from: 'categories Internal and PermanentInfrastructure; the worker failed without an exit code of its own while `workers create` waited' },
   { code: EXIT.usage, meaning: 'usage or configuration', from: 'bad flags or arguments, invalid cli.yaml, token file or spec file; categories ClientValidation and Configuration (HTTP 400, 413, 415)' },
   { code: EXIT.notFound, meaning: 'not found', from: 'WM_ERR_NOT_FOUND, WM_ERR_SECRET_NOT_FOUND, WM_ERR_SECRET_VERSION_NOT_FOUND, HOST_ERR_INSTANCE_NOT_FOUND (HTTP 404)' },
   { code: EXIT.auth, meaning: 'not authenticated or not allowed', from: 'category Authorization (HTTP 401, 403)' },

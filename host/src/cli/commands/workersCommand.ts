@@ -1,7 +1,8 @@
 import Type, { type Static } from 'typebox';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { RoutedWorker } from '../../api/apiSchemas.ts';
 import {
-  ExecutionResult, LogChunk, PortForwardResult, RestartResult, RoutedWorker, TerminateResult, WorkerPage, WorkerStateResult, WorkerStatus,
+  ExecutionResult, LogChunk, PortForwardResult, RestartResult, TerminateResult, WorkerPage, WorkerStateResult, WorkerStatus,
 } from '../../api/apiSchemas.ts';
 import { hostError } from '../../errors.ts';
 import { checkerFor } from '../client/checkerFor.ts';
@@ -10,7 +11,7 @@ import { followEventStream } from '../client/followEventStream.ts';
 import { formatFields, formatTable, type Column } from '../output/formatTable.ts';
 import { action, clientFor, collect, integer, note, out, printJson, withApiOptions, type ApiOptions } from './apiCommand.ts';
 import { createWorkerBody, type CreateFlags } from './createWorkerBody.ts';
-import { describeState, stderrProgress, waitForRunning } from './waitForRunning.ts';
+import { describeState, exitCodeOfWorker, stderrProgress, waitForWorker, type WaitUntil } from './waitForWorker.ts';
 
 type Routed = Static<typeof RoutedWorker>;
 
@@ -30,12 +31,26 @@ function processExit(code: number): number {
   return Number.isInteger(code) && code >= 0 && code <= 255 ? code : EXIT.failure;
 }
 
+/** `--wait` values. */
+function waitUntil(value: string): WaitUntil {
+  if (value !== 'running' && value !== 'exit') throw new InvalidArgumentError('expected running or exit');
+  return value;
+}
+
+/** A create's answer as a table row. */
+function routedOf(status: Static<typeof WorkerStatus>): Routed {
+  return {
+    instance: status.instance,
+    worker: { workerId: status.workerId, state: status.state, labels: status.record?.labels ?? {}, createdAt: status.record?.createdAt ?? '' },
+  };
+}
+
 /** `wm workers ...`: every worker route of the API. */
 export function registerWorkersCommand(program: Command): Command {
   const workers = program.command('workers').description('create, list, inspect and control workers through the API');
 
   withApiOptions(workers.command('create'))
-    .description('create a worker and wait until it is Running (progress on stderr)')
+    .description('create a worker and wait until it runs, or has ended (progress on stderr); an ended worker\'s exit code is wm\'s')
     .argument('[command...]', 'command and arguments (after --); with --cmd, the arguments only')
     .option('-f, --file <spec>', 'spec file, JSON or YAML (- for stdin): a RuntimeSpec, or a request { spec, provider?, workerId?, labels? }')
     .option('--image <ref>', 'container image (container providers)')
@@ -48,29 +63,35 @@ export function registerWorkersCommand(program: Command): Command {
     .option('--memory <size>', 'memory: MiB (512, 512Mi) or GiB (1Gi)')
     .option('--timeout <ms>', 'stop the worker after this many milliseconds', integer)
     .option('--idempotency-key <key>', 'a repeat with the same key returns the first worker instead of a second one')
+    .option('--wait <until>', 'running: until the worker runs, or has already ended; exit: until it ends (its exit code becomes wm\'s, like docker run)', waitUntil, 'running')
     .option('--no-wait', 'return as soon as the host accepted the worker')
-    .option('--wait-timeout <ms>', 'how long to wait for Running', integer, 120_000)
-    .action(action(async (command: string[], opts: ApiOptions & CreateFlags & { idempotencyKey?: string; wait: boolean; waitTimeout: number }) => {
+    .option('--wait-timeout <ms>', 'how long to wait', integer, 120_000)
+    .action(action(async (command: string[], opts: ApiOptions & CreateFlags & { idempotencyKey?: string; wait: WaitUntil | false; waitTimeout: number }) => {
       const body = await createWorkerBody(opts, command);
       const client = await clientFor(opts);
       const progress = stderrProgress();
       progress.update(`creating worker${body.provider === undefined ? '' : ` on ${body.provider}`}...`);
       const created = await client.request('POST', '/v1/workers', {
         body,
-        schema: RoutedWorker,
+        schema: WorkerStatus,
         timeoutMs: opts.waitTimeout,
         ...(opts.idempotencyKey === undefined ? {} : { headers: { 'idempotency-key': opts.idempotencyKey } }),
       });
       let result = created;
-      if (opts.wait) {
-        const state = await waitForRunning(client, created.worker.workerId, { timeoutMs: opts.waitTimeout, progress, initial: created.worker.state });
-        // The create answer, its state refreshed by the wait: the same shape, the state the caller waited for.
-        result = { ...created, worker: { ...created.worker, state } };
+      if (opts.wait !== false) {
+        // The worker as the wait last read it: the create's answer, refreshed.
+        result = await waitForWorker(client, created.workerId, { until: opts.wait, timeoutMs: opts.waitTimeout, progress, initial: created });
       } else {
-        progress.done(`worker ${created.worker.workerId} created on ${created.instance}: ${describeState(created.worker.state)}`);
+        progress.done(`worker ${created.workerId} created on ${created.instance}: ${describeState(created.state)}`);
       }
       if (opts.json === true) printJson(result);
-      else out(formatTable(workerColumns, [result]));
+      else out(formatTable(workerColumns, [routedOf(result)]));
+      if (opts.wait === false) return EXIT.ok;
+      const code = exitCodeOfWorker(result.state);
+      if (code === undefined) {
+        throw hostError('HOST_ERR_CLI_WORKER_NOT_RUNNING', `worker ${result.workerId} failed before it ran: ${describeState(result.state)}`, { details: { workerId: result.workerId, phase: result.state.phase } });
+      }
+      return code;
     }));
 
   withApiOptions(workers.command('list'))

@@ -18,6 +18,11 @@ export const LedgerSettings = Type.Object(
       default: 86_400_000,
       description: 'How long, in ms, an `Idempotency-Key` is remembered per tenant and principal; a retry within it returns the first worker.',
     }),
+    pollIntervalMs: Type.Integer({
+      minimum: 100,
+      default: 2_000,
+      description: 'How often, in ms, the host asks a provider that emits no events (no `worker.events` capability) for the state of its live workers.',
+    }),
     purgeIntervalMs: Type.Integer({
       minimum: 1_000,
       default: 60_000,

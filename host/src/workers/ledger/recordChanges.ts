@@ -50,6 +50,7 @@ export function newRecord(input: NewWorkerRecord, now: Date): WorkerRecord {
   };
   if (TERMINAL_PHASES.has(state.phase)) record.finishedAt = at;
   if (input.correlationId !== undefined) record.correlationId = input.correlationId;
+  if (input.providerRef !== undefined) record.providerRef = input.providerRef;
   if (input.stale !== undefined) record.stale = input.stale;
   return record;
 }
@@ -101,6 +102,7 @@ export function applyPatch(record: WorkerRecord, patch: WorkerRecordPatch, now: 
   if (patch.stale !== undefined) next.stale = patch.stale;
   if (patch.desired !== undefined) next.desired = patch.desired;
   if (patch.instance !== undefined) next.instance = patch.instance;
+  if (patch.providerRef !== undefined) next.providerRef = patch.providerRef;
   return next;
 }
 

@@ -104,6 +104,7 @@ export const WorkerRecord = Type.Object(
     finishedAt: Type.Optional(Timestamp),
     restartCount: Type.Integer({ minimum: 0 }),
     correlationId: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    providerRef: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'the provider\'s own handle (pid, container id, pod name), once it has one' })),
     origin: RecordOrigin,
     stale: Type.Optional(Type.Boolean({ description: 'set while the owning provider is unreachable' })),
     history: Type.Array(StateTransition, { maxItems: HISTORY_LIMIT }),
@@ -132,6 +133,7 @@ export const NewWorkerRecord = Type.Object(
     createdAt: Type.Optional(Timestamp),
     restartCount: Type.Optional(Type.Integer({ minimum: 0 })),
     correlationId: WorkerRecord.properties.correlationId,
+    providerRef: WorkerRecord.properties.providerRef,
     origin: Type.Optional(RecordOrigin),
     stale: Type.Optional(Type.Boolean()),
   },
@@ -151,6 +153,7 @@ export const WorkerRecordPatch = Type.Object(
     stale: Type.Optional(Type.Boolean()),
     desired: Type.Optional(DesiredState),
     instance: Type.Optional(WorkerRecord.properties.instance),
+    providerRef: WorkerRecord.properties.providerRef,
   },
   { additionalProperties: false },
 );

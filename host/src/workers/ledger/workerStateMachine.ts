@@ -85,6 +85,7 @@ function withoutUndefined(state: LedgerState): LedgerState {
 /** The ledger phase each SDK phase stands for; providers report SDK states, the ledger keeps its own vocabulary. */
 export const LEDGER_PHASE_OF_SDK: Readonly<Record<WorkerPhase, LedgerPhase>> = {
   Creating: 'Creating',
+  Starting: 'Starting',
   Running: 'Running',
   Paused: 'Paused',
   Terminating: 'Stopping',
@@ -97,6 +98,7 @@ export const LEDGER_PHASE_OF_SDK: Readonly<Record<WorkerPhase, LedgerPhase>> = {
 export function ledgerStateOf(state: WorkerState): LedgerState {
   const out: LedgerState = { phase: LEDGER_PHASE_OF_SDK[state.phase] };
   if (state.phase === 'Failed') out.reason = state.reason;
+  if (state.phase === 'Starting' && state.pendingReason !== undefined) out.pendingReason = state.pendingReason;
   if ((state.phase === 'Failed' || state.phase === 'Terminated') && state.exitCode !== undefined) out.exitCode = state.exitCode;
   return out;
 }

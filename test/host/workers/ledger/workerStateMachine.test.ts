@@ -77,7 +77,7 @@ describe('checkTransition', () => {
 
 describe('SDK phases', () => {
   it('map onto ledger phases, Terminating onto Stopping', () => {
-    const sdk: WorkerPhase[] = ['Creating', 'Running', 'Paused', 'Terminating', 'Terminated', 'Failed', 'Unknown'];
+    const sdk: WorkerPhase[] = ['Creating', 'Starting', 'Running', 'Paused', 'Terminating', 'Terminated', 'Failed', 'Unknown'];
     assert.deepEqual(Object.keys(LEDGER_PHASE_OF_SDK).sort(), [...sdk].sort());
     assert.equal(LEDGER_PHASE_OF_SDK.Terminating, 'Stopping');
     for (const p of sdk.filter((q) => q !== 'Terminating')) assert.equal(LEDGER_PHASE_OF_SDK[p], p);
@@ -87,5 +87,10 @@ describe('SDK phases', () => {
     assert.deepEqual(ledgerStateOf({ phase: 'Failed', reason: 'OOMKilled', exitCode: 137 }), { phase: 'Failed', reason: 'OOMKilled', exitCode: 137 });
     assert.deepEqual(ledgerStateOf({ phase: 'Terminated', exitCode: 0 }), { phase: 'Terminated', exitCode: 0 });
     assert.deepEqual(ledgerStateOf({ phase: 'Terminating' }), { phase: 'Stopping' });
+  });
+
+  it('keep the pending reason of a worker that is Starting', () => {
+    assert.deepEqual(ledgerStateOf({ phase: 'Starting', pendingReason: 'ImagePull' }), { phase: 'Starting', pendingReason: 'ImagePull' });
+    assert.deepEqual(ledgerStateOf({ phase: 'Starting' }), { phase: 'Starting' });
   });
 });
