@@ -5,17 +5,23 @@
  * - A call is a piscina task: {@link CallRequest} in, {@link CallReply} out.
  * - A stream call carries a transferred MessagePort; items flow as {@link StreamMessage}s, the host may send
  *   `{ type: 'cancel' }` back.
- * - Out-of-band messages (heartbeats, events, logs, ready) travel on the instance's BroadcastChannel as
- *   {@link ChannelMessage}s.
+ * - Out-of-band messages (heartbeats, events, logs) travel as {@link ChannelMessage}s on the thread's own channel: a
+ *   MessagePort the host creates for each thread and transfers with that thread's `$ready` control call. A message on
+ *   it can only come from that thread, so one thread cannot speak (or beat) for another.
+ * - What a thread sends the host (channel and stream messages) is JSON text, never a structured clone: the host
+ *   measures a message by its length and refuses one over its limits before parsing it.
  */
 import Type, { type Static } from 'typebox';
 import { WorkerEvent } from './contracts/workerEvent.ts';
 import { SerializedError } from './errors/SerializedError.ts';
 
 /** Protocol version; bumped on any incompatible change of these shapes. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
-/** A call from the host to a plugin thread. `port` is present for stream operations. */
+/**
+ * A call from the host to a plugin thread. `port` is present for stream operations, and for `$ready`, where it is the
+ * thread's channel (see {@link ChannelMessage}).
+ */
 export const CallRequest = Type.Object({
   v: Type.Literal(PROTOCOL_VERSION),
   method: Type.String({ minLength: 1 }),
@@ -51,15 +57,21 @@ export const LogLevel = Type.Union([Type.Literal('debug'), Type.Literal('info'),
 /** Log level. */
 export type LogLevel = Static<typeof LogLevel>;
 
-/** Out-of-band messages from plugin threads to the host. */
+/**
+ * Out-of-band messages from a plugin thread to the host, sent as JSON text with `type` as the first key (the host
+ * reads the kind of a message it refuses unparsed from its first characters). They carry no thread id: the port
+ * they arrive on names the thread.
+ */
 export const ChannelMessage = Type.Union([
-  Type.Object({ type: Type.Literal('ready'), threadId: Type.Integer(), pluginId: Type.String(), version: Type.String() }),
-  Type.Object({ type: Type.Literal('heartbeat'), threadId: Type.Integer(), ts: Type.Number() }),
-  Type.Object({ type: Type.Literal('event'), threadId: Type.Integer(), event: WorkerEvent }),
-  Type.Object({ type: Type.Literal('log'), threadId: Type.Integer(), level: LogLevel, message: Type.String(), fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+  Type.Object({ type: Type.Literal('heartbeat') }),
+  Type.Object({ type: Type.Literal('event'), event: WorkerEvent }),
+  Type.Object({ type: Type.Literal('log'), level: LogLevel, message: Type.String(), fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
 ]);
 /** Channel message. */
 export type ChannelMessage = Static<typeof ChannelMessage>;
+
+/** The heartbeat as it crosses the thread boundary; the host recognises it by equality, without parsing. */
+export const HEARTBEAT_TEXT = '{"type":"heartbeat"}';
 
 /** What the host passes to every thread of a plugin instance (piscina `workerData`). */
 export const ThreadInit = Type.Object({
@@ -73,7 +85,6 @@ export const ThreadInit = Type.Object({
   hostId: Type.String(),
   config: Type.Unknown(),
   stateDir: Type.String(),
-  channel: Type.String({ minLength: 1 }),
   heartbeatMs: Type.Integer({ minimum: 10 }),
   /** Operations the host negotiated; anything else is refused inside the thread too. */
   methods: Type.Array(Type.String()),

@@ -6,7 +6,7 @@ import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
 
 // The same suite the process plugin passes in-process (test/plugins/process), here through everything the host puts
 // between a caller and a plugin: config, registry, negotiation, the piscina sandbox, validation on both sides, the
-// thread protocol, and provider events carried over the BroadcastChannel onto the bus.
+// thread protocol, and provider events carried over each thread's own channel onto the bus.
 describe('process provider through the host sandbox', () => {
   runProviderConformance({
     name: 'process (sandboxed)',

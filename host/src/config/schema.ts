@@ -21,6 +21,32 @@ export const RestartPolicy = Type.Object(
   { additionalProperties: false, default: {}, description: 'Restart budget of each instance of the plugin.' },
 );
 
+/**
+ * What a plugin's threads may send the host: each message is JSON text, refused unparsed when it is larger or deeper
+ * than allowed; events and log bytes are rate-limited per instance, and an instance that keeps flooding is quarantined.
+ */
+export const ChannelLimits = Type.Object(
+  {
+    maxMessageBytes: Type.Integer({
+      minimum: 1_024,
+      maximum: 67_108_864,
+      default: 1_048_576,
+      description: 'Largest message a thread may send (an event, a log line, a log chunk of a stream), as JSON text (one byte per ASCII character); a larger one is refused unparsed and counted.',
+    }),
+    maxDepth: Type.Integer({ minimum: 4, maximum: 256, default: 32, description: 'Deepest nesting of objects and arrays a thread\'s message may have; a deeper one is refused unparsed and counted.' }),
+    eventsPerSecond: Type.Integer({ minimum: 1, default: 1_000, description: 'Worker events per second the instance may emit (all its threads together); events past the rate are dropped and counted.' }),
+    eventBurst: Type.Integer({ minimum: 1, default: 2_000, description: 'Events the instance may emit at once (the token bucket\'s size), refilled at `eventsPerSecond`.' }),
+    logBytesPerSecond: Type.Integer({ minimum: 1_024, default: 1_048_576, description: 'Bytes of log lines per second the instance may write (all its threads together); lines past the rate are dropped and counted.' }),
+    logBurstBytes: Type.Integer({ minimum: 1_024, default: 4_194_304, description: 'Bytes of log lines the instance may write at once (the token bucket\'s size), refilled at `logBytesPerSecond`.' }),
+    floodSeconds: Type.Integer({
+      minimum: 1,
+      default: 5,
+      description: 'An instance that has messages dropped for exceeding a rate in this many consecutive seconds is quarantined (`HOST_ERR_PLUGIN_FLOOD`).',
+    }),
+  },
+  { additionalProperties: false, description: 'Limits on the messages a plugin\'s threads send the host; every field has its default when the block is absent.' },
+);
+
 /** Resource limits of a plugin's threads. */
 export const PluginLimits = Type.Object(
   {
@@ -38,6 +64,9 @@ export const PluginLimits = Type.Object(
     heartbeatMs: Type.Integer({ minimum: 10, default: 1_000, description: 'Interval, in ms, at which each thread proves its event loop is alive.' }),
     hangTimeoutMs: Type.Integer({ minimum: 50, default: 10_000, description: 'A thread without a heartbeat for this long, in ms, is hung and replaced.' }),
     restart: RestartPolicy,
+    // Optional, not defaulted here: the sandbox fills in the defaults, so configs and tests that spell out every
+    // limit stay valid without it.
+    channel: Type.Optional(ChannelLimits),
   },
   { additionalProperties: false, default: {}, description: 'Resource limits of the plugin\'s threads.' },
 );

@@ -160,6 +160,20 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
       for (const inst of sources.registry?.instances() ?? []) this.set(instanceLabels(inst), inst.state === 'running' ? 1 : 0);
     },
   });
+  new Counter({
+    name: 'plugin_messages_refused_total',
+    help: 'Messages from plugin threads the sandbox refused (too large, too deep, malformed) or dropped past a rate, by kind (event, log, stream, other) and reason.',
+    labelNames: ['plugin_instance', 'plugin', 'kind', 'reason'] as const, registers,
+    // Read from each sandbox at scrape time: refusals happen on the sandbox's hot path, which must stay a count.
+    collect() {
+      this.reset();
+      for (const inst of sources.registry?.instances() ?? []) {
+        for (const refused of inst.sandbox?.stats?.().refused ?? []) {
+          this.inc({ ...instanceLabels(inst), kind: budget.value('kind', refused.kind), reason: budget.value('reason', refused.reason) }, refused.count);
+        }
+      }
+    },
+  });
   const callLatency = new Histogram({
     name: 'plugin_call_latency_ms', help: 'Latency of calls into plugin threads, by instance and contract method (ms).',
     labelNames: ['plugin_instance', 'plugin', 'method', 'result'] as const, buckets: CALL_BUCKETS, registers,

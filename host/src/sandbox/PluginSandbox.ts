@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BroadcastChannel, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import {
   toWorkerManagerError,
   WorkerManagerError,
@@ -13,11 +12,12 @@ import {
   type SerializedError,
   type WorkerEvent,
 } from '@worker-manager/plugin-sdk';
-import { CallReply, ChannelMessage, PROTOCOL_VERSION, type CallRequest, type LogLevel, type ThreadInit } from '@worker-manager/plugin-sdk/internal';
+import { CallReply, HEARTBEAT_TEXT, PROTOCOL_VERSION, type CallRequest, type LogLevel, type ThreadInit } from '@worker-manager/plugin-sdk/internal';
 import type { Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { PluginLimits } from '../config/schema.ts';
 import { hostError, type HostErrorCode } from '../errors.ts';
+import { ChannelGuard, channelLimits, type MessageKind, type RefusedCount } from './ChannelGuard.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from './contractValidators.ts';
 import { PluginThreadPool, withRoute, type TaskRoute, type ThreadFault, type ThreadState } from './PluginThreadPool.ts';
 import { buildRestrictedBundle, type RestrictedBundle } from './restrictedBundle.ts';
@@ -48,6 +48,11 @@ export interface SandboxOptions {
   methods: readonly string[];
   contract: Contract;
   onEvent?(event: WorkerEvent): void;
+  /**
+   * A line for the host's log, with `fields` to merge into it as they are. A plugin's own fields are always nested
+   * under `plugin` (next to the host's `pluginId`), so a plugin can never overwrite a field of the host's line (`level`,
+   * `time`, `msg`, `instance`, `source`); the sandbox's own lines about the plugin carry flat fields.
+   */
   onLog?(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
   onStatus?(change: SandboxStatusChange): void;
   /** Told when each contract call settles (call-latency metrics); absent, calls are not timed at all. */
@@ -70,7 +75,7 @@ export interface SandboxCall {
 export type SandboxState = 'idle' | 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped';
 
 /** Why the sandbox changed health: a thread fault, a failed boot of a new generation, or a (re)start. */
-export type SandboxStatusReason = ThreadFault['kind'] | 'boot' | 'started' | 'restarted' | 'foreign-events';
+export type SandboxStatusReason = ThreadFault['kind'] | 'boot' | 'started' | 'restarted' | 'foreign-events' | 'flood';
 
 /** A change of health, for the registry (which publishes `ci.plugin.crashed` / `ci.plugin.quarantined`). */
 export interface SandboxStatusChange {
@@ -94,6 +99,8 @@ export interface SandboxStats {
   inFlight: number;
   threads: number;
   lastError?: { code: string; message: string };
+  /** Messages from the threads that were refused (too large, too deep, malformed) or dropped past a rate. */
+  refused: RefusedCount[];
 }
 
 /** A stream returned by {@link PluginSandbox.stream}. */
@@ -142,7 +149,6 @@ class PendingCall implements TaskRoute {
 }
 
 const replyCheck = Compile(CallReply);
-const channelCheck = Compile(ChannelMessage);
 const THREAD_BOOT = fileURLToPath(new URL('./thread/threadBoot.mjs', import.meta.url));
 // piscina's main is dist/main.js; its thread script (dist/worker.js) and package.json live under the package root.
 const PISCINA_DIR = dirname(dirname(createRequire(import.meta.url).resolve('piscina')));
@@ -171,12 +177,11 @@ export class PluginSandbox {
   readonly #pools = new Set<PluginThreadPool>();
   readonly #closing = new WeakSet<PluginThreadPool>();
   readonly #waiters = new Set<Waiter>();
-  readonly #channelName: string;
+  readonly #guard: ChannelGuard;
   #state: SandboxState = 'idle';
   #current: PluginThreadPool | undefined;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  #channel: BroadcastChannel | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #bundle: RestrictedBundle | undefined;
@@ -186,13 +191,18 @@ export class PluginSandbox {
   #inFlight = 0;
   #drained: (() => void) | undefined;
   #lastError: { code: string; message: string } | undefined;
+  /** Why the instance was quarantined: calls refused afterwards say so too. */
+  #quarantineCause: WorkerManagerError | undefined;
 
   constructor(options: SandboxOptions) {
     this.#options = options;
     this.#limits = options.limits;
     this.#subject = { plugin: options.pluginId, instance: options.instance, version: options.pluginVersion };
     this.#budget = new RestartBudget(options.limits.restart);
-    this.#channelName = `worker-manager/sandbox/${options.pluginId}/${options.instance}/${randomUUID()}`;
+    this.#guard = new ChannelGuard(channelLimits(options.limits.channel), {
+      warn: (message, fields) => this.#diagnostic('warn', message, fields),
+      flood: (detail) => this.#onFlood(detail),
+    });
     const negotiated = new Set(options.methods);
     for (const [name, validators] of contractValidators(options.contract)) {
       this.#ops.set(name, { ...validators, negotiated: negotiated.has(name) });
@@ -250,6 +260,7 @@ export class PluginSandbox {
       crashes: this.#crashes,
       inFlight: this.#inFlight,
       threads: this.#current?.size ?? 0,
+      refused: this.#guard.refused(),
     };
     if (this.#lastError !== undefined) out.lastError = { ...this.#lastError };
     return out;
@@ -501,6 +512,7 @@ export class PluginSandbox {
     const reader: StreamReader = new StreamReader({
       port,
       item: call.op.output,
+      read: (raw) => this.#guard.streamMessage(raw),
       protocolError: (message, details) => this.#error('HOST_ERR_PLUGIN_PROTOCOL', `plugin '${this.#subject.plugin}': ${message} ('${call.op.name}')`, { method: call.op.name, ...details }),
       rebuild: (message) => this.#rebuild(message.error),
       closedError: () => {
@@ -534,7 +546,7 @@ export class PluginSandbox {
     const deadline = Date.now() + this.#limits.startTimeoutMs;
     try {
       await mkdir(this.#options.stateDir, { recursive: true });
-      this.#openChannel();
+      this.#startWatchdog();
       if (this.#options.isolation === 'restricted') {
         try {
           this.#bundle = await buildRestrictedBundle(this.#options.entry, `${this.#options.pluginId}-${this.#options.instance}`);
@@ -577,7 +589,6 @@ export class PluginSandbox {
       hostId: this.#options.hostId,
       config: this.#options.config,
       stateDir: this.#options.stateDir,
-      channel: this.#channelName,
       heartbeatMs: this.#limits.heartbeatMs,
       methods: [...this.#options.methods],
     };
@@ -594,7 +605,9 @@ export class PluginSandbox {
     });
     this.#pools.add(pool);
     try {
-      await Promise.all(Array.from({ length: this.#limits.threads }, () => this.#control(pool, '$ready', undefined, deadline)));
+      // Each thread gets its own channel with its `$ready`: what arrives on a port came from the one thread holding
+      // the other end, so a thread can never send heartbeats (or events, or logs) in another's name.
+      await Promise.all(pool.threadIds().map((id) => this.#control(pool, '$ready', id, deadline, this.#openThreadChannel(pool, id))));
       return pool;
     } catch (error) {
       await pool.destroy();
@@ -604,9 +617,9 @@ export class PluginSandbox {
   }
 
   /** Runs a control call (`$ready`, `$close`) outside the contract. */
-  async #control(pool: PluginThreadPool, method: string, target: number | undefined, deadline: number): Promise<unknown> {
+  async #control(pool: PluginThreadPool, method: string, target: number | undefined, deadline: number, port?: MessagePort): Promise<unknown> {
     const route: TaskRoute = { threadId: undefined, target, untracked: true };
-    const request: CallRequest = { v: PROTOCOL_VERSION, method, params: null, deadline };
+    const request: CallRequest = port === undefined ? { v: PROTOCOL_VERSION, method, params: null, deadline } : { v: PROTOCOL_VERSION, method, params: null, deadline, port };
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -622,7 +635,7 @@ export class PluginSandbox {
         Math.max(0, deadline - Date.now()),
       );
     });
-    const run = pool.run(withRoute(request, route));
+    const run = pool.run(withRoute(request, route), port === undefined ? undefined : [port]);
     try {
       const reply = await Promise.race([run, expired]);
       if (!replyCheck.Check(reply)) throw this.#error('HOST_ERR_PLUGIN_PROTOCOL', `plugin thread sent a malformed reply to '${method}'`, { method });
@@ -711,6 +724,7 @@ export class PluginSandbox {
 
   #quarantine(cause: WorkerManagerError): void {
     this.#state = 'quarantined';
+    this.#quarantineCause = cause;
     this.#current = undefined;
     const error = this.#quarantinedError(cause);
     this.#lastError = { code: error.code, message: error.message };
@@ -756,8 +770,6 @@ export class PluginSandbox {
   async #cleanup(): Promise<void> {
     clearInterval(this.#watchdog);
     this.#watchdog = undefined;
-    this.#channel?.close();
-    this.#channel = undefined;
     await this.#bundle?.dispose().catch(() => {});
     this.#bundle = undefined;
   }
@@ -776,37 +788,58 @@ export class PluginSandbox {
 
   // ---- heartbeats, events, logs ------------------------------------------------------------------------------
 
-  #openChannel(): void {
-    const channel = new BroadcastChannel(this.#channelName);
-    channel.onmessage = (event) => this.#onChannelMessage((event as MessageEvent).data);
-    // Neither the channel nor the watchdog keeps the host alive: threads with calls in flight do.
-    channel.unref();
-    this.#channel = channel;
+  #startWatchdog(): void {
     const every = Math.max(10, Math.min(this.#limits.heartbeatMs, Math.floor(this.#limits.hangTimeoutMs / 4)));
     this.#watchdog = setInterval(this.#checkHeartbeats, every);
+    // The watchdog does not keep the host alive: threads with calls in flight do.
     this.#watchdog.unref();
   }
 
-  #onChannelMessage(message: unknown): void {
-    if (!channelCheck.Check(message)) {
-      this.#safely(() => this.#options.onLog?.('warn', 'plugin thread sent a malformed channel message', { ...this.#subject, issues: schemaIssues(channelCheck, message) }));
-      return;
-    }
+  /** Creates a thread's own channel and returns the end to transfer to it. */
+  #openThreadChannel(pool: PluginThreadPool, threadId: number): MessagePort | undefined {
+    const thread = pool.track(threadId);
+    if (thread === undefined) return undefined;
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (raw: unknown) => this.#onThreadMessage(thread, raw));
+    // Neither keeps the host alive.
+    port1.unref();
+    thread.channel = port1;
+    return port2;
+  }
+
+  #onThreadMessage(thread: ThreadState, raw: unknown): void {
+    // Whatever a thread sends proves its event loop turns.
+    thread.lastBeat = Date.now();
+    if (raw === HEARTBEAT_TEXT) return;
+    const message = this.#guard.admit(raw, thread.id);
+    if (message === undefined) return;
     switch (message.type) {
-      case 'heartbeat': {
-        const thread = this.#registry.get(message.threadId);
-        if (thread !== undefined) thread.lastBeat = Date.now();
-        return;
-      }
       case 'event':
         this.#safely(() => this.#options.onEvent?.(message.event));
         return;
-      case 'log':
-        this.#safely(() => this.#options.onLog?.(message.level, message.message, message.fields));
+      case 'log': {
+        const fields = message.fields === undefined ? { pluginId: this.#subject.plugin } : { pluginId: this.#subject.plugin, plugin: message.fields };
+        this.#safely(() => this.#options.onLog?.(message.level, message.message, fields));
         return;
-      case 'ready':
+      }
+      case 'heartbeat':
         return;
     }
+  }
+
+  /** Drops past a rate went on for `floodSeconds`: the instance is quarantined, as for any other misbehaviour. */
+  #onFlood(detail: { kind: MessageKind; seconds: number; dropped: number }): boolean {
+    if (this.#state !== 'running' && this.#state !== 'restarting') return false;
+    const what = detail.kind === 'event' ? `events past limits.channel.eventsPerSecond (${this.#guard.limits.eventsPerSecond})` : `log lines past limits.channel.logBytesPerSecond (${this.#guard.limits.logBytesPerSecond} bytes)`;
+    this.quarantine(
+      this.#error('HOST_ERR_PLUGIN_FLOOD', `after sending ${what} for ${detail.seconds} consecutive seconds (${detail.dropped} dropped)`, {
+        reason: 'flood',
+        kind: detail.kind,
+        seconds: detail.seconds,
+        dropped: detail.dropped,
+      }),
+    );
+    return true;
   }
 
   readonly #checkHeartbeats = (): void => {
@@ -819,17 +852,23 @@ export class PluginSandbox {
       }
     }
     if (suspects === undefined) return;
-    // The host itself may have been too busy to read heartbeats; read what is waiting before blaming a thread.
-    if (this.#channel !== undefined) {
-      for (let entry = receiveMessageOnPort(this.#channel as unknown as MessagePort); entry !== undefined; entry = receiveMessageOnPort(this.#channel as unknown as MessagePort)) {
-        this.#onChannelMessage(entry.message);
-      }
+    // The host itself may have been too busy to read heartbeats; read what waits on each suspect's own channel
+    // before blaming it (a sibling's messages say nothing about this thread).
+    for (const thread of suspects) {
+      const port = thread.channel;
+      if (port === undefined) continue;
+      for (let entry = receiveMessageOnPort(port); entry !== undefined; entry = receiveMessageOnPort(port)) this.#onThreadMessage(thread, entry.message);
     }
     const later = Date.now();
     for (const thread of suspects) {
       if (thread.fault === undefined && later - thread.lastBeat > limit) thread.pool.kill(thread.id, 'hang');
     }
   };
+
+  /** The sandbox's own line about its plugin: flat fields, the plugin named by `pluginId` (see `onLog`). */
+  #diagnostic(level: LogLevel, message: string, fields: Record<string, unknown>): void {
+    this.#safely(() => this.#options.onLog?.(level, message, { pluginId: this.#subject.plugin, version: this.#subject.version, ...fields }));
+  }
 
   #status(change: Omit<SandboxStatusChange, 'restarts' | 'crashes'>): void {
     this.#safely(() => this.#options.onStatus?.({ ...change, restarts: this.#restarts, crashes: this.#crashes }));
@@ -841,7 +880,7 @@ export class PluginSandbox {
     } catch (error) {
       // A failing callback of the registry must not take the sandbox (or the host's event loop) down with it.
       try {
-        this.#options.onLog?.('error', 'sandbox callback threw', { ...this.#subject, error: messageOf(error) });
+        this.#options.onLog?.('error', 'sandbox callback threw', { pluginId: this.#subject.plugin, version: this.#subject.version, error: messageOf(error) });
       } catch {
         // Nothing left to tell.
       }
@@ -872,10 +911,11 @@ export class PluginSandbox {
     return this.#error('HOST_ERR_PLUGIN_STOPPED', `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is stopped`);
   }
 
-  #quarantinedError(cause?: unknown): WorkerManagerError {
+  #quarantinedError(cause: unknown = this.#quarantineCause): WorkerManagerError {
+    const reason = cause instanceof WorkerManagerError ? cause.details?.['reason'] : undefined;
     const why =
-      cause instanceof WorkerManagerError && cause.details?.['reason'] === 'foreign-events'
-        ? cause.message
+      reason === 'foreign-events' || reason === 'flood'
+        ? (cause as WorkerManagerError).message
         : `after more than ${this.#limits.restart.maxRestarts} restarts in ${this.#limits.restart.windowMs} ms`;
     return this.#error('HOST_ERR_PLUGIN_QUARANTINED', `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is quarantined ${why}`, {}, cause);
   }
@@ -940,7 +980,7 @@ function startError(error: unknown, subject: Record<string, unknown>): WorkerMan
 
 function reasonOf(error: WorkerManagerError): SandboxStatusReason {
   const reason = error.details?.['reason'];
-  return reason === 'crash' || reason === 'oom' || reason === 'hang' || reason === 'timeout' || reason === 'foreign-events' ? reason : 'boot';
+  return reason === 'crash' || reason === 'oom' || reason === 'hang' || reason === 'timeout' || reason === 'foreign-events' || reason === 'flood' ? reason : 'boot';
 }
 
 function messageOf(error: unknown): string {

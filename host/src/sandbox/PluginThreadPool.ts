@@ -29,6 +29,8 @@ export interface ThreadState {
   inFlight: number;
   readonly streams: Set<StreamReader>;
   fault: ThreadFault | undefined;
+  /** The host's end of this thread's own channel (heartbeats, events, logs); set when `$ready` carries the other end. */
+  channel: MessagePort | undefined;
 }
 
 /**
@@ -116,6 +118,11 @@ export class PluginThreadPool {
     return n;
   }
 
+  /** Ids of every thread piscina has started for this pool (all of them exist once the pool is constructed). */
+  threadIds(): number[] {
+    return this.#piscina.threads.map((worker) => worker.threadId);
+  }
+
   /** Thread ids of live, healthy threads. */
   healthyThreadIds(): number[] {
     const out: number[] = [];
@@ -136,6 +143,11 @@ export class PluginThreadPool {
 
   thread(id: number): ThreadState | undefined {
     return this.#threads.get(id);
+  }
+
+  /** The state of a thread of this pool, tracked from now on if it was not yet; undefined once it is gone. */
+  track(id: number): ThreadState | undefined {
+    return this.#adopt(id);
   }
 
   /** Terminates a thread the sandbox gave up on; its tasks reject and it is reported lost with this kind. */
@@ -174,7 +186,10 @@ export class PluginThreadPool {
     if (this.#destroying === undefined) {
       this.retire();
       this.#destroying = this.#piscina.destroy().finally(() => {
-        for (const id of this.#threads.keys()) this.#options.registry.delete(id);
+        for (const [id, thread] of this.#threads) {
+          thread.channel?.close();
+          this.#options.registry.delete(id);
+        }
         this.#threads.clear();
       });
     }
@@ -221,7 +236,7 @@ export class PluginThreadPool {
     if (known !== undefined) return known;
     const worker = this.#worker(id);
     if (worker === undefined || this.#destroying !== undefined) return undefined;
-    const thread: ThreadState = { id, pool: this, lastBeat: 0, inFlight: 0, streams: new Set(), fault: undefined };
+    const thread: ThreadState = { id, pool: this, lastBeat: 0, inFlight: 0, streams: new Set(), fault: undefined, channel: undefined };
     this.#threads.set(id, thread);
     this.#options.registry.set(id, thread);
     let reported = false;

@@ -3,6 +3,7 @@ import type { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { StreamMessage } from '@worker-manager/plugin-sdk/internal';
 import { Compile } from 'typebox/compile';
 import { schemaIssues, type CompiledCheck } from './contractValidators.ts';
+import type { ReadText } from './jsonText.ts';
 
 const messageCheck = Compile(StreamMessage);
 const CLOSE_GRACE_MS = 100;
@@ -11,6 +12,8 @@ const CLOSE_GRACE_MS = 100;
 export interface StreamReaderOptions {
   port: MessagePort;
   item: CompiledCheck;
+  /** Reads a message's JSON text within the size and depth limits (and counts a refusal). */
+  read(raw: unknown): ReadText;
   /** Builds the error for a message outside the protocol or an item outside the contract. */
   protocolError(message: string, details: Record<string, unknown>): WorkerManagerError;
   /** Rebuilds an error the plugin sent. */
@@ -101,8 +104,15 @@ export class StreamReader<T = unknown> implements AsyncIterableIterator<T> {
     }
   }
 
-  #onMessage(message: unknown): void {
+  #onMessage(raw: unknown): void {
     if (this.#finished) return;
+    const read = this.#options.read(raw);
+    if (!read.ok) {
+      const bytes = typeof raw === 'string' ? raw.length : undefined;
+      this.#cancelWith(this.#options.protocolError(`plugin thread sent a stream message that was refused (${read.reason})`, { reason: read.reason, ...(bytes === undefined ? {} : { bytes }) }));
+      return;
+    }
+    const message = read.value;
     if (!messageCheck.Check(message)) {
       this.#cancelWith(this.#options.protocolError('plugin thread sent a malformed stream message', { issues: schemaIssues(messageCheck, message) }));
       return;

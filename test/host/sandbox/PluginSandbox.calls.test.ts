@@ -165,7 +165,8 @@ describe('PluginSandbox calls', () => {
     await waitFor(() => events.length === 1 && logs.length === 1, 'event and log');
     assert.equal(events[0]?.type, 'WorkerStateChanged');
     assert.equal(events[0]?.workerId, 'w1');
-    assert.deepEqual(logs[0], { level: 'info', message: 'hello from the plugin', fields: { workerId: 'w1' } });
+    // The plugin's fields go under `plugin`, beside the host's own `pluginId`.
+    assert.deepEqual(logs[0], { level: 'info', message: 'hello from the plugin', fields: { pluginId: 'echo', plugin: { workerId: 'w1' } } });
   });
 
   it('plugin threads see exactly the granted environment, never the host environment', async (t) => {

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { isPluginDefinition, pluginMetadataOf } from '@worker-manager/plugin-sdk';
 import { fixtureDir } from './sandboxHarness.ts';
 
-const FIXTURES = ['echo', 'hostile-throw', 'hostile-hang', 'hostile-oom', 'hostile-exit', 'hostile-env', 'hostile-fs', 'hostile-spawn', 'hostile-setup'];
+const FIXTURES = ['echo', 'hostile-throw', 'hostile-hang', 'hostile-oom', 'hostile-exit', 'hostile-env', 'hostile-fs', 'hostile-spawn', 'hostile-setup', 'hostile-channel', 'hostile-heartbeat'];
 
 describe('sandbox fixture plugins', () => {
   for (const name of FIXTURES) {

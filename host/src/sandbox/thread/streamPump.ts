@@ -22,7 +22,7 @@ export interface PumpOptions {
 }
 
 /**
- * Moves a handler's items to the host over the stream's port until the iterator ends, throws, or the host cancels.
+ * Moves a handler's items to the host over the stream's port, as JSON text, until the iterator ends, throws, or the host cancels.
  * Runs detached from the piscina task that opened it. There is no flow control: handlers are expected to be paced by
  * their source (log lines), and a cancel stops them.
  */
@@ -44,8 +44,9 @@ export function pumpStream(options: PumpOptions): void {
     if (message !== null && typeof message === 'object' && message.type === 'cancel') stream.cancel();
   });
   port.on('close', () => stream.cancel());
+  // JSON text, like the channel: the host measures an item by its length before it parses it.
   const send = (message: StreamMessage): void => {
-    if (!cancelled) port.postMessage(message);
+    if (!cancelled) port.postMessage(JSON.stringify(message));
   };
   void (async () => {
     try {
@@ -61,7 +62,16 @@ export function pumpStream(options: PumpOptions): void {
           await iterator.return?.();
           return;
         }
-        send({ type: 'item', item: next.value });
+        let text: string;
+        try {
+          text = JSON.stringify({ type: 'item', item: next.value } satisfies StreamMessage);
+        } catch (error) {
+          // A value the contract let through that is still not JSON (a BigInt under an unknown-typed field).
+          send({ type: 'error', error: JSON.parse(JSON.stringify(toError(error).toJSON())) as SerializedError });
+          await iterator.return?.();
+          return;
+        }
+        if (!cancelled) port.postMessage(text);
       }
     } catch (error) {
       if (!cancelled) send({ type: 'error', error: JSON.parse(JSON.stringify(toError(error).toJSON())) as SerializedError });

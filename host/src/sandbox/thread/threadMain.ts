@@ -3,7 +3,7 @@
  * plugin once, runs `setup`, then serves calls, validating params and results against the contract, so a plugin
  * never sees a request outside its contract and the host never gets an answer outside it either.
  */
-import { BroadcastChannel, MessagePort, threadId, workerData } from 'node:worker_threads';
+import { MessagePort, threadId, workerData } from 'node:worker_threads';
 import {
   CredentialProviderContract,
   isPluginDefinition,
@@ -18,7 +18,7 @@ import {
   type PluginLogger,
   type SerializedError,
 } from '@worker-manager/plugin-sdk';
-import { CallRequest, ThreadInit, type CallReply, type ChannelMessage, type LogLevel } from '@worker-manager/plugin-sdk/internal';
+import { CallRequest, HEARTBEAT_TEXT, ThreadInit, type CallReply, type ChannelMessage, type LogLevel } from '@worker-manager/plugin-sdk/internal';
 import { Compile } from 'typebox/compile';
 import { hostError } from '../../errors.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from '../contractValidators.ts';
@@ -35,16 +35,36 @@ const operations = contractValidators((init.kind === 'provider' ? WorkerProvider
 const negotiated = new Set(init.methods);
 const shutdown = new AbortController();
 const streams = new Set<ActiveStream>();
-const channel = new BroadcastChannel(init.channel);
-// The channel must not keep a thread alive on its own, and this thread never reads what its siblings post.
-channel.unref();
+/**
+ * This thread's own channel to the host: a port the host transfers with `$ready`, so whatever arrives on the host's end
+ * came from this thread. Messages sent before it arrives (setup may log) wait here, a bounded few.
+ */
+let channel: MessagePort | undefined;
+const early: string[] = [];
+const EARLY_MAX = 256;
 
-const heartbeat = { type: 'heartbeat', threadId, ts: 0 } satisfies ChannelMessage;
-function beat(): void {
-  heartbeat.ts = Date.now();
-  channel.postMessage(heartbeat);
+function attach(port: MessagePort): void {
+  if (channel !== undefined) {
+    port.close();
+    return;
+  }
+  channel = port;
+  // The channel must not keep a thread alive on its own.
+  port.unref();
+  for (const text of early.splice(0)) port.postMessage(text);
+  beat();
 }
-beat();
+
+/** Sends a channel message as JSON text (`type` first: the host reads the kind of a refused message from it). */
+function send(message: ChannelMessage): void {
+  const text = JSON.stringify(message);
+  if (channel !== undefined) channel.postMessage(text);
+  else if (early.length < EARLY_MAX) early.push(text);
+}
+
+function beat(): void {
+  channel?.postMessage(HEARTBEAT_TEXT);
+}
 const heartbeatTimer = setInterval(beat, init.heartbeatMs);
 heartbeatTimer.unref();
 
@@ -53,7 +73,6 @@ let failure: WorkerManagerError | undefined;
 const loading = loadPlugin().then(
   (loaded) => {
     handlers = loaded;
-    post({ type: 'ready', threadId, pluginId: init.pluginId, version: init.pluginVersion });
   },
   (error: unknown) => {
     failure = toWorkerManagerError(error);
@@ -69,6 +88,8 @@ export default function handleCall(task: unknown): CallReply | Promise<CallReply
   if (!requestCheck.Check(task)) {
     return fail(hostError('HOST_ERR_PLUGIN_PROTOCOL', 'plugin thread received a malformed call request', { details: { ...subject } }));
   }
+  // The channel comes with `$ready`, which the host sends before the plugin has loaded: heartbeats start now.
+  if (task.method === '$ready' && task.port instanceof MessagePort) attach(task.port);
   if (handlers === undefined) return loading.then(() => (handlers === undefined ? fail(failure ?? loadFailed()) : serve(task, handlers)));
   return serve(task, handlers);
 }
@@ -237,12 +258,12 @@ async function loadPlugin(): Promise<Handlers> {
 function pluginContext(): PluginContext<unknown> {
   const owner: OwnerLabels = { 'worker-manager/host': init.hostId, 'worker-manager/instance': init.instance };
   const log = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
-    const msg: ChannelMessage = fields === undefined ? { type: 'log', threadId, level, message: String(message) } : { type: 'log', threadId, level, message: String(message), fields };
+    const text = String(message);
     try {
-      channel.postMessage(msg);
+      send(fields === undefined ? { type: 'log', level, message: text } : { type: 'log', level, message: text, fields });
     } catch {
-      // Fields that cannot cross a thread (functions, sockets) must not turn a log line into a crash.
-      channel.postMessage({ type: 'log', threadId, level, message: String(message), fields: { logFieldsDropped: true } });
+      // Fields that are not JSON (a BigInt, a cycle) must not turn a log line into a crash.
+      send({ type: 'log', level, message: text, fields: { logFieldsDropped: true } });
     }
   };
   const logger: PluginLogger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
@@ -261,7 +282,7 @@ function pluginContext(): PluginContext<unknown> {
           details: { ...subject, issues },
         });
       }
-      post({ type: 'event', threadId, event });
+      send({ type: 'event', event });
     },
   });
 }
@@ -272,10 +293,6 @@ function readInit(): ThreadInit {
     throw new Error('plugin thread started without a valid ThreadInit');
   }
   return workerData as ThreadInit;
-}
-
-function post(message: ChannelMessage): void {
-  channel.postMessage(message);
 }
 
 function fail(error: WorkerManagerError): CallReply {
