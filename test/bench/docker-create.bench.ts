@@ -15,6 +15,8 @@ const SEQUENTIAL = 15;
 const CONCURRENCY = 10;
 const THROUGHPUT_WORKERS = 30;
 const GRACE_MS = 2_000;
+/** Between two status reads of a worker its create answered before it ran. */
+const POLL_MS = 2;
 const hostId = `bench-${process.pid}`;
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -43,7 +45,14 @@ async function viaHost(): Promise<Cycle> {
   const workerId = `h${(seq++).toString(36)}`;
   const a = performance.now();
   const w = await provider.createWorker({ workerId, spec });
-  if (w.state.phase !== 'Running') throw new Error(`worker is ${w.state.phase}`);
+  // Contract 2: createWorker may answer once the engine accepted the worker (Creating, Starting); Running is asked for
+  // then, as the raw path's inspect does.
+  let state = w.state;
+  while (state.phase === 'Creating' || state.phase === 'Starting') {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    state = await provider.getWorkerStatus({ workerId });
+  }
+  if (state.phase !== 'Running') throw new Error(`worker is ${state.phase}`);
   const b = performance.now();
   await provider.terminateWorker({ workerId, gracePeriodMs: GRACE_MS });
   return { createMs: b - a, terminateMs: performance.now() - b };

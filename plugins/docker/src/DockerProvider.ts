@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
@@ -31,7 +32,10 @@ import { execInContainer } from './execInContainer.ts';
 import { LabelKeys, ownerFilter, ownerLabels, parseResources, specHash } from './labels.ts';
 import { Lease } from './Lease.ts';
 import { Names } from './names.ts';
+import { PendingCreates, pendingState, PendingSuperseded, type MaterializeHooks } from './PendingCreates.ts';
+import { PendingStore, type PendingMarker } from './PendingStore.ts';
 import { PortForwards } from './PortForwards.ts';
+import { pullImage } from './pullImage.ts';
 import { readLogs } from './readLogs.ts';
 import { secretFileTarget, type SecretFileTarget } from './secretFileTarget.ts';
 
@@ -46,11 +50,35 @@ const notFound = (workerId: string): WorkerManagerError =>
 const conflict = (workerId: string, state: WorkerState, operation: string): WorkerManagerError =>
   new WorkerManagerError('WM_ERR_CONFLICT', `cannot ${operation} worker '${workerId}': it is ${state.phase}`, { details: { workerId, phase: state.phase } });
 
+const imageNotPresent = (image: string, workerId: string): WorkerManagerError =>
+  new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' is not present on the engine and imagePullPolicy is Never`, {
+    details: { workerId, image, reason: 'ImageNotPresent' },
+  });
+
+/** The engine refused a container name: a concurrent create of the same worker made it. `cause` is the mapped error. */
+class NameTaken extends Error {
+  override readonly cause: WorkerManagerError;
+  constructor(cause: WorkerManagerError) {
+    super(cause.message);
+    this.cause = cause;
+  }
+}
+
+/** The engine has no such image (removed since it was looked for). `cause` is the mapped error. */
+class ImageMissing extends Error {
+  override readonly cause: WorkerManagerError;
+  constructor(cause: WorkerManagerError) {
+    super(cause.message);
+    this.cause = cause;
+  }
+}
+
 /**
  * The handlers of one plugin thread. The engine is the truth: containers carry every fact needed to answer for a
  * worker (owner, worker id, epoch, spec hash, creation time, reserved resources) in labels, so any thread, and any
- * later one, serves any call. The only files are terminate markers and the events lease under the state dir, and
- * the per-worker secret folders on the host tmpfs.
+ * later one, serves any call. Before its container exists, a worker whose image is being pulled is a pending marker
+ * under the state dir (see {@link PendingCreates}), which every thread reads the same way. The other files are
+ * terminate markers and the events lease under the state dir, and the per-worker secret folders on the host tmpfs.
  */
 export class DockerProvider {
   readonly #ctx: PluginContext<unknown>;
@@ -62,6 +90,7 @@ export class DockerProvider {
   readonly #markersDir: string;
   readonly #forwards: PortForwards;
   readonly #watcher: EventWatcher | undefined;
+  readonly #pending: PendingCreates;
   #instanceNetwork: Promise<string> | undefined;
   #gpuSupport: Promise<boolean> | undefined;
   #engineInfo: { at: number; info: Promise<{ NCPU?: number; MemTotal?: number }> } | undefined;
@@ -96,6 +125,16 @@ export class DockerProvider {
       });
       this.#watcher.start();
     }
+    this.#pending = new PendingCreates({
+      store: new PendingStore(path.join(ctx.stateDir, 'pending'), config.leaseStaleMs),
+      beatMs: Math.min(1_000, Math.floor(config.leaseStaleMs / 3)),
+      logger: ctx.logger,
+      emit: (event) => ctx.emit(event),
+      needsPull: (image) => this.#needsPull(image, ''),
+      pull: (image, workerId, auth, signal) => pullImage(docker, image, workerId, auth, signal),
+      materialize: (marker, secrets, hooks) => this.#materializePending(marker, secrets, hooks),
+    });
+    this.#pending.start();
     ctx.signal.addEventListener('abort', () => this.close(), { once: true });
   }
 
@@ -119,6 +158,7 @@ export class DockerProvider {
   }
 
   close(): void {
+    this.#pending.close();
     this.#watcher?.stop();
     this.#forwards.closeAll();
   }
@@ -218,71 +258,212 @@ export class DockerProvider {
 
   // ---------------------------------------------------------------- create
 
+  /**
+   * Creates a worker and returns once the engine has accepted it, in its current state. An image already on the
+   * engine: the container is created and started, and its state is whatever inspect says right after (Running, most
+   * often). An image to pull: the create is recorded as pending and returns Starting{ImagePull}; a task finishes it in
+   * the background (see {@link PendingCreates}).
+   */
   async createWorker(workerId: string, spec: RuntimeSpec, allSecrets: readonly SecretMount[], call: CallContext): Promise<Worker> {
     // Registry credentials come through the credential layer like any secret; they serve the pull, not the worker.
     const authName = this.#config.registryAuthSecret;
     const secrets = allSecrets.filter((s) => s.name !== authName);
-    const auth = registryAuth(allSecrets.find((s) => s.name === authName));
+    const authSecret = allSecrets.find((s) => s.name === authName);
+    const auth = registryAuth(authSecret);
     const epoch = String(Date.now());
+    const createdAt = new Date().toISOString();
     const filesDir = this.#names.filesDir(workerId, epoch);
-    const plan = planContainer({ workerId, spec, secrets, config: this.#config, keys: this.#keys, owner: this.#owner, epoch, createdAt: new Date().toISOString(), filesDir });
-    const name = this.#names.container(workerId);
+    const plan = planContainer({ workerId, spec, secrets, config: this.#config, keys: this.#keys, owner: this.#owner, epoch, createdAt, filesDir });
+    const image = spec.image ?? '';
 
     const existing = await this.#inspect(workerId);
-    if (existing !== undefined) return this.#existing(existing, spec, call);
+    if (existing !== undefined) return this.#existing(existing, spec);
+    const joined = this.#joinPending(workerId, spec, secrets, auth);
+    if (joined !== undefined) return joined;
     if (plan.gpu > 0 && !(await this.#hasGpuSupport())) {
       throw new WorkerManagerError('WM_ERR_COMPATIBILITY', 'this Docker engine has no GPU runtime (nvidia); resources.gpu cannot be honoured', {
         details: { workerId, gpu: plan.gpu },
       });
     }
     await this.#admit(spec, workerId);
-    const networkMode = await this.#networkFor(workerId, plan, epoch);
-    for (const volume of plan.persistentVolumes) await this.#ensureVolume(volume);
-    if (plan.files.length > 0) writeFiles(filesDir, plan.files);
+    const pending: PendingMarker = {
+      version: 1,
+      token: randomUUID(),
+      workerId,
+      specHash: specHash(spec),
+      spec,
+      image,
+      epoch,
+      createdAt,
+      labels: this.#publicLabels(plan.options.Labels ?? {}),
+      resources: spec.resources ?? {},
+      secretNames: secrets.map((s) => s.name),
+      registryAuth: authSecret !== undefined,
+      pendingReason: 'ImagePull',
+      attempts: 1,
+    };
+    if (await this.#needsPull(image, workerId)) return this.#acceptPending(pending, secrets, auth, call);
 
-    let container: Docker.Container;
+    let containerId: string;
     try {
-      container = await this.#createContainer(name, { ...plan.options, HostConfig: { ...plan.options.HostConfig, NetworkMode: networkMode } }, spec.image ?? '', workerId, auth);
+      containerId = await this.#materialize(workerId, plan, epoch, filesDir);
     } catch (error) {
-      rmSync(filesDir, { recursive: true, force: true });
-      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_CONFLICT') {
-        // Another thread or host call created this worker first: answer as a repeated create. The engine reserves
-        // the name before the container can be inspected, so give the winner a moment.
-        for (let i = 0; i < 50 && !call.signal.aborted; i++) {
-          const raced = await this.#inspect(workerId);
-          if (raced !== undefined) return this.#existing(raced, spec, call);
-          await sleep(20);
-        }
+      if (error instanceof NameTaken) {
+        // Another thread or host call created this worker first: answer as a repeated create.
+        rmSync(filesDir, { recursive: true, force: true });
+        const raced = await this.#awaitRaced(workerId, call.signal);
+        if (raced !== undefined) return this.#existing(raced, spec);
+        throw error.cause;
       }
-      if (plan.network.kind === 'strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
-      throw error;
+      // Removed from the engine since it was looked for: pull it after all.
+      if (error instanceof ImageMissing && this.#config.imagePullPolicy !== 'Never') return this.#acceptPending(pending, secrets, auth, call);
+      throw error instanceof ImageMissing ? imageNotPresent(image, workerId) : error;
     }
-    try {
-      await this.#start(container, workerId);
-      const info = await this.#waitStarted(workerId, call.signal);
-      this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: info.Id, timestamp: new Date().toISOString() });
-      this.#ctx.logger.info('docker provider: worker started', { workerId, container: info.Id.slice(0, 12) });
-      return this.#toWorker(info);
-    } catch (error) {
-      if (error instanceof WorkerManagerError && error.code === 'WM_ERR_TIMEOUT') throw error;
-      await container.remove({ force: true, v: true }).catch(() => {});
-      rmSync(filesDir, { recursive: true, force: true });
-      if (plan.network.kind === 'strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
-      throw error;
-    }
+    const info = await this.#require(workerId);
+    this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: containerId, timestamp: new Date().toISOString() });
+    this.#ctx.logger.info('docker provider: worker started', { workerId, container: containerId.slice(0, 12) });
+    return this.#toWorker(info);
   }
 
-  async #existing(info: Inspect, spec: RuntimeSpec, call: CallContext): Promise<Worker> {
+  /** A worker whose create is pending, as the contract's Worker (no container yet, so no providerRef). */
+  #pendingWorker(marker: PendingMarker): Worker {
+    return { workerId: marker.workerId, state: pendingState(marker), labels: { ...marker.labels }, createdAt: marker.createdAt };
+  }
+
+  /** A repeated create of a pending worker joins it (and carries on its create if the task of it died). */
+  #joinPending(workerId: string, spec: RuntimeSpec, secrets: readonly SecretMount[], auth: Docker.AuthConfig | undefined): Worker | undefined {
+    const marker = this.#pending.read(workerId);
+    if (marker === undefined) return undefined;
+    if (marker.specHash !== specHash(spec)) {
+      throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${workerId}' exists with a different spec`, { details: { workerId } });
+    }
+    if (marker.failure === undefined) this.#pending.takeOver(workerId, secrets, auth);
+    return this.#pendingWorker(this.#pending.read(workerId) ?? marker);
+  }
+
+  async #acceptPending(marker: PendingMarker, secrets: readonly SecretMount[], auth: Docker.AuthConfig | undefined, call: CallContext): Promise<Worker> {
+    const { workerId } = marker;
+    if (!this.#pending.accept(marker, secrets, auth)) {
+      // Another call claimed this id a moment ago: answer as a repeated create once its marker (or container) shows.
+      for (let i = 0; i < 100 && !call.signal.aborted; i++) {
+        const raced = await this.#inspect(workerId);
+        if (raced !== undefined) return this.#existing(raced, marker.spec);
+        const joined = this.#joinPending(workerId, marker.spec, secrets, auth);
+        if (joined !== undefined) return joined;
+        await sleep(20);
+      }
+      throw new WorkerManagerError('WM_ERR_CONFLICT', `another create of worker '${workerId}' is under way`, { details: { workerId }, transient: true });
+    }
+    // A create that needed no pull may have made the container between the look-up and the claim: it stands for the worker.
+    const raced = await this.#inspect(workerId);
+    if (raced !== undefined) {
+      this.#pending.cancel(workerId);
+      return this.#existing(raced, marker.spec);
+    }
+    this.#ctx.logger.info('docker provider: worker accepted, its image is being pulled', { workerId, image: marker.image });
+    return this.#pendingWorker(marker);
+  }
+
+  /** A repeated create: the same spec returns the worker as it is now (a container left `created` is started). */
+  async #existing(info: Inspect, spec: RuntimeSpec): Promise<Worker> {
     const labels = info.Config.Labels ?? {};
     const workerId = labels[this.#keys.workerId] ?? '';
     if (labels[this.#keys.specHash] !== specHash(spec)) {
       throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${workerId}' exists with a different spec`, { details: { workerId } });
     }
-    if (info.State.Status === 'created') {
-      // Created by a thread that may have died before starting it: starting twice is harmless (the engine says 304).
-      await this.#start(this.#docker.getContainer(info.Id), workerId);
+    if (info.State.Status !== 'created') return this.#toWorker(info);
+    // Created by a thread that may have died before starting it: starting twice is harmless (the engine says 304).
+    await this.#start(this.#docker.getContainer(info.Id), workerId);
+    return this.#toWorker(await this.#require(workerId));
+  }
+
+  /** The container a concurrent create of the same id made; the engine reserves the name before inspect sees it. */
+  async #awaitRaced(workerId: string, signal: AbortSignal): Promise<Inspect | undefined> {
+    for (let i = 0; i < 50 && !signal.aborted; i++) {
+      const raced = await this.#inspect(workerId);
+      if (raced !== undefined) return raced;
+      await sleep(20);
     }
-    return this.#toWorker(await this.#waitStarted(workerId, call.signal));
+    return undefined;
+  }
+
+  /**
+   * Makes the worker's network, volumes, files and container, and starts it; returns the container id. On any
+   * failure, and when `checkpoint` throws PendingCancelled (terminate came), it removes what it made; when another
+   * task carries the create on ({@link PendingSuperseded}), or the name is taken ({@link NameTaken}: by a create of
+   * the same worker, whose network, and for another attempt of a pending create whose files folder, this is too), it
+   * leaves the rest to that one.
+   */
+  async #materialize(workerId: string, plan: ContainerPlan, epoch: string, filesDir: string, hooks?: MaterializeHooks): Promise<string> {
+    const checkpoint = (): void => hooks?.checkpoint();
+    let containerId: string | undefined;
+    let networkMade = false;
+    try {
+      const networkMode = await this.#networkFor(workerId, plan, epoch);
+      networkMade = plan.network.kind === 'strict';
+      checkpoint();
+      for (const volume of plan.persistentVolumes) await this.#ensureVolume(volume);
+      if (plan.files.length > 0) writeFiles(filesDir, plan.files);
+      checkpoint();
+      let container: Docker.Container;
+      try {
+        container = await this.#docker.createContainer({ ...plan.options, HostConfig: { ...plan.options.HostConfig, NetworkMode: networkMode }, name: this.#names.container(workerId) });
+      } catch (error) {
+        const mapped = mapDockerError(error, 'create container', { workerId });
+        if (statusOf(error) === 409) throw new NameTaken(mapped);
+        if (statusOf(error) === 404 && /no such image/i.test(engineMessage(error))) throw new ImageMissing(mapped);
+        throw mapped;
+      }
+      containerId = container.id;
+      checkpoint();
+      hooks?.created(container.id);
+      await this.#start(container, workerId);
+      checkpoint();
+      return container.id;
+    } catch (error) {
+      if (error instanceof PendingSuperseded) throw error;
+      if (containerId !== undefined) {
+        // Its die is not a failure to report: the worker was cancelled, or never started.
+        this.#mark(containerId, 'terminate');
+        await this.#docker
+          .getContainer(containerId)
+          .remove({ force: true, v: true })
+          .catch(() => {});
+      }
+      if (error instanceof NameTaken) throw error;
+      rmSync(filesDir, { recursive: true, force: true });
+      if (networkMade) await this.#removeNetwork(this.#names.strictNetwork(workerId));
+      throw error;
+    }
+  }
+
+  /**
+   * Makes the container of a pending create (after its pull) from its marker, with the secrets its task holds, and
+   * returns it with its state right after the start.
+   */
+  async #materializePending(marker: PendingMarker, secrets: readonly SecretMount[], hooks: MaterializeHooks): Promise<{ containerId: string; state: WorkerState }> {
+    const { workerId, epoch, createdAt, spec } = marker;
+    const filesDir = this.#names.filesDir(workerId, epoch);
+    const plan = planContainer({ workerId, spec, secrets, config: this.#config, keys: this.#keys, owner: this.#owner, epoch, createdAt, filesDir });
+    let containerId: string;
+    try {
+      containerId = await this.#materialize(workerId, plan, epoch, filesDir, hooks);
+    } catch (error) {
+      if (!(error instanceof NameTaken || error instanceof ImageMissing)) throw error;
+      // The same worker made by another attempt of this create, or by a create that needed no pull (a repeated create
+      // once the image was there): it stands for the worker.
+      const raced = error instanceof NameTaken ? await this.#awaitRaced(workerId, this.#ctx.signal) : undefined;
+      const labels = raced?.Config.Labels ?? {};
+      // Another attempt's container uses this very files folder (same epoch); any other does not.
+      if (labels[this.#keys.epoch] !== epoch) rmSync(filesDir, { recursive: true, force: true });
+      if (raced === undefined || labels[this.#keys.specHash] !== marker.specHash) throw error.cause;
+      hooks.checkpoint();
+      // An attempt that died between making and starting it left it `created`.
+      if (raced.State.Status === 'created') await this.#start(this.#docker.getContainer(raced.Id), workerId);
+      containerId = raced.Id;
+    }
+    const info = await this.#inspect(workerId);
+    return { containerId, state: info?.Id === containerId ? this.#stateOf(info) : { phase: 'Unknown' } };
   }
 
   async #start(container: Docker.Container, workerId: string): Promise<void> {
@@ -294,13 +475,13 @@ export class DockerProvider {
     }
   }
 
-  /** Waits until the container runs (and, with a health check, is healthy or unhealthy). */
+  /** Waits until the container runs (and, with a health check, is healthy or unhealthy): for restarts, not creates. */
   async #waitStarted(workerId: string, signal: AbortSignal): Promise<Inspect> {
     const deadline = Date.now() + this.#config.startTimeoutMs;
     for (let delay = 20; ; delay = Math.min(200, delay * 2)) {
       const info = await this.#require(workerId);
       const state = stateFromInspect(info.State as unknown as InspectState);
-      if (state.phase !== 'Creating') {
+      if (state.phase !== 'Creating' && state.phase !== 'Starting') {
         if (state.phase === 'Failed' && state.reason === 'Unhealthy' && info.State.Running && this.#config.stopUnhealthy) {
           await this.#docker.getContainer(info.Id).kill().catch(() => {});
           return this.#require(workerId);
@@ -316,46 +497,17 @@ export class DockerProvider {
     }
   }
 
-  async #createContainer(name: string, options: Docker.ContainerCreateOptions, image: string, workerId: string, auth: Docker.AuthConfig | undefined): Promise<Docker.Container> {
-    if (this.#config.imagePullPolicy === 'Always') await this.#pull(image, workerId, auth);
+  /** True when the create must pull first: policy Always, or the image is not on the engine (policy Never: refused). */
+  async #needsPull(image: string, workerId: string): Promise<boolean> {
+    if (this.#config.imagePullPolicy === 'Always') return true;
     try {
-      return await this.#docker.createContainer({ ...options, name });
+      await withRetry(this.#config.retry, 'inspect image', () => this.#docker.getImage(image).inspect(), { workerId, image });
+      return false;
     } catch (error) {
-      const missingImage = statusOf(error) === 404 && /no such image/i.test(engineMessage(error));
-      if (!missingImage) throw mapDockerError(error, 'create container', { workerId });
+      if (!(error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND')) throw error;
     }
-    if (this.#config.imagePullPolicy === 'Never') {
-      throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' is not present on the engine and imagePullPolicy is Never`, {
-        details: { workerId, image, reason: 'ImageNotPresent' },
-      });
-    }
-    await this.#pull(image, workerId, auth);
-    try {
-      return await this.#docker.createContainer({ ...options, name });
-    } catch (error) {
-      throw mapDockerError(error, 'create container', { workerId });
-    }
-  }
-
-  /** Pulls an image; any failure (no registry, unknown image, denied) is one clear error naming the image. */
-  async #pull(image: string, workerId: string, auth: Docker.AuthConfig | undefined): Promise<void> {
-    try {
-      const stream = (await this.#docker.pull(image, auth === undefined ? {} : { authconfig: auth })) as NodeJS.ReadableStream;
-      await new Promise<void>((resolve, reject) => {
-        this.#docker.modem.followProgress(stream, (err: Error | null, output: Array<{ error?: string }>) => {
-          const failed = output?.find((o) => o.error !== undefined);
-          if (err !== null) reject(err);
-          else if (failed !== undefined) reject(new Error(failed.error));
-          else resolve();
-        });
-      });
-    } catch (error) {
-      throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' could not be pulled: ${engineMessage(error)}`, {
-        details: { workerId, image, reason: 'ImagePullFailed' },
-        cause: error,
-        transient: true,
-      });
-    }
+    if (this.#config.imagePullPolicy === 'Never') throw imageNotPresent(image, workerId);
+    return true;
   }
 
   async #admit(spec: RuntimeSpec, workerId: string): Promise<void> {
@@ -440,8 +592,11 @@ export class DockerProvider {
 
   async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
     this.#forwards.closeWorker(workerId);
+    // First the marker of a pending create, so its task stops making the container; then the container, which that
+    // task may have made already.
+    const pending = this.#pending.cancel(workerId);
     const info = await this.#inspect(workerId);
-    if (info === undefined) return { workerId, state: { phase: 'Terminated' }, alreadyGone: true };
+    if (info === undefined) return this.#terminatePending(workerId, pending);
     const container = this.#docker.getContainer(info.Id);
     const before = this.#stateOf(info);
     const live = info.State.Running || info.State.Status === 'created';
@@ -468,6 +623,27 @@ export class DockerProvider {
     return { workerId, state, alreadyGone: !live };
   }
 
+  /**
+   * Terminate of a worker without a container: a cancelled pending create (its task removes what it makes from now
+   * on; this removes what a dead task may have left), a failed one (its failure is the final state), or none.
+   */
+  async #terminatePending(workerId: string, pending: PendingMarker | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
+    if (pending === undefined) return { workerId, state: { phase: 'Terminated' }, alreadyGone: true };
+    rmSync(this.#names.filesDir(workerId, pending.epoch), { recursive: true, force: true });
+    if (pending.spec.network?.isolation === 'Strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
+    const before = pendingState(pending);
+    if (before.phase === 'Failed') {
+      this.#ctx.logger.info('docker provider: failed worker removed', { workerId, reason: before.reason });
+      return { workerId, state: before, alreadyGone: true };
+    }
+    const state: WorkerState = { phase: 'Terminated' };
+    const timestamp = new Date().toISOString();
+    this.#ctx.emit({ type: 'WorkerStateChanged', workerId, oldState: before, newState: state, timestamp });
+    this.#ctx.emit({ type: 'WorkerTerminated', workerId, timestamp });
+    this.#ctx.logger.info('docker provider: pending worker cancelled', { workerId, pendingReason: pending.pendingReason });
+    return { workerId, state, alreadyGone: false };
+  }
+
   async #removeWorkerResources(info: Inspect, workerId: string): Promise<void> {
     try {
       await this.#docker.getContainer(info.Id).remove({ force: true, v: true });
@@ -481,11 +657,18 @@ export class DockerProvider {
   }
 
   async getWorkerStatus(workerId: string): Promise<WorkerState> {
-    return this.#stateOf(await this.#require(workerId));
+    // The marker first: a create finishing in between has made its container before it removes its marker.
+    const pending = this.#pending.read(workerId);
+    const info = await this.#inspect(workerId);
+    if (info !== undefined) return this.#stateOf(info);
+    if (pending !== undefined) return pendingState(pending);
+    throw notFound(workerId);
   }
 
   async listWorkers(labels: Record<string, string> | undefined): Promise<Worker[]> {
     const filters = ownerFilter(this.#keys, this.#ctx.owner, { ...labels, [this.#keys.kind]: 'worker' });
+    // Markers first, as in getWorkerStatus; a worker with both is its container.
+    const pending = this.#pending.list().filter((m) => Object.entries(labels ?? {}).every(([k, v]) => m.labels[k] === v));
     const rows = await withRetry(this.#config.retry, 'listWorkers', () => this.#docker.listContainers({ all: true, filters }));
     const out: Worker[] = [];
     for (const row of rows) {
@@ -511,6 +694,8 @@ export class DockerProvider {
       if (endpoints !== undefined) worker.endpoints = endpoints;
       out.push(worker);
     }
+    const listed = new Set(rows.map((row) => row.Labels[this.#keys.workerId]));
+    for (const marker of pending) if (!listed.has(marker.workerId)) out.push(this.#pendingWorker(marker));
     return out.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.workerId.localeCompare(b.workerId)));
   }
 
@@ -532,6 +717,15 @@ export class DockerProvider {
     };
     const used: ResourceAmounts = { cpuMillicores: 0, memoryMiB: 0, gpu: 0, storageMiB: 0 };
     let activeWorkers = 0;
+    const pendingRows = new Set(rows.map((row) => row.Labels[this.#keys.workerId]));
+    // A pending create will use what it reserved: count it from acceptance on.
+    for (const marker of this.#pending.list()) {
+      if (marker.failure !== undefined || pendingRows.has(marker.workerId)) continue;
+      activeWorkers++;
+      used.cpuMillicores += marker.resources.cpuMillicores ?? 0;
+      used.memoryMiB += marker.resources.memoryMiB ?? 0;
+      used.gpu += marker.resources.gpu ?? 0;
+    }
     for (const row of rows) {
       if (row.State !== 'running' && row.State !== 'paused' && row.State !== 'created' && row.State !== 'restarting') continue;
       activeWorkers++;

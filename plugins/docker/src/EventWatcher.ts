@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { OwnerLabels, PluginLogger, WorkerEvent, WorkerState } from '@worker-manager/plugin-sdk';
-import { exitedState, settleOomFlag, stateFromInspect, type InspectState } from './containerState.ts';
+import { exitedState, HEALTH_CHECK_PENDING, settleOomFlag, stateFromInspect, type InspectState } from './containerState.ts';
 import { statusOf } from './dockerErrors.ts';
 import { ownerFilter, type LabelKeys } from './labels.ts';
 import type { Lease } from './Lease.ts';
@@ -52,8 +52,8 @@ const RECONNECT_MAX_MS = 5_000;
  * - `die` of a container no terminate/restart marked -> WorkerStateChanged + WorkerTerminated (exit 0) or
  *   WorkerFailed (`OOMKilled` after an `oom` event, `Unhealthy`, `ExitCode<n>`): a container killed behind the
  *   plugin's back becomes Failed here, not through polling.
- * - `health_status: healthy` -> Creating -> Running; `unhealthy` -> Failed{Unhealthy}, and the container is killed
- *   when `stopUnhealthy`.
+ * - `health_status: healthy` -> Starting{HealthCheck} -> Running; `unhealthy` -> Failed{Unhealthy}, and the
+ *   container is killed when `stopUnhealthy`.
  *
  * Pause and resume are reported by the calls that make them: under load the engine can repeat a late `pause` /
  * `unpause` pair from containerd after the call's own, which would report the worker paused twice.
@@ -306,11 +306,11 @@ export class EventWatcher {
       const status = action.slice(action.indexOf(':') + 1).trim();
       if (status === 'healthy' && !this.#healthy.has(id)) {
         this.#healthy.add(id);
-        changed({ phase: 'Creating' }, { phase: 'Running' });
+        changed({ ...HEALTH_CHECK_PENDING }, { phase: 'Running' });
       } else if (status === 'unhealthy' && !this.#final.has(id) && !this.#marked(id, eventMs)) {
         this.#final.add(id);
         const reason = 'Unhealthy';
-        changed({ phase: this.#healthy.has(id) ? 'Running' : 'Creating' }, { phase: 'Failed', reason });
+        changed(this.#healthy.has(id) ? { phase: 'Running' } : { ...HEALTH_CHECK_PENDING }, { phase: 'Failed', reason });
         this.#o.emit({ type: 'WorkerFailed', workerId, reason, timestamp });
         if (this.#o.stopUnhealthy) {
           this.#o.logger.info('docker provider: killing an unhealthy worker', { workerId });

@@ -32,10 +32,15 @@ export const DockerConfig = Type.Object(
     registryAuthSecret: Type.Optional(
       Type.String({ minLength: 1, description: 'name of a secret (resolved by the host for the worker) holding registry credentials as JSON {username, password, serveraddress}; used for pulls, never mounted' }),
     ),
-    imagePullPolicy: Type.Optional(Type.Union([Type.Literal('IfNotPresent'), Type.Literal('Always'), Type.Literal('Never')], { default: 'IfNotPresent' })),
+    imagePullPolicy: Type.Optional(
+      Type.Union([Type.Literal('IfNotPresent'), Type.Literal('Always'), Type.Literal('Never')], {
+        default: 'IfNotPresent',
+        description: 'IfNotPresent: pull an image the engine lacks; Always: pull at every create; Never: refuse an absent image. Pulls run after createWorker returned',
+      }),
+    ),
     init: Type.Optional(Type.Boolean({ default: true, description: 'run an init process (docker-init) as PID 1 so SIGTERM reaches the command' })),
     defaultGracePeriodMs: Millis(5_000, 'SIGTERM to SIGKILL delay when terminateWorker gives none'),
-    startTimeoutMs: Millis(60_000, 'how long createWorker waits for Running (and healthy)'),
+    startTimeoutMs: Millis(60_000, 'how long restartWorker waits for Running (and healthy); createWorker does not wait'),
     emptyDirDefaultMiB: Type.Optional(Type.Integer({ minimum: 1, default: 64, description: 'tmpfs size of an EmptyDir without sizeMiB or storageMiB' })),
     maxExecOutputBytes: Type.Optional(Type.Integer({ minimum: 1_024, default: 1_048_576, description: 'cap on stdout and on stderr of executeCommand' })),
     reserved: Type.Optional(

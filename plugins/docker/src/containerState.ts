@@ -19,18 +19,24 @@ export function exitedState(exitCode: number, oomKilled: boolean, health: string
   return { phase: 'Failed', reason: `ExitCode${exitCode}`, exitCode };
 }
 
+/** A container the engine accepted that has not started yet. */
+const CONTAINER_CREATING: WorkerState = { phase: 'Starting', pendingReason: 'ContainerCreating' };
+/** A running container whose health check has not passed yet. */
+export const HEALTH_CHECK_PENDING: WorkerState = { phase: 'Starting', pendingReason: 'HealthCheck' };
+
 /**
- * Worker state from `docker inspect`: created -> Creating; running with a health check still starting -> Creating;
- * running and unhealthy -> Failed{Unhealthy} (the plugin kills it); paused -> Paused; removing -> Terminating;
- * exited/dead -> Terminated{0} or Failed{OOMKilled | Unhealthy | ExitCode<n>}.
+ * Worker state from `docker inspect`: created -> Starting{ContainerCreating}; running with a health check still
+ * starting -> Starting{HealthCheck}; running and unhealthy -> Failed{Unhealthy} (the plugin kills it); paused ->
+ * Paused; restarting -> Creating; removing -> Terminating; exited/dead -> Terminated{0} or
+ * Failed{OOMKilled | Unhealthy | ExitCode<n>}.
  */
 export function stateFromInspect(s: InspectState): WorkerState {
   const health = s.Health?.Status;
   switch (s.Status) {
     case 'created':
-      return { phase: 'Creating' };
+      return { ...CONTAINER_CREATING };
     case 'running':
-      if (health === 'starting') return { phase: 'Creating' };
+      if (health === 'starting') return { ...HEALTH_CHECK_PENDING };
       if (health === 'unhealthy') return { phase: 'Failed', reason: 'Unhealthy' };
       return { phase: 'Running' };
     case 'restarting':
@@ -55,9 +61,9 @@ export function stateFromInspect(s: InspectState): WorkerState {
 export function stateFromListRow(row: Docker.ContainerInfo): WorkerState | undefined {
   switch (row.State) {
     case 'created':
-      return { phase: 'Creating' };
+      return { ...CONTAINER_CREATING };
     case 'running':
-      if (row.Status.includes('(health: starting)')) return { phase: 'Creating' };
+      if (row.Status.includes('(health: starting)')) return { ...HEALTH_CHECK_PENDING };
       if (row.Status.includes('(unhealthy)')) return { phase: 'Failed', reason: 'Unhealthy' };
       return { phase: 'Running' };
     case 'paused':

@@ -15,10 +15,10 @@ export default definePlugin({
   id: 'docker',
   version: '0.1.0',
   kind: 'provider',
-  hostApi: '^1.0.0',
+  hostApi: '^2.0.0',
   description: 'Runs each worker as a container on a Docker Engine.',
   capabilities: {
-    'worker.lifecycle': '1.0.0',
+    'worker.lifecycle': '2.0.0',
     'worker.logs': '1.0.0',
     'worker.logs.follow': '1.0.0',
     'worker.exec': '1.0.0',

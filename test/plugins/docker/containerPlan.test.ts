@@ -68,11 +68,13 @@ describe('docker provider: spec mapping', () => {
     assert.equal(underPrefix('/srv/a/../../etc', '/srv/a'), false);
   });
 
-  it('derives states: OOM and unhealthy win over the exit code; health starting is Creating', () => {
+  it('derives states: OOM and unhealthy win over the exit code; created and health starting are Starting with their reason', () => {
     assert.deepEqual(exitedState(137, true, undefined), { phase: 'Failed', reason: 'OOMKilled', exitCode: 137 });
     assert.deepEqual(exitedState(137, false, 'unhealthy'), { phase: 'Failed', reason: 'Unhealthy', exitCode: 137 });
     assert.deepEqual(exitedState(0, false, undefined), { phase: 'Terminated', exitCode: 0 });
-    assert.deepEqual(stateFromInspect({ Status: 'running', Health: { Status: 'starting' } }), { phase: 'Creating' });
+    assert.deepEqual(stateFromInspect({ Status: 'created' }), { phase: 'Starting', pendingReason: 'ContainerCreating' });
+    assert.deepEqual(stateFromInspect({ Status: 'running', Health: { Status: 'starting' } }), { phase: 'Starting', pendingReason: 'HealthCheck' });
+    assert.deepEqual(stateFromInspect({ Status: 'running', Health: { Status: 'healthy' } }), { phase: 'Running' });
     assert.deepEqual(stateFromInspect({ Status: 'paused' }), { phase: 'Paused' });
   });
 

@@ -79,20 +79,22 @@ describe('docker provider: networking and health checks', { skip, concurrency: t
     await assert.rejects(h.proxy.portForward({ workerId: 'nonet', remotePort: 8080 }), (e: unknown) => isWorkerManagerError(e) && e.code === 'WM_ERR_CONFLICT');
   });
 
-  it('a health check maps to Docker HEALTHCHECK; create waits for healthy; transitions become WorkerStateChanged events', async (t) => {
+  it('a health check maps to Docker HEALTHCHECK; the worker is Starting{HealthCheck} until healthy; transitions become WorkerStateChanged events', async (t) => {
     const h = await openHarness(t);
     const w = await h.proxy.createWorker({
       workerId: 'healthy',
       // A check of a healthy server must not time out on a loaded machine (10 s); a broken one fails at once (404).
       spec: { ...httpSpec('ok'), healthCheck: { type: 'http', port: 8080, path: '/index.html', intervalMs: 200, timeoutMs: 10_000, retries: 2, startPeriodMs: 0 } },
     });
-    assert.equal(w.state.phase, 'Running', 'createWorker returns once healthy');
+    assert.ok(w.state.phase === 'Running' || (w.state.phase === 'Starting' && w.state.pendingReason === 'HealthCheck'), `createWorker returns without waiting for healthy (${JSON.stringify(w.state)})`);
     const hc = (await inspect(w.providerRef)).Config.Healthcheck;
     assert.deepEqual(hc?.Test, ['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:8080/index.html || exit 1']);
     assert.equal(hc?.Interval, 200_000_000);
     assert.equal(hc?.Timeout, 10_000_000_000);
     assert.equal(hc?.Retries, 2);
-    await waitFor(() => h.events.find((e) => e.workerId === 'healthy' && e.type === 'WorkerStateChanged' && e.newState.phase === 'Running'), 'Creating -> Running event');
+    const up = await waitFor(() => h.events.find((e) => e.workerId === 'healthy' && e.type === 'WorkerStateChanged' && e.newState.phase === 'Running'), 'Starting{HealthCheck} -> Running event');
+    assert.deepEqual(up.type === 'WorkerStateChanged' && up.oldState, { phase: 'Starting', pendingReason: 'HealthCheck' });
+    assert.deepEqual(await h.proxy.getWorkerStatus({ workerId: 'healthy' }), { phase: 'Running' });
     // Break it: the check starts failing and the worker becomes Failed{Unhealthy} and is stopped.
     await h.proxy.executeCommand({ workerId: 'healthy', command: ['rm', '/tmp/www/index.html'] });
     await waitFor(() => h.events.find((e) => e.workerId === 'healthy' && e.type === 'WorkerFailed' && e.reason === 'Unhealthy'), 'WorkerFailed Unhealthy');
@@ -107,20 +109,24 @@ describe('docker provider: networking and health checks', { skip, concurrency: t
     assert.equal(h.events.filter((e) => e.workerId === 'healthy' && e.type === 'WorkerFailed').length, 1, 'one WorkerFailed');
   });
 
-  it('a health check that never passes: createWorker reports Failed{Unhealthy} (tcp and command checks map too)', async (t) => {
+  it('a health check that never passes: the worker becomes Failed{Unhealthy} (tcp and command checks map too)', async (t) => {
     const h = await openHarness(t);
     const w = await h.proxy.createWorker({
       workerId: 'sick',
       spec: { image: IMAGE, command: ['sleep', '600'], healthCheck: { type: 'tcp', port: 9, intervalMs: 200, timeoutMs: 1_000, retries: 1 } },
     });
-    assert.equal(w.state.phase === 'Failed' && w.state.reason, 'Unhealthy');
+    const sick = await waitFor(async () => {
+      const s = await h.proxy.getWorkerStatus({ workerId: 'sick' });
+      return s.phase === 'Failed' ? s : undefined;
+    }, 'the sick worker to fail its health check');
+    assert.equal(sick.phase === 'Failed' && sick.reason, 'Unhealthy');
     assert.deepEqual((await inspect(w.providerRef)).Config.Healthcheck?.Test, ['CMD-SHELL', 'nc -w 1 127.0.0.1 9 </dev/null >/dev/null 2>&1 || exit 1']);
     const c = await h.proxy.createWorker({
       workerId: 'cmd',
       // `true` passes at once; the deadline is only there so a loaded engine cannot time it out.
       spec: { image: IMAGE, command: ['sleep', '600'], healthCheck: { type: 'command', command: ['true'], intervalMs: 200, timeoutMs: 30_000, retries: 1 } },
     });
-    assert.equal(c.state.phase, 'Running');
+    await waitFor(async () => (await h.proxy.getWorkerStatus({ workerId: 'cmd' })).phase === 'Running', 'the command-checked worker to be healthy');
     assert.deepEqual((await inspect(c.providerRef)).Config.Healthcheck?.Test, ['CMD', 'true']);
   });
 });
