@@ -63,3 +63,31 @@ ${processProviderYaml()}`, {
     assert.deepEqual(await t.host.workers.listWorkers({}), []);
   });
 });
+
+/**
+ * A read (`worker:read`) runs while its audit record is being written, so a storm of requests does not make it queue
+ * twice; its answer must still wait for the record. Here the very first call is a read whose record cannot be synced:
+ * it is answered with the audit's error, never with the data it read.
+ */
+describe('a read whose audit record cannot be made durable', () => {
+  it('answers 503 HOST_ERR_AUDIT_UNAVAILABLE instead of the data', async (t) => {
+    const h = await startTestHost(`
+host: { id: audit-failure-read, stateDir: \${DIR}/state, logLevel: warn }
+api: { enabled: true, port: 0 }
+${processProviderYaml()}`, {
+      beforeStart: async (dir) => {
+        const file = auditLogPath(path.join(dir, 'state'));
+        await mkdir(path.dirname(file), { recursive: true });
+        await symlink('/dev/null', file);
+      },
+    });
+    t.after(() => h.stop());
+    const token = (await readFile(h.host.adminTokenFile ?? assert.fail('no admin token'), 'utf8')).trim();
+    const res = await fetch(new URL('/v1/workers?label=suite=audit', h.host.apiUrl ?? assert.fail('the API is not listening')), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { code: string; items?: unknown; details?: { reason?: string } };
+    assert.equal(body.code, 'HOST_ERR_AUDIT_UNAVAILABLE');
+    assert.equal(body.details?.reason, 'sync_failed');
+    assert.equal(body.items, undefined, 'no listing leaves without its audit record');
+  });
+});

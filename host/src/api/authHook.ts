@@ -2,14 +2,25 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WorkerManagerError, type ResourceQuota } from '@worker-manager/plugin-sdk';
 import type { AccessGuard } from '../security/authn/AccessGuard.ts';
 import type { Principal } from '../security/Principal.ts';
+import { apiErrorBody } from './apiErrorBody.ts';
 import './routeConfig.ts';
+import { toApiError } from './toApiError.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set by the auth hook before any handler of a protected route runs. */
     principal?: Principal;
+    /** For a read whose audit record is written while it runs: settles once the record is durable. */
+    audited?: Promise<void>;
   }
 }
+
+/**
+ * Actions that change nothing and answer with a plain body: their handler runs while the audit record of the decision
+ * is being written, and the answer waits for it (onSend). Under a storm of requests a listing otherwise queues twice,
+ * for the write and for the handler. Streams (logs, events) are not here: their answer starts before it ends.
+ */
+const READS_AUDITED_WHILE_RUNNING: ReadonlySet<string> = new Set(['worker:read', 'plugin:read']);
 
 /** What the auth hook checks with. */
 export interface AuthHookOptions {
@@ -58,13 +69,28 @@ export function registerAuthHook(app: FastifyInstance, options: AuthHookOptions)
       });
     }
     const requested = action === 'worker:create' ? (req.body as { spec?: { resources?: ResourceQuota } } | undefined)?.spec?.resources : undefined;
-    await guard.check({
+    const grant = await guard.check({
       principal,
       action,
       resource: resource?.(req) ?? { type: 'Host', id: '*' },
       requested,
       correlationId: req.id,
       channel: 'api',
+      deferAudit: READS_AUDITED_WHILE_RUNNING.has(action),
     });
+    if (grant.audited !== undefined) req.audited = grant.audited;
+  });
+
+  // Nothing leaves before its audit record is durable; an audit that failed is answered instead of the read.
+  app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    if (req.audited === undefined) return payload;
+    try {
+      await req.audited;
+      return payload;
+    } catch (error) {
+      const { status, body } = apiErrorBody(toApiError(error), req.id);
+      void reply.status(status).type('application/json');
+      return JSON.stringify(body);
+    }
   });
 }

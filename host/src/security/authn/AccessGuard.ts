@@ -36,12 +36,21 @@ export interface AccessRequest {
   correlationId?: string | undefined;
   /** Where the request came in (`api`, `bus`), for the audit record. */
   channel: string;
+  /**
+   * For a read that changes nothing: an allowed request is granted as soon as it is decided, and `grant.audited`
+   * settles once its audit record is durable. The caller must hold the answer until then (and answer the audit's error
+   * instead if it fails), so nothing is learnt without an audit record, while the read runs during the write instead
+   * of queueing behind it. A denial is always audited before it is thrown.
+   */
+  deferAudit?: boolean;
 }
 
 /** What an allowed request established. */
 export interface AccessGrant {
   principal: Principal;
   decision: AuthzDecision;
+  /** With `deferAudit`: settles when the audit record is durable; rejects with the audit's error. */
+  audited?: Promise<void>;
 }
 
 /**
@@ -115,7 +124,7 @@ export class AccessGuard {
     if (decision.errors.length > 0) {
       this.#log?.warn({ correlationId: request.correlationId, action: request.action, resource: resourceName(resource), principal: principal.id, errors: decision.errors }, 'authorization evaluated with errors');
     }
-    await this.#audit?.record({
+    const audited = this.#audit?.record({
       kind: 'authz.decision',
       principal: { id: principal.id, kind: principal.kind, source: principal.source, ...(principal.tenant === undefined ? {} : { tenant: principal.tenant }) },
       action: request.action,
@@ -125,6 +134,12 @@ export class AccessGuard {
       ...(request.correlationId === undefined ? {} : { correlationId: request.correlationId }),
       details: { channel: request.channel, authorizer: this.authorizer.adapter, ...(decision.errors.length > 0 ? { errors: decision.errors } : {}) },
     });
+    if (decision.decision !== 'allow' || request.deferAudit !== true) await audited;
+    else if (audited !== undefined) {
+      // The caller awaits it before answering; this handler only keeps a failure from counting as unhandled meanwhile.
+      audited.catch(() => undefined);
+      return { principal, decision, audited };
+    }
     if (decision.decision !== 'allow') {
       throw new WorkerManagerError('WM_ERR_AUTHORIZATION', `${principal.id} may not ${request.action} ${resourceName(resource)}`, {
         details: { reason: decision.errors.length > 0 ? 'evaluation_error' : 'denied', action: request.action, resource: resourceName(resource), policies: decision.policies },
