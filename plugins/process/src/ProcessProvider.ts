@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import os, { constants } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import {
   isFinalState,
   quotaShortfalls,
@@ -20,6 +20,7 @@ import {
   type Worker,
   type WorkerState,
 } from '@worker-manager/plugin-sdk';
+import { Admission, reservationOf, type Census, type Totals } from './Admission.ts';
 import { checkSecretMounts, checkSpec, containedRelative } from './checkSpec.ts';
 import type { ResolvedConfig } from './config.ts';
 import { executeInWorker } from './executeInWorker.ts';
@@ -29,7 +30,7 @@ import { childrenOf, readEnviron } from './procfs.ts';
 import { readLogs } from './readLogs.ts';
 import { refusedBySystem } from './refusedBySystem.ts';
 import { removeSecretFiles, writeSecretFiles } from './secretFiles.ts';
-import { spawnWrapped, wrapperReady, type Started } from './spawnWrapped.ts';
+import { spawnWrapped, wrapperReady, type Launched } from './spawnWrapped.ts';
 import { signalGroup, stopWorker, waitUntil } from './stopWorker.ts';
 import { mergeSecretRecords, readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
 import { WorkerWatcher, type WatcherOptions } from './WorkerWatcher.ts';
@@ -38,6 +39,8 @@ import { trashDir, workerPaths, workersDir, type WorkerPaths } from './workerPat
 // A folder without meta.json this old was left by a thread that died while creating the worker.
 const ABANDONED_CREATE_MS = 10_000;
 const MiB = 1024 * 1024;
+/** Worker folders a full scan reads between two turns of the event loop (the thread's heartbeat needs them). */
+const SCAN_BATCH = 64;
 
 /** JSON with sorted keys, to compare specs whatever the key order. */
 function canonical(value: unknown): string {
@@ -80,6 +83,9 @@ export class ProcessProvider {
   readonly #ctx: PluginContext<unknown>;
   readonly #config: ResolvedConfig;
   readonly #watcher: WorkerWatcher;
+  readonly #admission: Admission;
+  /** What the machine has: read once, since every admission compares against it. */
+  readonly #total: ResourceAmounts;
   readonly #emitEvents: boolean;
 
   constructor(ctx: PluginContext<unknown>, config: ResolvedConfig, emitEvents: boolean) {
@@ -88,6 +94,15 @@ export class ProcessProvider {
     this.#emitEvents = emitEvents;
     mkdirSync(workersDir(ctx.stateDir), { recursive: true, mode: 0o700 });
     mkdirSync(trashDir(ctx.stateDir), { recursive: true, mode: 0o700 });
+    this.#admission = new Admission(ctx.stateDir, ctx.owner, () => this.#census());
+    let storageMiB = 0;
+    try {
+      const fs = statfsSync(ctx.stateDir);
+      storageMiB = Math.floor((fs.blocks * fs.bsize) / MiB);
+    } catch {
+      // no statfs here: report no storage rather than fail
+    }
+    this.#total = { cpuMillicores: os.cpus().length * 1000, memoryMiB: Math.floor(os.totalmem() / MiB), gpu: 0, storageMiB };
     const watcherOptions: WatcherOptions = {
       stateDir: ctx.stateDir,
       owner: ctx.owner,
@@ -98,6 +113,7 @@ export class ProcessProvider {
       stopForDeadline: async (workerId) => {
         await this.#stop(workerId, 'deadline', config.defaultGracePeriodMs);
       },
+      ended: (workerId, generation) => this.#release(workerId, generation),
     };
     if (emitEvents) watcherOptions.emit = (event) => ctx.emit(event);
     this.#watcher = new WorkerWatcher(watcherOptions);
@@ -111,9 +127,9 @@ export class ProcessProvider {
       createWorker: (p) => this.createWorker(p.workerId, p.spec, p.secrets ?? []),
       terminateWorker: (p) => this.terminateWorker(p.workerId, p.gracePeriodMs),
       getWorkerStatus: (p) => this.getWorkerStatus(p.workerId),
-      listWorkers: async (p) => this.listWorkers(p.labels),
+      listWorkers: (p) => this.listWorkers(p.labels),
       getLogs: (p, call) => this.getLogs(p.workerId, p.options ?? {}, call),
-      getCapacity: async () => this.getCapacity(),
+      getCapacity: () => this.getCapacity(),
       executeCommand: (p, call) => this.executeCommand(p.workerId, p.command, p.timeoutMs, call),
       pauseWorker: (p) => this.pauseWorker(p.workerId),
       resumeWorker: (p) => this.resumeWorker(p.workerId),
@@ -162,19 +178,48 @@ export class ProcessProvider {
     };
   }
 
-  #allMetas(): WorkerMeta[] {
+  *#ourMetas(): Generator<WorkerMeta> {
     let ids: string[];
     try {
       ids = readdirSync(workersDir(this.#ctx.stateDir));
     } catch {
-      return [];
+      return;
     }
-    const out: WorkerMeta[] = [];
     for (const id of ids) {
       const meta = readMeta(this.#paths(id));
-      if (meta !== undefined && this.#ours(meta)) out.push(meta);
+      if (meta !== undefined && this.#ours(meta)) yield meta;
     }
-    return out;
+  }
+
+  /** How each worker folder counts for admission (see {@link Admission}): a recount, O(workers). */
+  async *#census(): AsyncIterable<[string, Census]> {
+    let ids: string[];
+    try {
+      ids = readdirSync(workersDir(this.#ctx.stateDir));
+    } catch {
+      return;
+    }
+    for (const id of ids) {
+      const paths = this.#paths(id);
+      const meta = readMeta(paths);
+      if (meta === undefined) {
+        const age = ageMs(paths.dir);
+        yield [id, age !== undefined && age <= ABANDONED_CREATE_MS ? { kind: 'pending' } : { kind: 'none' }];
+      } else if (!this.#ours(meta) || isFinalState(observeWorker(paths, meta))) {
+        yield [id, { kind: 'none' }];
+      } else {
+        yield [id, { kind: 'active', generation: meta.generation, reservation: reservationOf(meta.spec) }];
+      }
+    }
+  }
+
+  /** Gives back what a worker seen ended in `generation` held; a failure only leaves the totals ahead until a recount. */
+  async #release(workerId: string, generation: number): Promise<void> {
+    try {
+      await this.#admission.release(workerId, generation);
+    } catch (error) {
+      this.#ctx.logger.warn('process provider: could not release the admission of an ended worker', { workerId, error: error instanceof Error ? error.message : String(error) });
+    }
   }
 
   /** The worker environment: passed-through variables, spec.env, our own variables, then env secrets. */
@@ -191,20 +236,20 @@ export class ProcessProvider {
     return env;
   }
 
-  /** Refuses a worker that would exceed maxWorkers or the machine's unreserved resources. */
-  #admit(spec: RuntimeSpec): void {
-    const capacity = this.getCapacity();
-    if (capacity.activeWorkers >= this.#config.maxWorkers) {
-      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `the instance already runs ${capacity.activeWorkers} workers, its maxWorkers`, {
-        details: { activeWorkers: capacity.activeWorkers, maxWorkers: this.#config.maxWorkers },
+  /** Why a worker with `spec` cannot be admitted on top of `totals`; undefined when it can. */
+  #refusal(spec: RuntimeSpec, totals: Totals): WorkerManagerError | undefined {
+    if (totals.activeWorkers >= this.#config.maxWorkers) {
+      return new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `the instance already runs ${totals.activeWorkers} workers, its maxWorkers`, {
+        details: { activeWorkers: totals.activeWorkers, maxWorkers: this.#config.maxWorkers },
       });
     }
-    const shortfalls = quotaShortfalls(spec.resources ?? {}, capacity.available);
+    const shortfalls = quotaShortfalls(spec.resources ?? {}, this.#capacity(totals).available);
     if (shortfalls.length > 0) {
-      throw new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `not enough ${shortfalls.map((s) => s.resource).join(', ')} left for this worker`, {
+      return new WorkerManagerError('WM_ERR_RESOURCE_EXHAUSTED', `not enough ${shortfalls.map((s) => s.resource).join(', ')} left for this worker`, {
         details: { shortfalls },
       });
     }
+    return undefined;
   }
 
   async createWorker(workerId: string, spec: RuntimeSpec, secrets: readonly SecretMount[]): Promise<Worker> {
@@ -234,9 +279,12 @@ export class ProcessProvider {
     }
 
     let pid: number | undefined;
+    let admitted = false;
     let createdEmitted = false;
     try {
-      this.#admit(spec);
+      // O(1) whatever the number of workers (a recount only before a refusal): see Admission.
+      await this.#admission.admit(workerId, 0, reservationOf(spec), (totals) => this.#refusal(spec, totals));
+      admitted = true;
       const cwd = path.join(paths.work, plan.workingDir);
       try {
         mkdirSync(cwd, { recursive: true });
@@ -246,7 +294,7 @@ export class ProcessProvider {
       if (secrets.length > 0) writeSecretFiles(paths, secrets);
       const env = this.#environment(workerId, spec, paths, secrets);
       const now = Date.now();
-      let started: Started;
+      let started: Launched;
       try {
         started = spawnWrapped({ paths, argv: plan.argv, env, cwd, ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }) });
       } catch (error) {
@@ -269,8 +317,10 @@ export class ProcessProvider {
       if (plan.memoryKiB !== undefined) meta.memoryKiB = plan.memoryKiB;
       if (spec.timeoutMs !== undefined) meta.deadlineAt = now + spec.timeoutMs;
       writeJsonAtomic(paths.reported, { phase: 'Creating' });
-      // Written before anything awaits, so a thread killed from here on leaves a worker others can find.
+      // Written before anything awaits, so a thread killed from here on leaves a worker others can find; only then is
+      // the wrapper told to run the command (killed before this line, it exits unstarted).
       writeJsonAtomic(paths.meta, meta);
+      started.go();
       // Emitted before the first await: from here on the watcher may see the worker and report it Running, and
       // consumers must see it created first (regression: StateChanged arrived before WorkerCreated under load).
       if (this.#emitEvents) this.#ctx.emit({ type: 'WorkerCreated', workerId, providerRef: String(started.pid), timestamp: meta.createdAt });
@@ -282,6 +332,7 @@ export class ProcessProvider {
     } catch (error) {
       if (pid !== undefined) signalGroup(pid, 'SIGKILL');
       rmSync(paths.dir, { recursive: true, force: true });
+      if (admitted) await this.#release(workerId, 0);
       if (createdEmitted && this.#emitEvents) this.#ctx.emit({ type: 'WorkerFailed', workerId, reason: 'StartFailed', timestamp: new Date().toISOString() });
       throw error;
     }
@@ -303,9 +354,12 @@ export class ProcessProvider {
     throw notFound(workerId);
   }
 
-  listWorkers(labels: Record<string, string> | undefined): Worker[] {
+  /** Every worker of the instance: O(workers), in batches, so that a long list does not stall the thread. */
+  async listWorkers(labels: Record<string, string> | undefined): Promise<Worker[]> {
     const out: Worker[] = [];
-    for (const meta of this.#allMetas()) {
+    let seen = 0;
+    for (const meta of this.#ourMetas()) {
+      if (++seen % SCAN_BATCH === 0) await yieldToLoop();
       const worker = this.#toWorker(meta, observeWorker(this.#paths(meta.workerId), meta));
       if (labels !== undefined && !Object.entries(labels).every(([k, v]) => worker.labels[k] === v)) continue;
       out.push(worker);
@@ -321,6 +375,7 @@ export class ProcessProvider {
     const before = observeWorker(paths, meta);
     if (isFinalState(before)) {
       removeSecretFiles(paths);
+      await this.#release(workerId, meta.generation);
       return { state: before, alreadyGone: true };
     }
     try {
@@ -331,8 +386,10 @@ export class ProcessProvider {
     }
     await stopWorker(paths, meta, gracePeriodMs);
     removeSecretFiles(paths);
+    const state = observeWorker(paths, meta);
+    if (isFinalState(state)) await this.#release(workerId, meta.generation);
     this.#ctx.logger.info('process provider: worker stopped', { workerId, reason });
-    return { state: observeWorker(paths, meta), alreadyGone: false };
+    return { state, alreadyGone: false };
   }
 
   async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
@@ -350,32 +407,21 @@ export class ProcessProvider {
     });
   }
 
-  getCapacity(): CapacityInfo {
-    let storageMiB = 0;
-    try {
-      const fs = statfsSync(this.#ctx.stateDir);
-      storageMiB = Math.floor((fs.blocks * fs.bsize) / MiB);
-    } catch {
-      // no statfs here: report no storage rather than fail
-    }
-    const total: ResourceAmounts = { cpuMillicores: os.cpus().length * 1000, memoryMiB: Math.floor(os.totalmem() / MiB), gpu: 0, storageMiB };
-    const used: ResourceAmounts = { cpuMillicores: 0, memoryMiB: 0, gpu: 0, storageMiB: 0 };
-    let activeWorkers = 0;
-    for (const meta of this.#allMetas()) {
-      if (isFinalState(observeWorker(this.#paths(meta.workerId), meta))) continue;
-      activeWorkers++;
-      const r = meta.spec.resources ?? {};
-      used.cpuMillicores += r.cpuMillicores ?? 0;
-      used.memoryMiB += r.memoryMiB ?? 0;
-      used.storageMiB += r.storageMiB ?? 0;
-    }
+  /** Capacity from a recount of the workers (O(workers), unlike a create's admission). */
+  async getCapacity(): Promise<CapacityInfo> {
+    return this.#capacity(await this.#admission.recount());
+  }
+
+  #capacity(totals: Totals): CapacityInfo {
+    const total = this.#total;
+    const used: ResourceAmounts = { cpuMillicores: totals.cpuMillicores, memoryMiB: totals.memoryMiB, gpu: 0, storageMiB: totals.storageMiB };
     const available: ResourceAmounts = {
       cpuMillicores: Math.max(0, total.cpuMillicores - used.cpuMillicores),
       memoryMiB: Math.max(0, total.memoryMiB - used.memoryMiB),
       gpu: 0,
       storageMiB: Math.max(0, total.storageMiB - used.storageMiB),
     };
-    return { total, used, available, activeWorkers, maxWorkers: this.#config.maxWorkers };
+    return { total, used, available, activeWorkers: totals.activeWorkers, maxWorkers: this.#config.maxWorkers };
   }
 
   async executeCommand(workerId: string, command: string[], timeoutMs: number | undefined, call: CallContext): Promise<ExecutionResult> {
@@ -485,13 +531,14 @@ export class ProcessProvider {
     writeJsonAtomic(paths.terminating, { reason: 'restart', at: Date.now() } satisfies TerminatingMarker);
     let next: WorkerMeta;
     try {
+      // Counted again (a worker that had ended), for its next generation; a restart is never refused.
+      await this.#admission.readmit(workerId, meta.generation + 1, reservationOf(meta.spec));
       if (alive) await stopWorker(paths, meta, this.#config.defaultGracePeriodMs);
       rmSync(paths.exit, { force: true });
       rmSync(paths.final, { force: true });
       if (freshFiles.length > 0) writeSecretFiles(paths, freshFiles);
       const now = Date.now();
       const started = spawnWrapped({ paths, argv: checkSpec(meta.spec, []).argv, env, cwd: meta.cwd, ...(meta.memoryKiB === undefined ? {} : { memoryKiB: meta.memoryKiB }) });
-      await wrapperReady(started, paths);
       next = {
         ...meta,
         secrets: mergeSecretRecords(meta.secrets, secrets),
@@ -501,7 +548,19 @@ export class ProcessProvider {
         startedAt: new Date(now).toISOString(),
       };
       if (meta.spec.timeoutMs !== undefined) next.deadlineAt = now + meta.spec.timeoutMs;
-      writeJsonAtomic(paths.meta, next);
+      try {
+        // Recorded before the command may run, as at create: a thread killed in between leaves nothing running.
+        writeJsonAtomic(paths.meta, next);
+      } catch (error) {
+        started.abandon();
+        throw error;
+      }
+      started.go();
+      await wrapperReady(started, paths);
+    } catch (error) {
+      if (wrapperAlive(meta)) await this.#admission.readmit(workerId, meta.generation, reservationOf(meta.spec)).catch(() => {});
+      else await this.#release(workerId, meta.generation + 1);
+      throw error;
     } finally {
       rmSync(paths.terminating, { force: true });
       this.#watcher.watch(workerId);

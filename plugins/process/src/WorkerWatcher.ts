@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
 import { isFinalState, type OwnerLabels, type PluginLogger, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
 import { readJson, writeJsonAtomic } from './jsonFile.ts';
-import { indexLogs } from './logIndex.ts';
-import { finishedAt, observeWorker } from './observeWorker.ts';
+import { indexLogs, logSizes, type LogSizes } from './logIndex.ts';
+import { finishedAt, observeLive, observeWorker } from './observeWorker.ts';
 import { readMeta, type WorkerMeta } from './WorkerMeta.ts';
 import { workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
 
@@ -18,6 +18,8 @@ export interface WatcherOptions {
   retainFinishedMs: number;
   /** Stops a worker whose spec.timeoutMs has passed. */
   stopForDeadline(workerId: string): Promise<void>;
+  /** Called once the watcher sees a worker's `generation` end (it gives back the worker's admission). */
+  ended?(workerId: string, generation: number): Promise<void>;
   /** A lease not refreshed for this long belongs to a dead thread; default 5000 ms. */
   leaseStaleMs?: number;
 }
@@ -25,11 +27,26 @@ export interface WatcherOptions {
 interface Watched {
   reported: WorkerState;
   lastBeat: number;
+  /** Read when watching starts, and again whenever its wrapper is not seen running (a restart writes a new one). */
+  meta: WorkerMeta;
+  /** Log sizes the last indexing pass covered: a pass runs only once they change. */
+  indexed: LogSizes;
 }
 
 const BEAT_MS = 1_000;
 const SCAN_MS = 2_000;
 const GC_MS = 60_000;
+/**
+ * Longest run of worker checks in one tick, once MIN_CHECKS are done. A tick is synchronous, and the plugin thread's
+ * heartbeat and calls wait for it: past this budget the pass goes on at the next tick from where it stopped, so with
+ * thousands of workers a worker is checked every few intervals instead of the thread stalling. Up to MIN_CHECKS
+ * workers are all checked in every tick, whatever the load.
+ */
+const TICK_BUDGET_MS = 10;
+const MIN_CHECKS = 16;
+/** The next tick waits at least this many times as long as the last one took: the watcher keeps 90% of the thread free. */
+const IDLE_PER_BUSY = 9;
+const NOT_INDEXED: LogSizes = { stdout: -1, stderr: -1 };
 
 const sameOwner = (a: OwnerLabels, b: OwnerLabels): boolean =>
   a['worker-manager/host'] === b['worker-manager/host'] && a['worker-manager/instance'] === b['worker-manager/instance'];
@@ -51,6 +68,10 @@ export class WorkerWatcher {
   readonly #watched = new Map<string, Watched>();
   readonly #deadlineStops = new Set<string>();
   readonly #leaseStaleMs: number;
+  /** Where the pass over the watched workers goes on at the next tick. */
+  #cursor = 0;
+  /** Workers last seen reported final, by the mtime of their reported.json, which the adoption scan skips. */
+  #settled = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastScan = 0;
@@ -68,10 +89,17 @@ export class WorkerWatcher {
 
   /** Starts watching a worker this thread just created or restarted (if no live thread watches it already). */
   watch(workerId: string, reported?: WorkerState): void {
-    if (this.#stopped || this.#watched.has(workerId)) return;
+    if (this.#stopped) return;
     const paths = workerPaths(this.#o.stateDir, workerId);
-    if (!this.#acquire(paths)) return;
-    this.#watched.set(workerId, { reported: reported ?? readJson<WorkerState>(paths.reported) ?? { phase: 'Creating' }, lastBeat: Date.now() });
+    const meta = readMeta(paths);
+    const watched = this.#watched.get(workerId);
+    if (watched !== undefined) {
+      // Restarted on this thread: watch the new generation from now on.
+      if (meta !== undefined) watched.meta = meta;
+      return;
+    }
+    if (meta === undefined || !this.#acquire(paths)) return;
+    this.#watched.set(workerId, { reported: reported ?? readJson<WorkerState>(paths.reported) ?? { phase: 'Creating' }, lastBeat: Date.now(), meta, indexed: NOT_INDEXED });
   }
 
   /** Ids this thread watches (for tests and diagnostics). */
@@ -90,13 +118,14 @@ export class WorkerWatcher {
 
   #tick(): void {
     if (this.#stopped) return;
+    const started = performance.now();
     const now = Date.now();
     try {
       if (now - this.#lastScan >= SCAN_MS) {
         this.#lastScan = now;
         this.#adopt();
       }
-      for (const [id, w] of this.#watched) this.#check(id, w, now);
+      this.#checkSome(now);
       if (now - this.#lastGc >= GC_MS) {
         this.#lastGc = now;
         this.#collectGarbage(now);
@@ -105,17 +134,30 @@ export class WorkerWatcher {
       this.#o.logger.warn('process provider: watcher pass failed', { error: error instanceof Error ? error.message : String(error) });
     }
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => this.#tick(), this.#o.pollMs);
+    this.#timer = setTimeout(() => this.#tick(), Math.max(this.#o.pollMs, IDLE_PER_BUSY * (performance.now() - started)));
     this.#timer.unref();
+  }
+
+  /** Checks watched workers, round-robin from where the last tick stopped, until all are done or the budget is spent. */
+  #checkSome(now: number): void {
+    const ids = [...this.#watched.keys()];
+    const deadline = performance.now() + TICK_BUDGET_MS;
+    for (let done = 0; done < ids.length && (done < MIN_CHECKS || performance.now() < deadline); done++) {
+      this.#cursor = this.#cursor % ids.length;
+      const id = ids[this.#cursor++] as string;
+      const w = this.#watched.get(id);
+      if (w === undefined) continue;
+      try {
+        this.#check(id, w, now);
+      } catch (error) {
+        // One worker's folder failing (removed under us, disk full) must not stop the others from being watched.
+        this.#o.logger.warn('process provider: watcher check failed', { workerId: id, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
   }
 
   #check(workerId: string, w: Watched, now: number): void {
     const paths = workerPaths(this.#o.stateDir, workerId);
-    const meta = readMeta(paths);
-    if (meta === undefined) {
-      this.#watched.delete(workerId);
-      return;
-    }
     if (now - w.lastBeat >= BEAT_MS) {
       if (!this.#holds(paths)) {
         this.#watched.delete(workerId);
@@ -128,16 +170,29 @@ export class WorkerWatcher {
       }
       w.lastBeat = now;
     }
-    const state = observeWorker(paths, meta);
+    // While the wrapper runs the meta read at watch time is current; once it does not, a restart may have replaced it.
+    let state = observeLive(paths, w.meta);
+    if (state === undefined) {
+      const meta = readMeta(paths);
+      if (meta === undefined) {
+        this.#watched.delete(workerId);
+        return;
+      }
+      w.meta = meta;
+      state = observeWorker(paths, meta);
+    }
+    const meta = w.meta;
     const final = isFinalState(state);
     if (!final && meta.deadlineAt !== undefined && now >= meta.deadlineAt && state.phase !== 'Terminating') this.#stopForDeadline(workerId);
-    indexLogs(paths, final);
+    const sizes = logSizes(paths);
+    if ((final || sizes.stdout !== w.indexed.stdout || sizes.stderr !== w.indexed.stderr) && indexLogs(paths, final)) w.indexed = sizes;
     if (state.phase !== w.reported.phase) {
       this.#report(workerId, w.reported, state, now);
       w.reported = state;
       writeJsonAtomic(paths.reported, state);
     }
     if (final) {
+      void this.#o.ended?.(workerId, meta.generation);
       this.#release(paths);
       this.#watched.delete(workerId);
     }
@@ -167,31 +222,49 @@ export class WorkerWatcher {
 
   /** Takes the workers nobody watches: not yet reported final, lease missing or stale. */
   #adopt(): void {
+    const settled = new Map<string, number>();
+    const now = Date.now();
     for (const id of this.#ids()) {
       if (this.#watched.has(id)) continue;
       const paths = workerPaths(this.#o.stateDir, id);
+      // Cheap checks first (one stat each), since every thread runs this over every folder: a fresh lease is a live
+      // watcher's, and a worker reported final whose reported.json has not changed since is settled.
+      const lease = statSync(paths.lease, { throwIfNoEntry: false });
+      if (lease !== undefined && now - lease.mtimeMs < this.#leaseStaleMs) continue;
+      const reportedAt = statSync(paths.reported, { throwIfNoEntry: false })?.mtimeMs;
+      if (reportedAt !== undefined && this.#settled.get(id) === reportedAt) {
+        settled.set(id, reportedAt);
+        continue;
+      }
       const reported = readJson<WorkerState>(paths.reported);
-      if (reported !== undefined && isFinalState(reported)) continue;
+      if (reported !== undefined && isFinalState(reported)) {
+        if (reportedAt !== undefined) settled.set(id, reportedAt);
+        continue;
+      }
       const meta = readMeta(paths);
       if (meta === undefined || !sameOwner(meta.owner, this.#o.owner)) continue;
       if (!this.#acquire(paths)) continue;
-      this.#watched.set(id, { reported: reported ?? { phase: 'Creating' }, lastBeat: Date.now() });
+      this.#watched.set(id, { reported: reported ?? { phase: 'Creating' }, lastBeat: Date.now(), meta, indexed: NOT_INDEXED });
       this.#o.logger.debug('process provider: adopted worker', { workerId: id });
     }
+    this.#settled = settled;
   }
 
   #collectGarbage(now: number): void {
     for (const id of this.#ids()) {
       if (this.#watched.has(id)) continue;
       const paths = workerPaths(this.#o.stateDir, id);
+      // finishedAt (a stat) first: only folders finished long enough ago are worth reading.
+      const at = finishedAt(paths);
+      if (at === undefined || now - at <= this.#o.retainFinishedMs) continue;
       const meta: WorkerMeta | undefined = readMeta(paths);
       if (meta === undefined || !sameOwner(meta.owner, this.#o.owner)) continue;
       if (!isFinalState(observeWorker(paths, meta))) continue;
-      const at = finishedAt(paths);
-      if (at !== undefined && now - at > this.#o.retainFinishedMs) {
-        rmSync(paths.dir, { recursive: true, force: true });
-        this.#o.logger.debug('process provider: removed the folder of a finished worker', { workerId: id });
-      }
+      // Observing may have found a later generation's end just now.
+      const end = finishedAt(paths);
+      if (end === undefined || now - end <= this.#o.retainFinishedMs) continue;
+      rmSync(paths.dir, { recursive: true, force: true });
+      this.#o.logger.debug('process provider: removed the folder of a finished worker', { workerId: id });
     }
   }
 

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 /** Reads a JSON file; undefined when it does not exist or is not (yet) complete JSON. */
 export function readJson<T>(file: string): T | undefined {
+  // Many of these files are usually absent (final.json, terminating.json): a failed open costs an exception, a failed
+  // existence check does not, and watchers ask for them for every worker at every poll.
+  if (!existsSync(file)) return undefined;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

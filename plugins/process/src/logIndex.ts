@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, rmdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { tryLock, unlock } from './lockFile.ts';
 import { readJson, writeJsonAtomic } from './jsonFile.ts';
 import type { WorkerPaths } from './workerPaths.ts';
 
@@ -10,7 +11,7 @@ import type { WorkerPaths } from './workerPaths.ts';
  * lines were indexed (a watcher indexes every poll interval), which is exact within a stream and approximate across.
  *
  * `logs.idx` holds fixed 32-byte records (stream, start offset, end offset, time indexed), record n is seq n.
- * `logs.pos.json` caches how far each file is indexed. One thread at a time indexes, under a mkdir lock.
+ * `logs.pos.json` caches how far each file is indexed. One thread at a time indexes, under a lock file.
  */
 
 const RECORD = 32;
@@ -40,39 +41,19 @@ interface Position {
   stderr: number;
 }
 
-function tryLock(paths: WorkerPaths): boolean {
-  try {
-    mkdirSync(paths.logLock);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  try {
-    if (Date.now() - statSync(paths.logLock).mtimeMs > STALE_LOCK_MS) {
-      rmdirSync(paths.logLock);
-      mkdirSync(paths.logLock);
-      return true;
-    }
-  } catch {
-    // another thread got there first
-  }
-  return false;
-}
-
-function unlock(paths: WorkerPaths): void {
-  try {
-    rmdirSync(paths.logLock);
-  } catch {
-    // removed as stale by another thread
-  }
-}
-
 function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
+  return statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** Sizes of the two log files: a watcher indexes again only once they changed (or the worker ended). */
+export interface LogSizes {
+  stdout: number;
+  stderr: number;
+}
+
+/** Current {@link LogSizes} (0 for a file that does not exist). */
+export function logSizes(paths: WorkerPaths): LogSizes {
+  return { stdout: fileSize(paths.stdout), stderr: fileSize(paths.stderr) };
 }
 
 function decode(buf: Buffer, at: number, seq: number): LogRecord {
@@ -139,7 +120,7 @@ function scan(file: string, from: number, flush: boolean): Array<[number, number
  * indexed too. Returns false when another thread holds the lock (its pass covers the same output).
  */
 export function indexLogs(paths: WorkerPaths, flush: boolean): boolean {
-  if (!tryLock(paths)) return false;
+  if (tryLock(paths.logLock, STALE_LOCK_MS) === false) return false;
   let fd: number | undefined;
   try {
     fd = openSync(paths.logIndex, 'a+');
@@ -168,7 +149,7 @@ export function indexLogs(paths: WorkerPaths, flush: boolean): boolean {
     return true;
   } finally {
     if (fd !== undefined) closeSync(fd);
-    unlock(paths);
+    unlock(paths.logLock);
   }
 }
 

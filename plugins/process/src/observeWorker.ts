@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, fstatSync, statSync } from
 import { constants } from 'node:os';
 import type { WorkerState } from '@worker-manager/plugin-sdk';
 import { readJson, writeJsonAtomic } from './jsonFile.ts';
-import { readProcStat } from './procfs.ts';
+import { readProcStat, type ProcStat } from './procfs.ts';
 import type { WorkerMeta } from './WorkerMeta.ts';
 import type { WorkerPaths } from './workerPaths.ts';
 
@@ -75,10 +75,28 @@ export function readMarker(paths: WorkerPaths): TerminatingMarker | undefined {
   return marker;
 }
 
+/** The `/proc` stat of the wrapper shell of this generation while it runs (a zombie has finished). */
+function liveWrapper(meta: WorkerMeta): ProcStat | undefined {
+  const stat = readProcStat(meta.pid);
+  return stat !== undefined && stat.startTime === meta.startTime && stat.state !== 'Z' && stat.state !== 'X' ? stat : undefined;
+}
+
 /** True when the wrapper shell of this generation is still running (a zombie has finished). */
 export function wrapperAlive(meta: WorkerMeta): boolean {
-  const stat = readProcStat(meta.pid);
-  return stat !== undefined && stat.startTime === meta.startTime && stat.state !== 'Z' && stat.state !== 'X';
+  return liveWrapper(meta) !== undefined;
+}
+
+const runningOrPaused = (stat: ProcStat): WorkerState => (stat.state === 'T' || stat.state === 't' ? { phase: 'Paused' } : { phase: 'Running' });
+
+/**
+ * The state of a worker whose wrapper of this generation still runs (Running, Paused or Terminating), or undefined
+ * once it does not: what a watcher polls. It reads no cached final state and writes nothing, so it can be asked with
+ * a meta that a restart has since replaced (that generation's wrapper is gone, and the answer is undefined).
+ */
+export function observeLive(paths: WorkerPaths, meta: WorkerMeta): WorkerState | undefined {
+  const stat = liveWrapper(meta);
+  if (stat === undefined) return undefined;
+  return readMarker(paths) !== undefined ? { phase: 'Terminating' } : runningOrPaused(stat);
 }
 
 /**
@@ -94,12 +112,8 @@ export function observeWorker(paths: WorkerPaths, meta: WorkerMeta): WorkerState
   }
   const marker = readMarker(paths);
   if (marker?.reason === 'restart') return { phase: 'Terminating' };
-  const stat = readProcStat(meta.pid);
-  const alive = stat !== undefined && stat.startTime === meta.startTime && stat.state !== 'Z' && stat.state !== 'X';
-  if (alive) {
-    if (marker !== undefined) return { phase: 'Terminating' };
-    return stat.state === 'T' || stat.state === 't' ? { phase: 'Paused' } : { phase: 'Running' };
-  }
+  const stat = liveWrapper(meta);
+  if (stat !== undefined) return marker !== undefined ? { phase: 'Terminating' } : runningOrPaused(stat);
   // The wrapper writes the exit record just before it exits; read it after seeing it gone.
   const status = readExitStatus(paths);
   let state: WorkerState;

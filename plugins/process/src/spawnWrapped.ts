@@ -12,11 +12,16 @@ import type { WorkerPaths } from './workerPaths.ts';
  * - Catching (not ignoring) TERM/INT/HUP keeps the wrapper alive when the whole group is signalled, while the
  *   command starts with default dispositions; the trap runs after the command ends, and `$?` is its status.
  * - A stop that arrives before the command started (a worker paused right after creation) means: do not start it.
+ * - It runs nothing until the plugin says `go` on its stdin, which the plugin does once the worker's meta.json is on
+ *   disk: a thread (or host) killed between the spawn and that write closes the pipe, and the wrapper exits without
+ *   starting the command, instead of leaving a running worker that no meta (and so no listing or terminate) can find.
  * - The shell's own stderr goes to /dev/null so its job messages ("Terminated") stay out of the worker's log; the
  *   command gets the log (fd 3) as stderr inside the subshell, which then becomes the command by `exec`.
  */
 const WRAPPER = `stop=
 trap 'stop=1' TERM INT HUP
+IFS= read -r go; exec 0</dev/null
+[ "$go" = go ] || exit 125
 dir=$1; mem=$2; shift 2
 exec 3>&2 2>/dev/null
 if [ -n "$mem" ]; then ulimit -v "$mem" || { echo "wm: cannot set the memory limit" >&3; echo 126 > "$dir/exit"; exit 126; }; fi
@@ -28,6 +33,12 @@ exit "$status"`;
 export interface Started {
   pid: number;
   startTime: string;
+}
+
+/** A wrapper waiting for its go-ahead: `go()` once the worker is recorded, or `abandon()` to let it exit unstarted. */
+export interface Launched extends Started {
+  go(): void;
+  abandon(): void;
 }
 
 /** What to start. */
@@ -45,7 +56,7 @@ export interface SpawnRequest {
  * thread. (A worker that outlives the thread that spawned it stays a zombie entry after it exits, until the host
  * process exits; its exit status is on disk regardless.)
  */
-export function spawnWrapped(req: SpawnRequest): Started {
+export function spawnWrapped(req: SpawnRequest): Launched {
   const out = openSync(req.paths.stdout, 'a', 0o640);
   const err = openSync(req.paths.stderr, 'a', 0o640);
   try {
@@ -53,16 +64,21 @@ export function spawnWrapped(req: SpawnRequest): Started {
       cwd: req.cwd,
       env: req.env,
       detached: true,
-      stdio: ['ignore', out, err],
+      stdio: ['pipe', out, err],
     });
     child.on('error', () => {});
+    const stdin = child.stdin;
+    stdin?.on('error', () => {});
     child.unref();
     const pid = child.pid;
-    if (pid === undefined) throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', 'could not start /bin/sh for the worker', { details: { workerDir: req.paths.dir } });
+    if (pid === undefined || stdin === null) throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', 'could not start /bin/sh for the worker', { details: { workerDir: req.paths.dir } });
     // Until this thread reaps it the child cannot vanish (at worst it is a zombie), so its stat is there.
     const stat = readProcStat(pid);
-    if (stat === undefined) throw new WorkerManagerError('WM_ERR_INTERNAL', `worker process ${pid} has no /proc entry`, { details: { pid } });
-    return { pid, startTime: stat.startTime };
+    if (stat === undefined) {
+      stdin.destroy();
+      throw new WorkerManagerError('WM_ERR_INTERNAL', `worker process ${pid} has no /proc entry`, { details: { pid } });
+    }
+    return { pid, startTime: stat.startTime, go: () => void stdin.end('go\n'), abandon: () => stdin.destroy() };
   } finally {
     closeSync(out);
     closeSync(err);

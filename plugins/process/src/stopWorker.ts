@@ -28,6 +28,25 @@ export async function waitUntil(done: () => boolean, timeoutMs: number, everyMs 
 const ended = (paths: WorkerPaths, meta: WorkerMeta) => (): boolean => readExitStatus(paths) !== undefined || !wrapperAlive(meta);
 
 /**
+ * True once the process group has no live member. Signal 0 answers for the group in one call; only while it still
+ * finds a member (which may be a zombie: a wrapper whose spawning thread is gone is never reaped) does this scan
+ * `/proc`, which costs as much as there are processes on the machine.
+ */
+function groupGone(pgid: number): boolean {
+  return !groupExists(pgid) || groupMembers(pgid).length === 0;
+}
+
+/** True while any process (zombies included) is in the group. */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
  * Stops a worker's processes: SIGTERM to the group (and SIGCONT, so a paused worker can act on it), then after the
  * grace period SIGKILL to every member but the wrapper, so the wrapper still records the status; then SIGKILL to the
  * whole group, which also removes leftovers the command started in the background, and waits until they are gone.
@@ -52,5 +71,8 @@ export async function stopWorker(paths: WorkerPaths, meta: WorkerMeta, gracePeri
       }
     }
   }
-  if (signalGroup(meta.pid, 'SIGKILL')) await waitUntil(() => groupMembers(meta.pid).length === 0, 1_000);
+  if (signalGroup(meta.pid, 'SIGKILL')) {
+    // Killed members need a moment to go: ask the cheap way first, and scan only for what outlives that.
+    if (!(await waitUntil(() => !groupExists(meta.pid), 200, 5))) await waitUntil(() => groupGone(meta.pid), 800);
+  }
 }
