@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { groupMembers } from './procfs.ts';
+import { groupMembers, readEnviron } from './procfs.ts';
 import { readExitStatus, wrapperAlive } from './observeWorker.ts';
 import type { WorkerMeta } from './WorkerMeta.ts';
 import type { WorkerPaths } from './workerPaths.ts';
@@ -13,6 +13,27 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw error;
   }
+}
+
+/**
+ * SIGKILLs what is left of a worker's process group. While the wrapper (the group leader, checked by pid and start
+ * time) lives, the group is the worker's. Once it is gone, its pid may have been handed to an unrelated process that
+ * leads a group of its own (pids wrap quickly on a busy machine), so only members started with this worker's
+ * `WM_WORKER_ID` are killed, one by one. Regression: terminating a long-finished worker sent SIGKILL to a reused group
+ * id and took down an unrelated daemon. False when nothing of the worker was left.
+ */
+export function killWorkerGroup(meta: WorkerMeta): boolean {
+  if (wrapperAlive(meta)) return signalGroup(meta.pid, 'SIGKILL');
+  if (!groupExists(meta.pid)) return false;
+  const own = groupMembers(meta.pid).filter((pid) => readEnviron(pid)?.['WM_WORKER_ID'] === meta.workerId);
+  for (const pid of own) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return own.length > 0;
 }
 
 /** Polls until `done()` or the time is up; returns `done()`. */
@@ -66,12 +87,12 @@ export async function stopWorker(paths: WorkerPaths, meta: WorkerMeta, gracePeri
         }
       }
       if (!(await waitUntil(done, 2_000))) {
-        signalGroup(meta.pid, 'SIGKILL');
+        killWorkerGroup(meta);
         await waitUntil(() => !wrapperAlive(meta), 2_000);
       }
     }
   }
-  if (signalGroup(meta.pid, 'SIGKILL')) {
+  if (killWorkerGroup(meta)) {
     // Killed members need a moment to go: ask the cheap way first, and scan only for what outlives that.
     if (!(await waitUntil(() => !groupExists(meta.pid), 200, 5))) await waitUntil(() => groupGone(meta.pid), 800);
   }
