@@ -7,6 +7,11 @@ import { OWNER_LABEL, TENANT_LABEL } from './workerLabels.ts';
 /** Phases of a record whose worker should exist on its provider. */
 const LIVE_PHASES: LedgerPhase[] = ['Pending', 'Creating', 'Starting', 'Running', 'Degraded', 'Recovering', 'Paused', 'Stopping', 'Unknown'];
 
+/** Phases of a record whose create call had not been answered: the host's create was still running it. */
+const CREATE_PHASES: ReadonlySet<LedgerPhase> = new Set<LedgerPhase>(['Pending', 'Creating']);
+/** Provider phases of a worker that exists but has not started. */
+const NOT_STARTED: ReadonlySet<string> = new Set(['Creating', 'Starting']);
+
 /** What reconciliation needs: the ledger, and a way to terminate a worker on the instance being reconciled. */
 export interface ReconcileDeps {
   ledger: WorkerLedger;
@@ -17,13 +22,16 @@ export interface ReconcileDeps {
 /**
  * Makes the ledger and one provider's listing agree at start. A worker the ledger knows and the provider runs is
  * adopted (its state brought up to date), or terminated if its record had already ended (a create that failed but
- * made it); a live record whose worker is gone is marked Unknown, then Failed: `Lost` once it had been created,
+ * made it). One the provider reports as not started yet (Creating, Starting) while its record says the host's create
+ * call had not been answered (a container made but never started) was left half-made by the host's stop: nothing may
+ * ever finish it, so it is terminated and its record fails with `CreateFailed`, and a retry with its key creates it
+ * again. A live record whose worker is gone is marked Unknown, then Failed: `Lost` once it had been created,
  * `CreateFailed` if the host stopped before the provider made it (so a retry with its key creates it). A worker with
  * no record is handled by the instance's orphans policy.
  */
 export async function reconcileWithProvider(deps: ReconcileDeps, instance: string, orphans: 'adopt' | 'terminate' | 'ignore', workers: readonly Worker[]): Promise<void> {
   const live = new Map(workers.map((w) => [w.workerId, w]));
-  const counts = { adopted: 0, orphans: 0, lost: 0, terminated: 0 };
+  const counts = { adopted: 0, orphans: 0, lost: 0, unfinished: 0, terminated: 0 };
   const terminate = (workerId: string, why: string): Promise<void> =>
     deps.terminate(workerId).then(
       () => void counts.terminated++,
@@ -37,6 +45,7 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
         await deps.ledger.store.create({
           id: worker.workerId, tenant: worker.labels[TENANT_LABEL] ?? DEFAULT_TENANT, owner: worker.labels[OWNER_LABEL] ?? ANONYMOUS, instance,
           labels: worker.labels, spec: {}, state: ledgerStateOfWorker(worker), createdAt: worker.createdAt, origin: 'orphan',
+          ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }),
         });
         counts.orphans++;
       } else if (orphans === 'terminate' && running) {
@@ -47,6 +56,16 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
       continue;
     } else if (TERMINAL_PHASES.has(record.state.phase)) {
       if (running) await terminate(worker.workerId, 'a worker whose record had ended');
+    } else if (CREATE_PHASES.has(record.state.phase) && NOT_STARTED.has(worker.state.phase)) {
+      // A create the host stopped in the middle of (a container made but never started): the call that would have
+      // finished it died with the host, and its caller never had an answer. It is undone rather than adopted, as
+      // nothing may ever finish it; CreateFailed lets the caller's retry with its key create the worker again.
+      // Recorded first, so that the events the terminate causes cannot end the record as Terminated.
+      await deps.ledger.serial(worker.workerId, () =>
+        deps.ledger.observe(instance, worker.workerId, { phase: 'Failed', reason: CREATE_FAILED, message: 'the host stopped in the middle of creating it; what the provider had made was removed' }, 'adopt'),
+      );
+      await terminate(worker.workerId, 'a worker whose create the host stopped in the middle of');
+      counts.unfinished++;
     } else {
       await deps.ledger.serial(worker.workerId, () => deps.ledger.observe(instance, worker.workerId, ledgerStateOfWorker(worker), 'adopt'));
       counts.adopted++;
@@ -66,5 +85,5 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
       counts.lost++;
     }
   }
-  if (counts.adopted + counts.orphans + counts.lost + counts.terminated > 0) deps.logger.info({ instance, ...counts }, 'reconciled the worker ledger with the provider');
+  if (counts.adopted + counts.orphans + counts.lost + counts.unfinished + counts.terminated > 0) deps.logger.info({ instance, ...counts }, 'reconciled the worker ledger with the provider');
 }
