@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
+import type { WorkerProviderContract } from '@worker-manager/plugin-sdk';
 import { budget } from '../../helpers/waitFor.ts';
-import { startedSandbox, waitFor } from './sandboxHarness.ts';
+import { rejection, startedSandbox, waitFor } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
 
 /** The longest grace the sandbox gives a handler past its deadline (min(1 s, heartbeatMs)). */
 const GRACE_MS = 1_000;
-
-async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the call to reject');
-}
 
 describe('PluginSandbox calls', () => {
   it('serves contract calls through the typed proxy and call()', async (t) => {

@@ -7,22 +7,12 @@ import { parseExposition, valueOf } from '../observability/exposition.ts';
 import { fixturePlugin, startTestHost } from '../../helpers/startTestHost.ts';
 import { budget, within } from '../../helpers/waitFor.ts';
 import { FORGED_FIELDS } from '../../fixtures/plugins/hostile-channel/index.ts';
-import { startedSandbox, waitFor } from './sandboxHarness.ts';
+import { rejection, startedSandbox, waitFor } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
 
 /** The hostile plugin builds 16 MB strings (and JSON text of them): more than the harness's small test heap. */
 const HEAP_MB = 256;
-
-async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the call to reject');
-}
 
 function refusedCount(record: SandboxRecord, kind: string, reason: string): number {
   return record.sandbox.stats().refused.find((r) => r.kind === kind && r.reason === reason)?.count ?? 0;

@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
+import type { WorkerProviderContract } from '@worker-manager/plugin-sdk';
 import type { PluginSandbox } from '../../../host/src/sandbox/index.ts';
 import { budget } from '../../helpers/waitFor.ts';
-import { startedSandbox, waitFor, type SandboxRecord } from './sandboxHarness.ts';
+import { rejection, startedSandbox, waitFor, type SandboxRecord } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
 
 /** Rejects with the error a promise rejects with, failing the test when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the call to reject');
-}
-
 /** Keeps calling a healthy echo sandbox until stopped; every call must succeed. */
 function keepCalling(sandbox: PluginSandbox): { stop(): Promise<number> } {
   let running = true;

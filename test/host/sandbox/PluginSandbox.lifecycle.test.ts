@@ -5,19 +5,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
 import { budget } from '../../helpers/waitFor.ts';
-import { fixtureDir, fixtureSandbox, startedSandbox } from './sandboxHarness.ts';
+import { fixtureDir, fixtureSandbox, rejection, startedSandbox } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
-
-async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('PluginSandbox lifecycle', () => {
   it('start() and stop() are idempotent, and the state follows them', async (t) => {

@@ -3,20 +3,11 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
-import { fixtureDir, startedSandbox } from './sandboxHarness.ts';
+import type { WorkerManagerError} from '@worker-manager/plugin-sdk';
+import { type WorkerProviderContract } from '@worker-manager/plugin-sdk';
+import { fixtureDir, rejection, startedSandbox } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
-
-async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the call to be denied');
-}
 
 /** A file outside every plugin folder, written by the test. */
 async function outsideFile(t: { after(fn: () => unknown): void }): Promise<string> {

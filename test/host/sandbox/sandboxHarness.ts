@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CredentialProviderContract, WorkerProviderContract, type WorkerEvent } from '@worker-manager/plugin-sdk';
+import assert from 'node:assert/strict';
+import { CredentialProviderContract, WorkerManagerError, WorkerProviderContract, type WorkerEvent } from '@worker-manager/plugin-sdk';
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../../host/src/config/schema.ts';
 import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
@@ -96,3 +97,14 @@ export async function startedSandbox(t: { after(fn: () => unknown): void }, fixt
 export { CredentialProviderContract, WorkerProviderContract };
 
 export { waitFor };
+
+/** The coded error a promise rejects with; fails the test when it resolves or rejects with anything else. */
+export async function rejection(promise: Promise<unknown>): Promise<WorkerManagerError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof WorkerManagerError, `expected a WorkerManagerError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the call to reject');
+}
