@@ -121,8 +121,8 @@ export class WorkerLedger {
    * Applies a state the host or a provider reported. A change the state machine refuses is logged, counted and not
    * applied; the caller gets the record as it stands. Undefined when the ledger has no record of the worker.
    */
-  async observe(instance: string, workerId: string, to: LedgerState, source: string): Promise<Observed | undefined> {
-    const outcome = await this.store.transition(workerId, to).catch((error: unknown) => {
+  async observe(instance: string, workerId: string, to: LedgerState, source: string, providerRef?: string): Promise<Observed | undefined> {
+    const outcome = await this.store.transition(workerId, to, providerRef === undefined ? {} : { providerRef }).catch((error: unknown) => {
       if (error instanceof WorkerManagerError && error.code === 'HOST_ERR_WORKER_RECORD_NOT_FOUND') return undefined;
       throw error;
     });

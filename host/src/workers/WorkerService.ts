@@ -753,9 +753,9 @@ export class WorkerService {
       // Events the provider emitted while creating are newer than this answer: it only moves a record still Creating.
       await ledger.serial(workerId, async () => {
         const record = await ledger.store.get(workerId);
-        // The provider's handle (pid, container id) is what an operator looks for on the infrastructure.
-        if (record !== undefined && worker.providerRef !== undefined && record.providerRef !== worker.providerRef) await ledger.store.update(workerId, { providerRef: worker.providerRef });
-        if (record?.state.phase === 'Creating') await ledger.observe(instance, workerId, ledgerStateOfWorker(worker), 'create');
+        // With the provider's handle (pid, container id), what an operator looks for on the infrastructure: one write.
+        if (record?.state.phase === 'Creating') await ledger.observe(instance, workerId, ledgerStateOfWorker(worker), 'create', worker.providerRef);
+        else if (record !== undefined && worker.providerRef !== undefined && record.providerRef !== worker.providerRef) await ledger.store.update(workerId, { providerRef: worker.providerRef });
       });
     }
     if (!this.#emitsEvents(instance)) {

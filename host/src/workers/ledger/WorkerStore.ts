@@ -11,6 +11,8 @@ export interface WriteOptions {
 export interface TransitionOptions extends WriteOptions {
   /** Time of the transition, for when the event that caused it is older than now; default the store's clock. */
   at?: Date;
+  /** The provider's handle, recorded in the same write (a create's answer carries both). */
+  providerRef?: string;
 }
 
 /**

@@ -70,11 +70,19 @@ export type TransitionChange = { ok: true; record: WorkerRecord; changed: boolea
  * Applies `to` through the state machine. `at` is when the transition happened (history, phase timestamps,
  * finishedAt); `now` is when it is written (updatedAt).
  */
-export function applyTransition(record: WorkerRecord, to: LedgerState, at: Date, now: Date): TransitionChange {
+export function applyTransition(record: WorkerRecord, to: LedgerState, at: Date, now: Date, providerRef?: string): TransitionChange {
   checkState(to, record.id);
   const check = checkTransition(record.state, to);
   if (!check.ok) return check;
-  if (!check.changed) return { ok: true, record, changed: false };
+  const newRef = providerRef !== undefined && providerRef !== record.providerRef;
+  if (newRef) {
+    const problem = schemaProblem(recordChecks.patch, { providerRef });
+    if (problem !== undefined) throw invalid('patch', problem, record.id);
+  }
+  if (!check.changed) {
+    // The same state with a new handle: a write, but no transition in the history.
+    return newRef ? { ok: true, record: { ...record, providerRef, updatedAt: now.toISOString(), revision: record.revision + 1 }, changed: true } : { ok: true, record, changed: false };
+  }
   const when = at.toISOString();
   const revision = record.revision + 1;
   const entry: StateTransition = { from: record.state.phase, to: check.state.phase, at: when, revision };
@@ -89,6 +97,7 @@ export function applyTransition(record: WorkerRecord, to: LedgerState, at: Date,
     revision,
   };
   if (TERMINAL_PHASES.has(check.state.phase) && next.finishedAt === undefined) next.finishedAt = when;
+  if (newRef) next.providerRef = providerRef;
   return { ok: true, record: next, changed: true };
 }
 

@@ -159,6 +159,23 @@ export function workerStoreSuite(harness: StoreHarness): void {
       assert.equal(stored?.state.phase, 'Creating');
     });
 
+    it('records the provider handle with a transition in one write, and a new handle alone without a history entry', async () => {
+      await store.create(newWorker('ref'));
+      const creating = await store.transition('ref', { phase: 'Creating' });
+      assert.ok(creating.ok);
+      const running = await store.transition('ref', { phase: 'Running' }, { providerRef: 'pid-1' });
+      assert.ok(running.ok && running.changed);
+      assert.equal(running.record.revision, creating.record.revision + 1, 'state and handle in one write');
+      assert.equal(running.record.providerRef, 'pid-1');
+      const same = await store.transition('ref', { phase: 'Running' }, { providerRef: 'pid-1' });
+      assert.ok(same.ok && !same.changed, 'an exact repeat, handle included, writes nothing');
+      const moved = await store.transition('ref', { phase: 'Running' }, { providerRef: 'pid-2' });
+      assert.ok(moved.ok && moved.changed);
+      assert.equal(moved.record.history.length, running.record.history.length, 'a new handle is not a transition');
+      assert.equal((await store.get('ref'))?.providerRef, 'pid-2');
+      await assert.rejects(store.transition('ref', { phase: 'Running' }, { providerRef: 'x'.repeat(600) }), { code: 'HOST_ERR_WORKER_RECORD_INVALID' });
+    });
+
     it('loses no write when several writers change one record at once', async () => {
       await store.create(newWorker('contended', { state: { phase: 'Running' } }));
       const writers = 8;

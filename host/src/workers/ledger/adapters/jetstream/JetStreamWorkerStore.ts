@@ -115,7 +115,7 @@ export class JetStreamWorkerStore implements WorkerStore {
     return this.#change('change a worker state', id, (current): Step<TransitionOutcome> => {
       assertRevision(current, options.expectedRevision);
       const now = this.#now();
-      const change = applyTransition(current, to, options.at ?? now, now);
+      const change = applyTransition(current, to, options.at ?? now, now, options.providerRef);
       if (!change.ok) return { result: { ...change, record: current } };
       if (!change.changed) return { result: { ok: true, record: current, changed: false } };
       return { write: change.record, result: { ok: true, record: change.record, changed: true } };

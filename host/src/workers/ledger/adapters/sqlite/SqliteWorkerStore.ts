@@ -100,7 +100,7 @@ export class SqliteWorkerStore implements WorkerStore {
       const current = this.#mustRead(id);
       assertRevision(current, options.expectedRevision);
       const now = this.#now();
-      const change = applyTransition(current, to, options.at ?? now, now);
+      const change = applyTransition(current, to, options.at ?? now, now, options.providerRef);
       if (!change.ok) return { ...change, record: current };
       if (change.changed) this.#write(change.record, false);
       return { ok: true, record: change.record, changed: change.changed };
