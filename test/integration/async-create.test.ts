@@ -25,6 +25,7 @@ instances:
   - { name: quick, plugin: echo, default: true, config: { startDelayMs: 300 } }
   - { name: slow, plugin: echo, config: { startDelayMs: 600000, pendingReason: Unschedulable } }
   - { name: proc, plugin: process }
+  - { name: slowapi, plugin: echo, config: { createDelayMs: 1500 } }
 `;
 
 interface Status {
@@ -134,6 +135,18 @@ describe('asynchronous create through the API', { timeout: budget(180_000) }, ()
     // Deleting it again, now that it has ended, purges it.
     assert.equal((await api('DELETE', '/v1/workers/live-1')).status, 200);
     assert.equal(await h.host.ledger.store.get('live-1'), undefined);
+  });
+
+  it('a read while the provider is still making the worker does not declare it lost', async () => {
+    // Regression: GET /v1/workers/{id} during a create asked the provider, which did not have the worker yet, and the
+    // record was failed Lost under the create that then succeeded.
+    const creating = h.host.workers.createWorker({ provider: 'slowapi', workerId: 'slow-1', spec: {} });
+    await waitFor(async () => (await h.host.ledger.store.get('slow-1'))?.state.phase === 'Creating', 'the record of slow-1 to be Creating');
+    const read = await api('GET', '/v1/workers/slow-1');
+    assert.equal(read.status, 200);
+    assert.equal(read.json.phase, 'Creating');
+    await creating;
+    assert.equal((await h.host.ledger.store.get('slow-1'))?.state.phase, 'Running');
   });
 
   it('refuses a bad wait with 400 naming the query field', async () => {

@@ -354,17 +354,12 @@ export class WorkerService {
       const running = new Set(this.#providerNames());
       if (TERMINAL_PHASES.has(record.state.phase) || !running.has(record.instance)) return this.#listed(record, running);
       try {
-        const state = await this.#registry.provider(record.instance).getWorkerStatus({ workerId }, callOptions(ctx.correlationId));
-        const observed = await ledger.serial(workerId, () => ledger.observe(record.instance, workerId, ledgerStateOf(state), 'status'));
-        return this.#listed(observed?.record ?? record, running);
+        await this.#refresh(record, ctx.correlationId);
       } catch (error) {
-        if (error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND') {
-          const lost = await ledger.serial(workerId, () => ledger.finish(record.instance, workerId, { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'status'));
-          return this.#listed(lost ?? record, running);
-        }
         this.#logger.warn({ instance: record.instance, workerId, err: describe(error) }, 'could not read a worker from its provider; answering its last known state');
         return { ...this.#listed(record, running), stale: true };
       }
+      return this.#listed((await ledger.store.get(workerId)) ?? record, running);
     });
   }
 
@@ -451,20 +446,24 @@ export class WorkerService {
     }
   }
 
-  /** Reads one live worker's state from its provider into the ledger; gone from the provider: Failed(Lost). */
-  async #refresh(record: WorkerRecord): Promise<void> {
+  /**
+   * Reads one live worker's state from its provider into the ledger; gone from the provider: Failed(Lost). A record
+   * still Pending or Creating belongs to a create call in flight (one interrupted by a host stop is settled by the
+   * next start's adoption): the provider may not have made the worker yet, so its absence is not a loss.
+   */
+  async #refresh(record: WorkerRecord, correlationId?: string): Promise<void> {
     const ledger = this.#requireLedger();
     if (TERMINAL_PHASES.has(record.state.phase) || record.state.phase === 'Pending' || this.#inflight.get(record.id)?.op === 'createWorker') return;
     try {
-      const state = await this.#registry.provider(record.instance).getWorkerStatus({ workerId: record.id });
-      await ledger.serial(record.id, () => ledger.observe(record.instance, record.id, ledgerStateOf(state), 'poll'));
+      const state = await this.#registry.provider(record.instance).getWorkerStatus({ workerId: record.id }, callOptions(correlationId));
+      await ledger.serial(record.id, () => ledger.observe(record.instance, record.id, ledgerStateOf(state), 'status'));
     } catch (error) {
       if (!(error instanceof WorkerManagerError && error.code === 'WM_ERR_NOT_FOUND')) throw error;
       // Asked again inside the queue: a create or terminate that settled meanwhile has the last word.
       await ledger.serial(record.id, async () => {
         const now = await ledger.store.get(record.id);
-        if (now === undefined || TERMINAL_PHASES.has(now.state.phase) || this.#inflight.has(record.id)) return;
-        await ledger.finish(record.instance, record.id, { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'poll');
+        if (now === undefined || TERMINAL_PHASES.has(now.state.phase) || now.state.phase === 'Pending' || now.state.phase === 'Creating' || this.#inflight.get(record.id)?.op === 'createWorker') return;
+        await ledger.finish(record.instance, record.id, { phase: 'Failed', reason: 'Lost', message: 'the provider no longer has this worker' }, 'status');
       });
     }
   }
@@ -819,7 +818,8 @@ export class WorkerService {
     const started = performance.now();
     let failure: WorkerManagerError | undefined;
     t.op = op;
-    if (t.workerId !== undefined) this.#inflight.set(t.workerId, t);
+    // A read of the worker never replaces the operation already running on it (a create whose events need its context).
+    if (t.workerId !== undefined && !this.#inflight.has(t.workerId)) this.#inflight.set(t.workerId, t);
     try {
       return await fn(t);
     } catch (error) {
