@@ -89,12 +89,12 @@ export async function waitForWorker(
  * undefined for an end without one (Failed before it ran: the caller reports HOST_ERR_CLI_WORKER_NOT_RUNNING).
  */
 export function exitCodeOfWorker(state: WorkerState): number | undefined {
-  if (state.phase === 'Terminated') return clampExit(state.exitCode ?? 0);
-  if (state.phase === 'Failed') return state.exitCode === undefined ? undefined : clampExit(state.exitCode);
+  if (state.phase === 'Terminated') return processExitCode(state.exitCode ?? 0);
+  if (state.phase === 'Failed') return state.exitCode === undefined ? undefined : processExitCode(state.exitCode);
   return 0;
 }
 
-/** A worker's exit code as a process exit code: 0-255; anything else (a signal's negative code) reads as 1. */
-function clampExit(code: number): number {
+/** A worker's (or a command's) exit code as a process exit code: 0-255; anything else (a signal's negative code) reads as 1. */
+export function processExitCode(code: number): number {
   return Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
 }

@@ -11,7 +11,7 @@ import { followEventStream } from '../client/followEventStream.ts';
 import { formatFields, formatTable, type Column } from '../output/formatTable.ts';
 import { action, clientFor, collect, integer, note, out, printJson, withApiOptions, type ApiOptions } from './apiCommand.ts';
 import { createWorkerBody, type CreateFlags } from './createWorkerBody.ts';
-import { describeState, exitCodeOfWorker, stderrProgress, waitForWorker, type WaitUntil } from './waitForWorker.ts';
+import { describeState, exitCodeOfWorker, processExitCode, stderrProgress, waitForWorker, type WaitUntil } from './waitForWorker.ts';
 
 type Routed = Static<typeof RoutedWorker>;
 
@@ -25,11 +25,6 @@ const workerColumns: ReadonlyArray<Column<Routed>> = [
 ];
 
 const path = (id: string, suffix = ''): string => `/v1/workers/${encodeURIComponent(id)}${suffix}`;
-
-/** A worker's exit code as a process exit code: 0-255, anything else reads as a failure. */
-function processExit(code: number): number {
-  return Number.isInteger(code) && code >= 0 && code <= 255 ? code : EXIT.failure;
-}
 
 /** `--wait` values. */
 function waitUntil(value: string): WaitUntil {
@@ -191,7 +186,7 @@ export function registerWorkersCommand(program: Command): Command {
         note(`the command timed out after ${result.durationMs} ms`);
         return 124;
       }
-      return processExit(result.exitCode);
+      return processExitCode(result.exitCode);
     }));
 
   for (const op of ['pause', 'resume'] as const) {
