@@ -22,7 +22,7 @@ export function renderErrorCatalog(): string {
     'works even when a plugin bundles its own copy of the SDK. Errors about a plugin name `plugin`, `instance` and',
     '`version` in `details`. No error ever carries a secret value.',
     '',
-    'Retry policy by category (seed 000, table 6): `ClientValidation`, `Authorization`, `Configuration` and `Internal` are',
+    'Retry policy by category: `ClientValidation`, `Authorization`, `Configuration` and `Internal` are',
     'not retried; `TransientInfrastructure` is retried with exponential backoff and jitter; `ResourceLimits` with backoff',
     'or rescheduling. The `transient` flag is the final word for a given code.',
     '',
