@@ -84,6 +84,8 @@ const CLEANUP_RETRIES = [100, 500, 1_000, 2_000, 4_000, 8_000];
 
 /** Records of one instance a poll reads per store page. */
 const POLL_PAGE = 500;
+/** Creates whose WorkerCreated event is awaited at once; far above any real burst of concurrent creates. */
+const MAX_CREATE_CONTEXTS = 10_000;
 
 /** What the worker service needs. */
 export interface WorkerServiceDeps {
@@ -158,6 +160,11 @@ export class WorkerService {
   readonly #idempotency = new Map<string, Promise<RoutedWorker>>();
   /** Context of the operation running on each worker, so the events its provider emits meanwhile carry its correlation id. */
   readonly #inflight = new Map<string, Tracked>();
+  /**
+   * The create's context per worker until its provider's WorkerCreated event is handled: that event travels on the
+   * plugin's event channel and may arrive after the create's answer, when another operation (an exec) is in flight.
+   */
+  readonly #createContext = new Map<string, { correlationId: string | undefined; tenant: string | undefined }>();
   #pollTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
 
@@ -617,13 +624,14 @@ export class WorkerService {
       return 'foreign';
     }
     this.#foreignStreak.delete(instance);
+    const context = this.#eventContext(event, op);
     // An event never re-routes a worker; it may only introduce one the service had not seen (created behind its back).
     if (event.type === 'WorkerCreated' && owner === undefined) this.#routes.set(event.workerId, instance);
     // A worker that ended behind the service's back may have its id reused by another tenant's create.
     if (event.type === 'WorkerTerminated') this.#labels.delete(event.workerId);
     const ledger = this.#ledger;
     if (ledger === undefined) {
-      this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
+      this.#publishWorkerEvent(instance, event, context.correlationId, context.tenant);
       return 'published';
     }
     // Written before it is published: a subscriber that reads the ledger after the event never sees older state.
@@ -633,13 +641,33 @@ export class WorkerService {
         // A restart ends the old process or container on purpose; that end is not the worker's.
         const restarting = op?.op === 'restartWorker' || op?.op === 'restartWithSecrets';
         const observed = state === undefined || (restarting && TERMINAL_PHASES.has(state.phase)) ? undefined : await ledger.observe(instance, event.workerId, state, event.type);
-        this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant, observed?.record.revision);
+        this.#publishWorkerEvent(instance, event, context.correlationId, context.tenant, observed?.record.revision);
       })
       .catch((error: unknown) => {
         this.#logger.error({ instance, workerId: event.workerId, err: describe(error) }, 'could not record a provider event; publishing it anyway');
-        this.#publishWorkerEvent(instance, event, op?.correlationId, op?.tenant);
+        this.#publishWorkerEvent(instance, event, context.correlationId, context.tenant);
       });
     return 'published';
+  }
+
+  /** The correlation id and tenant an event is published with: its create's for WorkerCreated, else the running operation's. */
+  #eventContext(event: WorkerEvent, op: Tracked | undefined): { correlationId: string | undefined; tenant: string | undefined } {
+    if (event.type === 'WorkerCreated' || event.type === 'WorkerTerminated') {
+      const created = this.#createContext.get(event.workerId);
+      this.#createContext.delete(event.workerId);
+      if (event.type === 'WorkerCreated' && created !== undefined) return created;
+    }
+    return { correlationId: op?.correlationId, tenant: op?.tenant };
+  }
+
+  #rememberCreateContext(workerId: string, correlationId: string | undefined, tenant: string | undefined): void {
+    this.#createContext.delete(workerId);
+    this.#createContext.set(workerId, { correlationId, tenant });
+    // Bounded: a provider that never emits WorkerCreated for some worker must not grow this map forever.
+    if (this.#createContext.size > MAX_CREATE_CONTEXTS) {
+      const oldest = this.#createContext.keys().next().value;
+      if (oldest !== undefined) this.#createContext.delete(oldest);
+    }
   }
 
   #onForeignEvent(instance: string, owner: string, event: WorkerEvent): void {
@@ -710,6 +738,7 @@ export class WorkerService {
       throw new WorkerManagerError('WM_ERR_VALIDATION', `workerId '${workerId}' is not valid: lowercase letters, digits and dashes, 1-63 characters, starting and ending with a letter or digit`, { details: { workerId } });
     }
     this.#inflight.set(workerId, t);
+    if (this.#emitsEvents(instance)) this.#rememberCreateContext(workerId, request.correlationId, request.tenant);
     const refs = spec.secretRefs ?? [];
     const broker = this.#secrets;
     let secrets: SecretMount[] = [];
@@ -736,6 +765,7 @@ export class WorkerService {
     try {
       worker = await this.#registry.provider(instance).createWorker({ workerId, spec, ...(secrets.length === 0 ? {} : { secrets }) }, callOptions(request.correlationId));
     } catch (error) {
+      this.#createContext.delete(workerId);
       if (ledger !== undefined) await this.#settleFailedCreate(ledger, instance, workerId, error);
       // A create refused because the id is taken must leave that worker's consumers as they were.
       if (refs.length > 0 && broker !== undefined) {
