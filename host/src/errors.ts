@@ -95,6 +95,11 @@ export const HOST_ERROR_CODES = {
     description: 'The plugin entry module could not be loaded, or its definition differs from its package metadata.',
     howToSolve: 'Read the cause; rebuild the plugin and regenerate its metadata.',
   },
+  HOST_ERR_PLUGIN_PACKAGE_UNSAFE: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'A restricted plugin package reaches outside itself, so the host refused to copy or bundle it for the sandbox: a symlink that leaves the package (or dangles, or loops), a socket, fifo or device, more files or bytes than a package may hold (MAX_PACKAGE_FILES, MAX_PACKAGE_BYTES), or an import of a file outside the package and its dependencies, of a non-code file, or with import attributes other than { type: \'json\' } (which would inline the file as data).',
+    howToSolve: 'Treat the package as hostile until you know why: the message names the link or import, the file it was in and where it pointed. Remove the plugin, or have its author ship the file inside the package and import it as code or JSON.',
+  },
   HOST_ERR_PLUGIN_SETUP_FAILED: {
     category: 'PermanentInfrastructure', severity: 'High', transient: false,
     description: 'The plugin setup function threw while the instance started.',
