@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type HostMetrics } from './observability/metrics.ts';
 import { PluginRegistry, type RegistryHooks, type ReportRow } from './plugins/PluginRegistry.ts';
 import type { SandboxFactory } from './plugins/SandboxLike.ts';
+import { ProcessSandbox } from './sandbox/process/ProcessSandbox.ts';
 import { PluginSandbox } from './sandbox/PluginSandbox.ts';
 import { StateDirLock } from './StateDirLock.ts';
 import { openWorkerStore } from './workers/ledger/openWorkerStore.ts';
@@ -105,7 +106,8 @@ export class Host {
       subjects: asValue(subjectsFor(config.bus.subjectPrefix)),
       // Every publisher gets the timed bus, so event_publish_latency_ms covers them all whatever the adapter.
       bus: asFunction((c: Cradle) => c.metrics.instrumentBus(options.bus ?? createEventBus({ settings: config.bus, configDir: c.loaded.dir, stateDir: c.stateDir, hostId: c.hostId, subjects: c.subjects, logger: c.logger }))).singleton(),
-      sandboxFactory: asValue<SandboxFactory>(options.sandboxFactory ?? ((spec) => new PluginSandbox(spec))),
+      // Restricted instances run out of process, confined by bubblewrap; trusted ones in threads of this process.
+      sandboxFactory: asValue<SandboxFactory>(options.sandboxFactory ?? ((spec) => (spec.isolation === 'restricted' ? new ProcessSandbox(spec) : new PluginSandbox(spec)))),
       hooks: asFunction((cradle: Cradle) => this.#registryHooks(cradle)).singleton(),
       registry: asFunction((c: Cradle) => new PluginRegistry({ loaded: c.loaded, hostId: c.hostId, stateDir: c.stateDir, sandboxFactory: c.sandboxFactory, hooks: c.hooks })).singleton(),
       secrets: asFunction((c: Cradle) => new SecretBroker({

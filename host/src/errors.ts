@@ -330,6 +330,11 @@ export const HOST_ERROR_CODES = {
     description: 'A plugin instance sent events or log lines faster than its limits (`limits.channel`: eventsPerSecond, logBytesPerSecond) for `floodSeconds` consecutive seconds, and was quarantined so it cannot slow the host down.',
     howToSolve: 'Read the warn lines "plugin thread message dropped" naming the instance and the kind; fix the plugin (or raise its limits.channel rates if the volume is legitimate), then restart the host.',
   },
+  HOST_ERR_SANDBOX_UNAVAILABLE: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'A `restricted` plugin instance cannot start because this machine cannot confine it: the restricted tier needs Linux, bubblewrap (`/usr/bin/bwrap`), util-linux\'s `prlimit`, and user namespaces the host\'s user may create. The host never falls back to a weaker tier.',
+    howToSolve: 'Install the Debian packages bubblewrap and util-linux; enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0; in a container, allow them in its seccomp/AppArmor profile). The message says which check failed.',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 /** A host error code. */

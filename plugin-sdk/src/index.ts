@@ -10,3 +10,4 @@ export * from './version.ts';
 export * from './schema.ts';
 export * from './fs/writeFileAtomic.ts';
 export * from './fs/readProcStat.ts';
+export * from './net/egressAgent.ts';

@@ -1,3 +1,4 @@
+import { effectiveIsolation } from '../config/schema.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import { isWorkerManagerError, WorkerManagerError } from '@worker-manager/plugin-sdk';
@@ -26,7 +27,7 @@ function pluginRow(registry: PluginRegistry, plugin: PluginRecord): Row {
     version: plugin.pkg?.version ?? null,
     kind: plugin.pkg?.metadata.kind ?? null,
     hostApi: plugin.pkg?.metadata.hostApi ?? null,
-    isolation: plugin.entry.isolation,
+    isolation: effectiveIsolation(plugin.entry),
     capabilities: { ...plugin.negotiated?.capabilities },
     ignoredCapabilities: (plugin.negotiated?.ignored ?? []).map((c) => ({ ...c })),
     error: errorOf(plugin.error),

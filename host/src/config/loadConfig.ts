@@ -1,3 +1,4 @@
+import { parseEgressTarget } from '../sandbox/egress/EgressProxy.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Compile } from 'typebox/compile';
@@ -124,6 +125,22 @@ export function parseConfig(text: string, file: string, options: LoadConfigOptio
   }
 
   const config = value as HostConfig;
+  // Stricter than the schema's pattern: the egress proxy's own parser, so a target it would refuse at start is refused here.
+  const egressIssues: ConfigIssue[] = [];
+  config.instances.forEach((instance, i) =>
+    instance.egress.forEach((target, j) => {
+      try {
+        parseEgressTarget(target);
+      } catch (error) {
+        const pointer = `/instances/${i}/egress/${j}`;
+        const position = tree.locate(pointer);
+        egressIssues.push({ path: pointer, message: (error as Error).message, ...(position === undefined ? {} : { position }) });
+      }
+    }),
+  );
+  if (egressIssues.length > 0) {
+    throw configError('HOST_ERR_CONFIG_INVALID', `Config file ${shown} is invalid (${plural(egressIssues.length, 'problem')})`, absolute, egressIssues);
+  }
   const dir = path.dirname(absolute);
   config.host.stateDir = path.resolve(dir, config.host.stateDir);
   return { config, file: absolute, dir, locate: tree.locate, envScalars };

@@ -47,6 +47,22 @@ export const ChannelLimits = Type.Object(
   { additionalProperties: false, description: 'Limits on the messages a plugin\'s threads send the host; every field has its default when the block is absent.' },
 );
 
+/** Limits of a restricted instance's whole sandbox process (rlimits, set before the sandbox starts). */
+export const ProcessLimits = Type.Object(
+  {
+    memoryMb: Type.Optional(
+      Type.Integer({
+        minimum: 512,
+        maximum: 1_048_576,
+        description: 'Address space of the sandbox process, in MiB: heap and off-heap memory (Buffers) of all its threads together. Default: 1536 + threads × (512 + heapMb), since each V8 isolate reserves about 512 MiB it never uses.',
+      }),
+    ),
+    maxProcesses: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, description: 'Processes and threads the sandbox may have (RLIMIT_NPROC, counted per user inside its user namespace). Default 256.' })),
+    maxOpenFiles: Type.Optional(Type.Integer({ minimum: 64, maximum: 1_048_576, description: 'Open file descriptors of the sandbox process (RLIMIT_NOFILE). Default 1024.' })),
+  },
+  { additionalProperties: false, description: 'Limits of the sandbox process of a `restricted` instance; breaking one kills only that instance, which restarts within its budget or is quarantined.' },
+);
+
 /** Resource limits of a plugin's threads. */
 export const PluginLimits = Type.Object(
   {
@@ -67,6 +83,7 @@ export const PluginLimits = Type.Object(
     // Optional, not defaulted here: the sandbox fills in the defaults, so configs and tests that spell out every
     // limit stay valid without it.
     channel: Type.Optional(ChannelLimits),
+    process: Type.Optional(ProcessLimits),
   },
   { additionalProperties: false, default: {}, description: 'Resource limits of the plugin\'s threads.' },
 );
@@ -80,9 +97,9 @@ export const PluginEntry = Type.Object(
       description: 'A path (starting with `.` or `/`, relative to the config file) or an installed npm package name.',
     }),
     version: Type.String({ minLength: 1, default: '*', description: 'Semver range of plugin versions accepted.' }),
-    isolation: Type.Union([Type.Literal('trusted'), Type.Literal('restricted')], {
-      default: 'trusted',
-      description: '`restricted` runs plugin threads under Node\'s permission model: read own package only, no processes.',
+    isolation: Type.Union([Type.Literal('trusted'), Type.Literal('restricted'), Type.Literal('auto')], {
+      default: 'auto',
+      description: '`restricted` runs each instance in its own OS process confined by bubblewrap (no host environment, no network unless the instance lists `egress`, a read-only copy of the package), with Node\'s permission model on its threads; `trusted` runs it in threads of the host process, with everything the host can reach. `auto` (the default): `restricted` for a package resolved by npm name (third-party code), `trusted` for a path (your own code).',
     }),
     onBootFailure: Type.Union([Type.Literal('continue'), Type.Literal('abort')], {
       default: 'continue',
@@ -116,6 +133,11 @@ export const InstanceEntry = Type.Object(
       default: {},
       description: 'The plugin\'s own config, validated by the registry against the plugin\'s `configSchema`.',
     }),
+    egress: Type.Array(Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' }), {
+      default: [],
+      maxItems: 256,
+      description: 'For a `restricted` plugin: the `host:port` pairs the instance may connect to, through the host\'s egress proxy (HTTP CONNECT; the plugin\'s HTTP clients find it in HTTPS_PROXY). Empty (the default) means no network at all. Names are resolved by the host; the host\'s own API is reachable only if listed. Ignored for `trusted` plugins, which share the host\'s network.',
+    }),
     orphans: Type.Union([Type.Literal('adopt'), Type.Literal('terminate'), Type.Literal('ignore')], {
       default: 'adopt',
       description: 'What the host does at start with a worker this provider runs for it but the ledger has no record of: `adopt` it (a record with origin `orphan`), `terminate` it, or `ignore` it.',
@@ -123,6 +145,12 @@ export const InstanceEntry = Type.Object(
   },
   { additionalProperties: false, description: 'One instance: a plugin started with one config.' },
 );
+/** The tier a plugin entry runs in: `auto` resolves by where its package comes from. */
+export function effectiveIsolation(entry: Pick<PluginEntry, 'isolation' | 'package'>): 'trusted' | 'restricted' {
+  if (entry.isolation !== 'auto') return entry.isolation;
+  return entry.package.startsWith('.') || entry.package.startsWith('/') ? 'trusted' : 'restricted';
+}
+
 /** Instance entry. */
 export type InstanceEntry = Static<typeof InstanceEntry>;
 

@@ -161,6 +161,19 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
     },
   });
   new Counter({
+    name: 'plugin_egress_refused_total',
+    help: 'Connections the egress proxy of a restricted plugin instance refused, by reason: not-allowed (a host:port outside its egress list), bad-request (not an HTTP CONNECT), connect-failed (an allowed target did not answer).',
+    labelNames: ['plugin_instance', 'plugin', 'reason'] as const, registers,
+    collect() {
+      this.reset();
+      for (const inst of sources.registry?.instances() ?? []) {
+        for (const refused of inst.sandbox?.stats?.().egressRefused ?? []) {
+          this.inc({ ...instanceLabels(inst), reason: budget.value('reason', refused.reason) }, refused.count);
+        }
+      }
+    },
+  });
+  new Counter({
     name: 'plugin_messages_refused_total',
     help: 'Messages from plugin threads the sandbox refused (too large, too deep, malformed) or dropped past a rate, by kind (event, log, stream, other) and reason.',
     labelNames: ['plugin_instance', 'plugin', 'kind', 'reason'] as const, registers,

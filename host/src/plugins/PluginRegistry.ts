@@ -16,7 +16,7 @@ import { collectSchemaErrors } from '../config/collectSchemaErrors.ts';
 import { convertEnvScalars } from '../config/convertEnvScalars.ts';
 import { formatIssue, schemaIssues } from '../config/formatIssues.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import type { InstanceEntry, PluginEntry } from '../config/schema.ts';
+import { effectiveIsolation, type InstanceEntry, type PluginEntry } from '../config/schema.ts';
 import { hostError } from '../errors.ts';
 import { applySchemaDefaults } from './applySchemaDefaults.ts';
 import type { SandboxCall, SandboxFactory, SandboxLike, SandboxStatusChange } from './SandboxLike.ts';
@@ -291,9 +291,10 @@ export class PluginRegistry {
         packageDir: pkg.dir,
         config,
         stateDir: inst.stateDir,
-        isolation: pluginEntry.isolation,
+        isolation: effectiveIsolation(pluginEntry),
         env: pluginEntry.env,
         limits: pluginEntry.limits,
+        egress: inst.entry.egress,
         methods: negotiated.methods,
         contract: negotiated.contract,
         onEvent: (event) => hooks.onWorkerEvent?.(inst.name, event),
@@ -350,7 +351,7 @@ export class PluginRegistry {
       version: plugin?.pkg?.version ?? null,
       kind: plugin?.pkg?.metadata.kind ?? null,
       hostApi: plugin?.pkg?.metadata.hostApi ?? null,
-      isolation: plugin?.entry.isolation ?? '-',
+      isolation: plugin === undefined ? '-' : effectiveIsolation(plugin.entry),
       capabilities: plugin?.negotiated?.capabilities ?? {},
       ignoredCapabilities: plugin?.negotiated?.ignored ?? [],
       state,

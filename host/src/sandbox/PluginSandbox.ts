@@ -20,7 +20,7 @@ import { hostError, type HostErrorCode } from '../errors.ts';
 import { ChannelGuard, channelLimits, type MessageKind, type RefusedCount } from './ChannelGuard.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from './contractValidators.ts';
 import { PluginThreadPool, withRoute, type TaskRoute, type ThreadFault, type ThreadState } from './PluginThreadPool.ts';
-import { buildRestrictedBundle, type RestrictedBundle } from './restrictedBundle.ts';
+import type { RestrictedBundle } from './restrictedBundle.ts';
 import { RestartBudget } from './RestartBudget.ts';
 import { StreamReader } from './StreamReader.ts';
 import { restrictedExecArgv } from './threadExecArgv.ts';
@@ -57,6 +57,15 @@ export interface SandboxOptions {
   onStatus?(change: SandboxStatusChange): void;
   /** Told when each contract call settles (call-latency metrics); absent, calls are not timed at all. */
   onCall?(call: SandboxCall): void;
+  /**
+   * A restricted bundle already built (inside the out-of-process sandbox, which cannot run esbuild): the threads load
+   * it instead of bundling `entry`, and the sandbox never deletes it.
+   */
+  prebuilt?: Omit<RestrictedBundle, 'dispose'>;
+  /** For a restricted instance: the `host:port` pairs its egress proxy lets it reach; none gives it no network. */
+  egress?: readonly string[];
+  /** Told of each connection the egress proxy refused (metrics); `target` is what the plugin asked for. */
+  onEgressRefused?(target: string, reason: string): void;
 }
 
 /**
@@ -101,6 +110,8 @@ export interface SandboxStats {
   lastError?: { code: string; message: string };
   /** Messages from the threads that were refused (too large, too deep, malformed) or dropped past a rate. */
   refused: RefusedCount[];
+  /** Connections the egress proxy of a restricted instance refused, by reason. */
+  egressRefused?: Array<{ reason: string; count: number }>;
 }
 
 /** A stream returned by {@link PluginSandbox.stream}. */
@@ -547,8 +558,12 @@ export class PluginSandbox {
     try {
       await mkdir(this.#options.stateDir, { recursive: true });
       this.#startWatchdog();
-      if (this.#options.isolation === 'restricted') {
+      if (this.#options.isolation === 'restricted' && this.#options.prebuilt !== undefined) {
+        this.#bundle = { ...this.#options.prebuilt, dispose: async () => {} };
+      } else if (this.#options.isolation === 'restricted') {
         try {
+          // Loaded on demand: the out-of-process sandbox runs this class from a bundle that has no esbuild.
+          const { buildRestrictedBundle } = await import('./restrictedBundle.ts');
           this.#bundle = await buildRestrictedBundle(this.#options.entry, `${this.#options.pluginId}-${this.#options.instance}`);
         } catch (error) {
           throw this.#error('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${this.#subject.plugin}' could not be bundled for the restricted tier: ${messageOf(error)}`, {}, error);

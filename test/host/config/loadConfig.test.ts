@@ -74,13 +74,13 @@ describe('loadConfig', () => {
           name: 'process',
           package: '../../../plugins/process',
           version: '*',
-          isolation: 'trusted',
+          isolation: 'auto',
           onBootFailure: 'continue',
           env: {},
           limits: DEFAULT_LIMITS,
         },
       ],
-      instances: [{ name: 'local', plugin: 'process', default: false, requireCapabilities: [], config: {}, orphans: 'adopt' }],
+      instances: [{ name: 'local', plugin: 'process', default: false, requireCapabilities: [], config: {}, orphans: 'adopt', egress: [] }],
       secrets: {
         cacheTtlMs: 5_000,
         tenants: [],
@@ -124,6 +124,7 @@ describe('loadConfig', () => {
         requireCapabilities: ['worker.exec', 'worker.logs'],
         config: { maxWorkers: 8, passEnv: ['PATH', 'HOME'] },
         orphans: 'adopt',
+        egress: [],
       },
     ]);
   });
@@ -230,7 +231,7 @@ describe('loadConfig', () => {
       '3:3 /host/shutdownTimeoutMs: expected integer, found string',
       "4:3 /host/colour: unknown field 'colour' (allowed: id, stateDir, shutdownTimeoutMs, logLevel)",
       "6:5 /plugins/0: missing required field 'package'",
-      '7:5 /plugins/0/isolation: must be one of "trusted", "restricted"',
+      '7:5 /plugins/0/isolation: must be one of "trusted", "restricted", "auto"',
       '9:7 /plugins/0/limits/threads: must be >= 1',
       "11:9 /plugins/0/limits/restart/maxRestart: unknown field 'maxRestart' (allowed: maxRestarts, windowMs, backoffMs, maxBackoffMs)",
       '15:5 /instances/0/default: expected boolean, found string',
@@ -241,7 +242,7 @@ describe('loadConfig', () => {
     assert.ok(error.message.includes(`${where}:9:7: /plugins/0/limits/threads: must be >= 1`), error.message);
     assert.ok(error.message.includes(`${where}:18:5: /instances/1: missing required field 'name'`), error.message);
     const issues = error.details?.issues as ConfigIssue[];
-    assert.equal(issues.find((i) => i.path === '/plugins/0/isolation')?.expected, '"trusted" | "restricted"');
+    assert.equal(issues.find((i) => i.path === '/plugins/0/isolation')?.expected, '"trusted" | "restricted" | "auto"');
     assert.equal(issues.find((i) => i.path === '/host/shutdownTimeoutMs')?.expected, 'integer');
     assert.equal(issues.find((i) => i.path === '/instances/1')?.expected, 'name');
   });

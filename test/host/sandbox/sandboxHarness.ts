@@ -7,6 +7,7 @@ import { CredentialProviderContract, WorkerManagerError, WorkerProviderContract,
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../../host/src/config/schema.ts';
 import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
+import { ProcessSandbox } from '../../../host/src/sandbox/process/ProcessSandbox.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 
 /** Absolute folder of a fixture plugin package. */
@@ -71,6 +72,46 @@ export async function fixtureSandbox(t: { after(fn: () => unknown): void }, fixt
     config: {},
     stateDir: join(stateDir, 'state'),
     isolation: 'trusted',
+    env: {},
+    methods: PROVIDER_METHODS,
+    contract: WorkerProviderContract,
+    onStatus: (change) => statuses.push(change),
+    onEvent: (event) => events.push(event),
+    onLog: (level, message, fields) => logs.push({ level, message, fields }),
+    ...rest,
+    limits: testLimits(limits),
+  });
+  t.after(async () => {
+    await sandbox.stop({ timeoutMs: 0 });
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  return { sandbox, plugin: fixture, statuses, events, logs, stateDir };
+}
+
+/** What an out-of-process test sandbox recorded through its callbacks. */
+export type ProcessSandboxRecord = Omit<SandboxRecord, 'sandbox'> & { sandbox: ProcessSandbox };
+
+/**
+ * A restricted sandbox over a fixture plugin, out of process (bubblewrap), stopped when the test ends. Not started.
+ */
+export async function fixtureProcessSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<ProcessSandboxRecord> {
+  const stateDir = await mkdtemp(join(tmpdir(), `wm-psandbox-test-${fixture}-`));
+  const statuses: SandboxStatusChange[] = [];
+  const events: WorkerEvent[] = [];
+  const logs: SandboxRecord['logs'] = [];
+  const dir = fixtureDir(fixture);
+  const { limits, ...rest } = overrides;
+  const sandbox = new ProcessSandbox({
+    pluginId: fixture,
+    pluginVersion: '1.0.0',
+    kind: 'provider',
+    instance: `${fixture}-test`,
+    hostId: 'test-host',
+    entry: join(dir, 'index.ts'),
+    packageDir: dir,
+    config: {},
+    stateDir: join(stateDir, 'state'),
+    isolation: 'restricted',
     env: {},
     methods: PROVIDER_METHODS,
     contract: WorkerProviderContract,
