@@ -82,7 +82,7 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
   });
 
   it('runs the plugin as nobody, in its own user, pid, network, ipc and uts namespaces, with only the granted environment', async (t) => {
-    const { sandbox } = await fixtureProcessSandbox(t, 'attacker', { env: { GRANTED: 'yes' } });
+    const { sandbox, stateDir: root } = await fixtureProcessSandbox(t, 'attacker', { env: { GRANTED: 'yes' } });
     await sandbox.start();
     const p = sandbox.proxy<typeof WorkerProviderContract>();
     // The plugin's threads see what the manifest grants, nothing of the host's.
@@ -96,6 +96,12 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
     // The process itself starts with only HOME, PWD and TMPDIR (its own folders): /proc/<pid>/environ shows nothing of the host's.
     const environ = (await readFile(`/proc/${node}/environ`, 'utf8')).split('\0').filter((e) => e !== '');
     assert.deepEqual(environ.map((e) => e.split('=')[0]).sort(), ['HOME', 'PWD', 'TMPDIR']);
+    // Its own state folder is writable (and readable); /tmp, its package and anything else are not.
+    const stateDir = join(root, 'state');
+    assert.equal((await exec(p, ['write', join(stateDir, 'kept.txt')])).exitCode, 0);
+    assert.match(await readFile(join(stateDir, 'kept.txt'), 'utf8'), /written by the attacker/);
+    assert.equal((await exec(p, ['read', join(stateDir, 'kept.txt')])).exitCode, 0);
+    assert.equal((await exec(p, ['write', '/tmp/x.txt'])).exitCode, 1);
     // Signals reach nothing outside: the host's pid does not exist in its pid namespace.
     assert.equal((await exec(p, ['kill-pid', String(process.pid)])).exitCode, 1);
   });
@@ -203,6 +209,29 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
     const missing = await rejection(second.start());
     assert.equal(missing.code, 'HOST_ERR_SANDBOX_UNAVAILABLE');
     assert.match(missing.message, /no-bwrap-here/);
+  });
+});
+
+describe('ProcessSandbox: the bundle cache', { timeout: budget(300_000) }, () => {
+  it('reuses the bundle of an unchanged package, and never serves a stale one once the package changed', async (t) => {
+    const base = await mkdtemp(join(repoRoot, 'node_modules', '.wm-test-pkg-'));
+    t.after(() => rm(base, { recursive: true, force: true }));
+    const pkg = join(base, 'echo-copy');
+    await cp(fixtureDir('echo'), pkg, { recursive: true });
+    const run = async (): Promise<string> => {
+      const { sandbox } = await fixtureProcessSandbox(t, 'echo', { entry: join(pkg, 'index.ts'), packageDir: pkg });
+      await sandbox.start();
+      const p = sandbox.proxy<typeof WorkerProviderContract>();
+      await p.createWorker({ workerId: 'w1', spec: {} });
+      const out = (await p.executeCommand({ workerId: 'w1', command: ['which', 'version'] })).stdout;
+      await sandbox.stop();
+      return out;
+    };
+    assert.equal(await run(), 'which version');
+    assert.equal(await run(), 'which version');
+    const source = join(pkg, 'index.ts');
+    await writeFile(source, (await readFile(source, 'utf8')).replace("let stdout = command.join(' ');", "let stdout = `v2 ${command.join(' ')}`;"));
+    assert.equal(await run(), 'v2 which version');
   });
 });
 
