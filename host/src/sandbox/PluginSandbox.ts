@@ -610,7 +610,14 @@ export class PluginSandbox {
     const pool = new PluginThreadPool({
       filename: restricted?.threadFile ?? THREAD_BOOT,
       workerData: init,
-      execArgv: restricted === undefined ? undefined : restrictedExecArgv([PISCINA_DIR, restricted.dir, this.#options.packageDir]),
+      // Out of process (a prebuilt bundle), the state folder is the instance's own, inside the confinement: the threads
+      // may keep files there. In process it is a folder of the host's, so the threads get no write access at all.
+      execArgv:
+        restricted === undefined
+          ? undefined
+          : this.#options.prebuilt === undefined
+            ? restrictedExecArgv([PISCINA_DIR, restricted.dir, this.#options.packageDir])
+            : restrictedExecArgv([PISCINA_DIR, restricted.dir, this.#options.packageDir, this.#options.stateDir], process.versions.node, [this.#options.stateDir]),
       env: { ...this.#options.env },
       threads: this.#limits.threads,
       concurrentCallsPerThread: this.#limits.concurrentCallsPerThread,

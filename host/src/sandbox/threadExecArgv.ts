@@ -9,7 +9,8 @@ export function permissionFlag(nodeVersion: string = process.versions.node): '--
 }
 
 /**
- * The execArgv of a restricted-tier plugin thread: the permission model with read access to `readable` folders only.
+ * The execArgv of a restricted-tier plugin thread: the permission model with read access to `readable` folders only,
+ * and write access to `writable` ones (out of process, the instance's own state folder; in process, none).
  * No `--allow-fs-write`, `--allow-child-process`, `--allow-worker` or `--allow-addons`: a thread allowed to start a
  * worker could start an unrestricted one.
  *
@@ -21,10 +22,12 @@ export function permissionFlag(nodeVersion: string = process.versions.node): '--
  * - Node 24's test runner hands its processes every option expanded, and several of them are refused in a worker's
  *   execArgv (ERR_WORKER_INVALID_EXEC_ARGV).
  */
-export function restrictedExecArgv(readable: readonly string[], nodeVersion: string = process.versions.node): string[] {
+export function restrictedExecArgv(readable: readonly string[], nodeVersion: string = process.versions.node, writable: readonly string[] = []): string[] {
   const flag = permissionFlag(nodeVersion);
   const out: string[] = [flag];
-  for (const dir of readable) out.push(`--allow-fs-read=${dir.endsWith('/') ? dir : `${dir}/`}*`);
+  const glob = (dir: string): string => `${dir.endsWith('/') ? dir : `${dir}/`}*`;
+  for (const dir of readable) out.push(`--allow-fs-read=${glob(dir)}`);
+  for (const dir of writable) out.push(`--allow-fs-write=${glob(dir)}`);
   // Node 20 prints an ExperimentalWarning per restricted thread; it says nothing an operator can act on.
   if (flag === '--experimental-permission') out.push('--disable-warning=ExperimentalWarning');
   return out;
