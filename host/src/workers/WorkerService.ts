@@ -84,8 +84,8 @@ const CLEANUP_RETRIES = [100, 500, 1_000, 2_000, 4_000, 8_000];
 
 /** Records of one instance a poll reads per store page. */
 const POLL_PAGE = 500;
-/** Creates whose WorkerCreated event is awaited at once; far above any real burst of concurrent creates. */
-const MAX_CREATE_CONTEXTS = 10_000;
+/** Creates and terminates whose event is awaited at once; far above any real burst of concurrent operations. */
+const MAX_AWAITED_EVENTS = 10_000;
 
 /** What the worker service needs. */
 export interface WorkerServiceDeps {
@@ -161,10 +161,11 @@ export class WorkerService {
   /** Context of the operation running on each worker, so the events its provider emits meanwhile carry its correlation id. */
   readonly #inflight = new Map<string, Tracked>();
   /**
-   * The create's context per worker until its provider's WorkerCreated event is handled: that event travels on the
-   * plugin's event channel and may arrive after the create's answer, when another operation (an exec) is in flight.
+   * The context of a create (or terminate) per worker until its provider's WorkerCreated (or WorkerTerminated) event
+   * is handled: that event travels on the plugin's event channel and may arrive after the call's answer, when another
+   * operation (an exec) or none is in flight. Keyed by `<workerId> <event type>`.
    */
-  readonly #createContext = new Map<string, { correlationId: string | undefined; tenant: string | undefined }>();
+  readonly #awaitedEvents = new Map<string, { correlationId: string | undefined; tenant: string | undefined }>();
   #pollTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
 
@@ -269,7 +270,14 @@ export class WorkerService {
         });
       }
       const params = options.gracePeriodMs === undefined ? { workerId } : { workerId, gracePeriodMs: options.gracePeriodMs };
-      const result = await this.#registry.provider(instance).terminateWorker(params, callOptions(options.correlationId));
+      if (this.#emitsEvents(instance)) this.#awaitEvent(workerId, 'WorkerTerminated', options.correlationId, options.tenant);
+      const result = await this.#registry
+        .provider(instance)
+        .terminateWorker(params, callOptions(options.correlationId))
+        .catch((error: unknown) => {
+          this.#awaitedEvents.delete(`${workerId} WorkerTerminated`);
+          throw error;
+        });
       if (ledger !== undefined) {
         const final = ledgerStateOf(result.state);
         if (TERMINAL_PHASES.has(final.phase)) await ledger.serial(workerId, () => ledger.finish(instance, workerId, final, 'terminate'));
@@ -650,23 +658,24 @@ export class WorkerService {
     return 'published';
   }
 
-  /** The correlation id and tenant an event is published with: its create's for WorkerCreated, else the running operation's. */
+  /** The correlation id and tenant an event is published with: its call's when one awaits it, else the running operation's. */
   #eventContext(event: WorkerEvent, op: Tracked | undefined): { correlationId: string | undefined; tenant: string | undefined } {
-    if (event.type === 'WorkerCreated' || event.type === 'WorkerTerminated') {
-      const created = this.#createContext.get(event.workerId);
-      this.#createContext.delete(event.workerId);
-      if (event.type === 'WorkerCreated' && created !== undefined) return created;
-    }
-    return { correlationId: op?.correlationId, tenant: op?.tenant };
+    const key = `${event.workerId} ${event.type}`;
+    const awaited = this.#awaitedEvents.get(key);
+    if (awaited !== undefined) this.#awaitedEvents.delete(key);
+    // A worker that ended will not be created any more: nothing should wait for it.
+    if (event.type === 'WorkerTerminated') this.#awaitedEvents.delete(`${event.workerId} WorkerCreated`);
+    return awaited ?? { correlationId: op?.correlationId, tenant: op?.tenant };
   }
 
-  #rememberCreateContext(workerId: string, correlationId: string | undefined, tenant: string | undefined): void {
-    this.#createContext.delete(workerId);
-    this.#createContext.set(workerId, { correlationId, tenant });
-    // Bounded: a provider that never emits WorkerCreated for some worker must not grow this map forever.
-    if (this.#createContext.size > MAX_CREATE_CONTEXTS) {
-      const oldest = this.#createContext.keys().next().value;
-      if (oldest !== undefined) this.#createContext.delete(oldest);
+  #awaitEvent(workerId: string, type: 'WorkerCreated' | 'WorkerTerminated', correlationId: string | undefined, tenant: string | undefined): void {
+    const key = `${workerId} ${type}`;
+    this.#awaitedEvents.delete(key);
+    this.#awaitedEvents.set(key, { correlationId, tenant });
+    // Bounded: a provider that never emits the event for some worker must not grow this map forever.
+    if (this.#awaitedEvents.size > MAX_AWAITED_EVENTS) {
+      const oldest = this.#awaitedEvents.keys().next().value;
+      if (oldest !== undefined) this.#awaitedEvents.delete(oldest);
     }
   }
 
@@ -738,7 +747,7 @@ export class WorkerService {
       throw new WorkerManagerError('WM_ERR_VALIDATION', `workerId '${workerId}' is not valid: lowercase letters, digits and dashes, 1-63 characters, starting and ending with a letter or digit`, { details: { workerId } });
     }
     this.#inflight.set(workerId, t);
-    if (this.#emitsEvents(instance)) this.#rememberCreateContext(workerId, request.correlationId, request.tenant);
+    if (this.#emitsEvents(instance)) this.#awaitEvent(workerId, 'WorkerCreated', request.correlationId, request.tenant);
     const refs = spec.secretRefs ?? [];
     const broker = this.#secrets;
     let secrets: SecretMount[] = [];
@@ -765,7 +774,7 @@ export class WorkerService {
     try {
       worker = await this.#registry.provider(instance).createWorker({ workerId, spec, ...(secrets.length === 0 ? {} : { secrets }) }, callOptions(request.correlationId));
     } catch (error) {
-      this.#createContext.delete(workerId);
+      this.#awaitedEvents.delete(`${workerId} WorkerCreated`);
       if (ledger !== undefined) await this.#settleFailedCreate(ledger, instance, workerId, error);
       // A create refused because the id is taken must leave that worker's consumers as they were.
       if (refs.length > 0 && broker !== undefined) {

@@ -145,7 +145,7 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
   });
 
   it('bounds the whole process: Buffers past limits.process.memoryMb are refused, and the instance keeps answering', async (t) => {
-    const { sandbox } = await fixtureProcessSandbox(t, 'attacker', { limits: { heapMb: 64, process: { memoryMb: 2_048 } } });
+    const { sandbox } = await fixtureProcessSandbox(t, 'attacker', { limits: { heapMb: 64, process: { memoryMb: 3_072 } } });
     await sandbox.start();
     const p = sandbox.proxy<typeof WorkerProviderContract>();
     // 256 MiB fits; 3 GiB does not, though every byte of it is off the V8 heap.
