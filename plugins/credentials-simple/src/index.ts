@@ -22,7 +22,8 @@ export default definePlugin({
   },
   configSchema: CredentialsSimpleConfig,
   async setup(ctx) {
-    // Under the restricted tier (Node's permission model) the thread may not write, so the store cannot work.
+    // A thread under Node's permission model without write access to its state folder (a restricted instance run in
+    // the host's process) cannot keep the store; out of process, the restricted tier grants that folder.
     if (process.permission !== undefined && !process.permission.has('fs.write', ctx.stateDir)) {
       throw storeError('bad-config', 'credentials-simple writes its store under the state directory: run it with isolation: trusted', { instance: ctx.instance });
     }
