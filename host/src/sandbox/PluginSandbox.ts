@@ -9,19 +9,19 @@ import {
   type CallOptions,
   type Contract,
   type Proxied,
-  type SerializedError,
   type WorkerEvent,
 } from '@worker-manager/plugin-sdk';
 import { CallReply, HEARTBEAT_TEXT, PROTOCOL_VERSION, type CallRequest, type LogLevel, type ThreadInit } from '@worker-manager/plugin-sdk/internal';
 import type { Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { PluginLimits } from '../config/schema.ts';
-import { hostError, type HostErrorCode } from '../errors.ts';
+import type { HostErrorCode } from '../errors.ts';
 import { ChannelGuard, channelLimits, type MessageKind, type RefusedCount } from './ChannelGuard.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from './contractValidators.ts';
 import { PluginThreadPool, withRoute, type TaskRoute, type ThreadFault, type ThreadState } from './PluginThreadPool.ts';
 import type { RestrictedBundle } from './restrictedBundle.ts';
 import { RestartBudget } from './RestartBudget.ts';
+import { invalidParamsError, notNegotiatedError, reasonOf, rebuildError, startError, stoppedError, subjectError, timeCall } from './sandboxErrors.ts';
 import { StreamReader } from './StreamReader.ts';
 import { restrictedExecArgv } from './threadExecArgv.ts';
 
@@ -298,18 +298,7 @@ export class PluginSandbox {
   // ---- calls -------------------------------------------------------------------------------------------------
 
   #invoke(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
-    const onCall = this.#options.onCall;
-    if (onCall === undefined) return this.#dispatch(op, params, options);
-    const start = performance.now();
-    const settled = this.#dispatch(op, params, options);
-    settled.then(
-      () => this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start })),
-      (error: unknown) => {
-        const wm = toWorkerManagerError(error);
-        this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start, error: { code: wm.code, category: wm.category } }));
-      },
-    );
-    return settled;
+    return timeCall(this.#options.onCall, op.name, params, () => this.#dispatch(op, params, options), (fn) => this.#safely(fn));
   }
 
   #dispatch(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
@@ -912,25 +901,19 @@ export class PluginSandbox {
   // ---- errors ------------------------------------------------------------------------------------------------
 
   #error(code: HostErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown): WorkerManagerError {
-    return hostError(code, message, cause === undefined ? { details: { ...this.#subject, ...details } } : { details: { ...this.#subject, ...details }, cause: toWorkerManagerError(cause) });
+    return subjectError(this.#subject, code, message, details, cause);
   }
 
   #notAvailable(method: string): WorkerManagerError {
-    return new WorkerManagerError('WM_ERR_COMPATIBILITY', `operation '${method}' was not negotiated with plugin '${this.#subject.plugin}' (instance '${this.#subject.instance}')`, {
-      details: { ...this.#subject, method },
-    });
+    return notNegotiatedError(this.#subject, method);
   }
 
   #invalidParams(op: OperationEntry, params: unknown): WorkerManagerError {
-    const issues = schemaIssues(op.params, params);
-    const first = issues[0];
-    return new WorkerManagerError('WM_ERR_VALIDATION', `invalid params for '${op.name}' at ${first?.instancePath || '/'}: ${first?.message ?? 'invalid'}`, {
-      details: { ...this.#subject, method: op.name, instancePath: first?.instancePath ?? '', issues },
-    });
+    return invalidParamsError(this.#subject, op, params);
   }
 
   #stoppedError(): WorkerManagerError {
-    return this.#error('HOST_ERR_PLUGIN_STOPPED', `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is stopped`);
+    return stoppedError(this.#subject);
   }
 
   #quarantinedError(cause: unknown = this.#quarantineCause): WorkerManagerError {
@@ -981,28 +964,8 @@ export class PluginSandbox {
 
   /** Rebuilds an error that crossed the thread boundary, naming the plugin when the plugin did not. */
   #rebuild(wire: unknown): WorkerManagerError {
-    // The wire shape was checked against SerializedError; its static type only loses the recursive `cause`.
-    const data = wire as SerializedError;
-    if (data.details?.['plugin'] !== undefined) return WorkerManagerError.fromJSON(data);
-    return WorkerManagerError.fromJSON({ ...data, details: { ...data.details, ...this.#subject } });
+    return rebuildError(this.#subject, wire);
   }
-}
-
-/** Start failures that already say what went wrong; anything else is wrapped as a load failure. */
-const START_ERRORS: ReadonlySet<string> = new Set(['HOST_ERR_PLUGIN_LOAD_FAILED', 'HOST_ERR_PLUGIN_SETUP_FAILED', 'HOST_ERR_PLUGIN_STOPPED', 'HOST_ERR_PLUGIN_START_TIMEOUT']);
-
-function startError(error: unknown, subject: Record<string, unknown>): WorkerManagerError {
-  const wm = toWorkerManagerError(error);
-  if (START_ERRORS.has(wm.code)) return wm;
-  return hostError('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${String(subject['plugin'])}' instance '${String(subject['instance'])}' did not start: ${wm.message}`, {
-    details: { ...subject },
-    cause: wm,
-  });
-}
-
-function reasonOf(error: WorkerManagerError): SandboxStatusReason {
-  const reason = error.details?.['reason'];
-  return reason === 'crash' || reason === 'oom' || reason === 'hang' || reason === 'timeout' || reason === 'foreign-events' || reason === 'flood' ? reason : 'boot';
 }
 
 function messageOf(error: unknown): string {

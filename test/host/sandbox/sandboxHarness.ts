@@ -55,37 +55,7 @@ export type HarnessOptions = Partial<Omit<SandboxOptions, 'limits'>> & { limits?
  * that check start() call it themselves.
  */
 export async function fixtureSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<SandboxRecord> {
-  const stateDir = await mkdtemp(join(tmpdir(), `wm-sandbox-test-${fixture}-`));
-  const statuses: SandboxStatusChange[] = [];
-  const events: WorkerEvent[] = [];
-  const logs: SandboxRecord['logs'] = [];
-  const dir = fixtureDir(fixture);
-  const { limits, ...rest } = overrides;
-  const sandbox = new PluginSandbox({
-    pluginId: fixture,
-    pluginVersion: '1.0.0',
-    kind: 'provider',
-    instance: `${fixture}-test`,
-    hostId: 'test-host',
-    entry: join(dir, 'index.ts'),
-    packageDir: dir,
-    config: {},
-    stateDir: join(stateDir, 'state'),
-    isolation: 'trusted',
-    env: {},
-    methods: PROVIDER_METHODS,
-    contract: WorkerProviderContract,
-    onStatus: (change) => statuses.push(change),
-    onEvent: (event) => events.push(event),
-    onLog: (level, message, fields) => logs.push({ level, message, fields }),
-    ...rest,
-    limits: testLimits(limits),
-  });
-  t.after(async () => {
-    await sandbox.stop({ timeoutMs: 0 });
-    await rm(stateDir, { recursive: true, force: true });
-  });
-  return { sandbox, plugin: fixture, statuses, events, logs, stateDir };
+  return harness(t, fixture, 'trusted', (options) => new PluginSandbox(options), overrides);
 }
 
 /** What an out-of-process test sandbox recorded through its callbacks. */
@@ -95,13 +65,23 @@ export type ProcessSandboxRecord = Omit<SandboxRecord, 'sandbox'> & { sandbox: P
  * A restricted sandbox over a fixture plugin, out of process (bubblewrap), stopped when the test ends. Not started.
  */
 export async function fixtureProcessSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<ProcessSandboxRecord> {
-  const stateDir = await mkdtemp(join(tmpdir(), `wm-psandbox-test-${fixture}-`));
+  return harness(t, fixture, 'restricted', (options) => new ProcessSandbox(options), overrides);
+}
+
+async function harness<S extends { stop(options?: { timeoutMs?: number }): Promise<void> }>(
+  t: { after(fn: () => unknown): void },
+  fixture: string,
+  isolation: 'trusted' | 'restricted',
+  build: (options: SandboxOptions) => S,
+  overrides: HarnessOptions,
+): Promise<Omit<SandboxRecord, 'sandbox'> & { sandbox: S }> {
+  const stateDir = await mkdtemp(join(tmpdir(), `wm-sandbox-test-${fixture}-`));
   const statuses: SandboxStatusChange[] = [];
   const events: WorkerEvent[] = [];
   const logs: SandboxRecord['logs'] = [];
   const dir = fixtureDir(fixture);
   const { limits, ...rest } = overrides;
-  const sandbox = new ProcessSandbox({
+  const sandbox = build({
     pluginId: fixture,
     pluginVersion: '1.0.0',
     kind: 'provider',
@@ -111,7 +91,7 @@ export async function fixtureProcessSandbox(t: { after(fn: () => unknown): void 
     packageDir: dir,
     config: {},
     stateDir: join(stateDir, 'state'),
-    isolation: 'restricted',
+    isolation,
     env: {},
     methods: PROVIDER_METHODS,
     contract: WorkerProviderContract,

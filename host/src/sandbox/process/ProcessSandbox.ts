@@ -1,17 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toWorkerManagerError, WorkerManagerError, type CallOptions, type Contract, type Proxied, type SerializedError } from '@worker-manager/plugin-sdk';
+import { toWorkerManagerError, WorkerManagerError, type CallOptions, type Contract, type Proxied } from '@worker-manager/plugin-sdk';
 import { HEARTBEAT_TEXT } from '@worker-manager/plugin-sdk/internal';
 import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../config/schema.ts';
-import { hostError, type HostErrorCode } from '../../errors.ts';
+import type { HostErrorCode } from '../../errors.ts';
 import { ChannelGuard, channelLimits } from '../ChannelGuard.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from '../contractValidators.ts';
 import { EgressProxy } from '../egress/EgressProxy.ts';
-import type { SandboxOptions, SandboxState, SandboxStats, SandboxStatusChange, SandboxStatusReason, SandboxStream } from '../PluginSandbox.ts';
+import type { SandboxOptions, SandboxState, SandboxStats, SandboxStatusChange, SandboxStream } from '../PluginSandbox.ts';
 import { RestartBudget } from '../RestartBudget.ts';
+import { invalidParamsError, knownReason, notNegotiatedError, reasonOf, rebuildError, startError, stoppedError, subjectError, timeCall } from '../sandboxErrors.ts';
 import { bwrapCommand, checkSandboxSupport, processLimitsOf } from './bwrap.ts';
 import { SandboxFrame, type HostFrame, type SandboxInit } from './frames.ts';
 import { LineSplitter } from './LineSplitter.ts';
@@ -322,14 +323,14 @@ export class ProcessSandbox {
   #crashed(failure: WorkerManagerError): void {
     this.#crashes++;
     this.#lastError = { code: failure.code, message: failure.message };
-    this.#status({ state: 'crashed', reason: reasonOf(failure), code: failure.code, message: failure.message });
+    this.#status({ state: 'crashed', reason: reasonOf(failure, 'crash'), code: failure.code, message: failure.message });
     const delay = this.#budget.next();
     if (delay === undefined) {
       this.#quarantine(failure);
       return;
     }
     this.#state = 'restarting';
-    this.#status({ state: 'restarting', reason: reasonOf(failure), code: failure.code, message: failure.message, delayMs: delay });
+    this.#status({ state: 'restarting', reason: reasonOf(failure, 'crash'), code: failure.code, message: failure.message, delayMs: delay });
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.#state !== 'restarting') return;
@@ -362,7 +363,7 @@ export class ProcessSandbox {
     const error = this.#quarantinedError(cause);
     for (const call of [...this.#pending.values()]) this.#reject(call, error);
     this.#failWaiters(error);
-    this.#status({ state: 'quarantined', reason: reasonOf(cause), code: cause.code, message: cause.message });
+    this.#status({ state: 'quarantined', reason: reasonOf(cause, 'crash'), code: cause.code, message: cause.message });
   }
 
   async #stop(timeoutMs: number): Promise<void> {
@@ -558,31 +559,12 @@ export class ProcessSandbox {
   // ---- calls -------------------------------------------------------------------------------------------------
 
   #invoke(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
-    const onCall = this.#options.onCall;
-    const start = performance.now();
-    const settled = this.#dispatch(op, params, options);
-    if (onCall === undefined) return settled;
-    settled.then(
-      () => this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start })),
-      (error: unknown) => {
-        const wm = toWorkerManagerError(error);
-        this.#safely(() => onCall({ method: op.name, params, latencyMs: performance.now() - start, error: { code: wm.code, category: wm.category } }));
-      },
-    );
-    return settled;
+    return timeCall(this.#options.onCall, op.name, params, () => this.#dispatch(op, params, options), (fn) => this.#safely(fn));
   }
 
   #dispatch(op: OperationEntry, params: unknown, options: CallOptions | undefined): Promise<unknown> {
     if (!op.negotiated) return Promise.reject(this.#notAvailable(op.name));
-    if (!op.params.Check(params)) {
-      const issues = schemaIssues(op.params, params);
-      const first = issues[0];
-      return Promise.reject(
-        new WorkerManagerError('WM_ERR_VALIDATION', `invalid params for '${op.name}' at ${first?.instancePath || '/'}: ${first?.message ?? 'invalid'}`, {
-          details: { ...this.#subject, method: op.name, instancePath: first?.instancePath ?? '', issues },
-        }),
-      );
-    }
+    if (!op.params.Check(params)) return Promise.reject(invalidParamsError(this.#subject, op, params));
     if (options?.signal?.aborted === true) return Promise.reject(this.#abortedError(op));
     const child = this.#child;
     if (this.#state === 'running' && child?.ready === true && !child.exited) return this.#send(child, op, params, options);
@@ -697,7 +679,7 @@ export class ProcessSandbox {
   }
 
   #error(code: HostErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown): WorkerManagerError {
-    return hostError(code, message, cause === undefined ? { details: { ...this.#subject, ...details } } : { details: { ...this.#subject, ...details }, cause: toWorkerManagerError(cause) });
+    return subjectError(this.#subject, code, message, details, cause);
   }
 
   #protocolError(call: Pending, what: string): WorkerManagerError {
@@ -709,11 +691,11 @@ export class ProcessSandbox {
   }
 
   #notAvailable(method: string): WorkerManagerError {
-    return new WorkerManagerError('WM_ERR_COMPATIBILITY', `operation '${method}' was not negotiated with plugin '${this.#subject.plugin}' (instance '${this.#subject.instance}')`, { details: { ...this.#subject, method } });
+    return notNegotiatedError(this.#subject, method);
   }
 
   #stoppedError(): WorkerManagerError {
-    return this.#error('HOST_ERR_PLUGIN_STOPPED', `plugin '${this.#subject.plugin}' instance '${this.#subject.instance}' is stopped`);
+    return stoppedError(this.#subject);
   }
 
   #quarantinedError(cause: unknown = this.#quarantineCause): WorkerManagerError {
@@ -723,30 +705,6 @@ export class ProcessSandbox {
 
   /** Rebuilds an error the sandbox sent, naming the plugin when it did not. */
   #rebuild(frameError: unknown): WorkerManagerError {
-    // Checked against SerializedError with the frame; its static type only loses the recursive `cause`.
-    const wire = frameError as SerializedError;
-    if (wire.details?.['plugin'] !== undefined) return WorkerManagerError.fromJSON(wire);
-    return WorkerManagerError.fromJSON({ ...wire, details: { ...wire.details, ...this.#subject } });
+    return rebuildError(this.#subject, frameError);
   }
-}
-
-const START_ERRORS: ReadonlySet<string> = new Set([
-  'HOST_ERR_PLUGIN_LOAD_FAILED', 'HOST_ERR_PLUGIN_SETUP_FAILED', 'HOST_ERR_PLUGIN_STOPPED', 'HOST_ERR_PLUGIN_START_TIMEOUT', 'HOST_ERR_SANDBOX_UNAVAILABLE', 'HOST_ERR_PLUGIN_PACKAGE_UNSAFE',
-]);
-
-function startError(error: unknown, subject: Record<string, unknown>): WorkerManagerError {
-  const wm = toWorkerManagerError(error);
-  if (START_ERRORS.has(wm.code)) return wm;
-  return hostError('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${String(subject['plugin'])}' instance '${String(subject['instance'])}' did not start: ${wm.message}`, { details: { ...subject }, cause: wm });
-}
-
-const REASONS: ReadonlySet<string> = new Set(['crash', 'oom', 'hang', 'timeout', 'foreign-events', 'flood', 'boot', 'started', 'restarted']);
-
-function knownReason(reason: string): SandboxStatusReason {
-  return REASONS.has(reason) ? (reason as SandboxStatusReason) : 'crash';
-}
-
-function reasonOf(error: WorkerManagerError): SandboxStatusReason {
-  const reason = error.details?.['reason'];
-  return typeof reason === 'string' ? knownReason(reason) : 'crash';
 }
