@@ -59,6 +59,13 @@ export const ProcessLimits = Type.Object(
     ),
     maxProcesses: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, description: 'Processes and threads the sandbox may have (RLIMIT_NPROC, counted per user inside its user namespace). Default 256.' })),
     maxOpenFiles: Type.Optional(Type.Integer({ minimum: 64, maximum: 1_048_576, description: 'Open file descriptors of the sandbox process (RLIMIT_NOFILE). Default 1024.' })),
+    cpuPercent: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 6_400,
+        description: 'CPU time the sandbox may use, in percent of one core (a cgroup CPU quota per 100 ms; v1 or v2). Default: 100 × threads. Where the host cannot create cgroups the limit is not applied, and a warn line says so at start.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'Limits of the sandbox process of a `restricted` instance; breaking one kills only that instance, which restarts within its budget or is quarantined.' },
 );

@@ -155,6 +155,22 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
     await waitFor(async () => (await p.listWorkers({}).catch(() => undefined)) !== undefined, 'the instance to answer again', budget(60_000));
   });
 
+  it('limits its CPU with a cgroup quota: a busy thread is throttled, and the cgroup goes with the process', async (t) => {
+    const { sandbox } = await fixtureProcessSandbox(t, 'attacker', { limits: { process: { cpuPercent: 10 } } });
+    await sandbox.start();
+    const stat = sandbox.cpuStatFile;
+    assert.ok(stat !== undefined, 'this machine lets the host create cgroups (the CI machine does)');
+    const node = await sandboxNodePid(sandbox.pid);
+    const group = stat.split('/').at(-2) ?? '';
+    assert.match(await readFile(`/proc/${node}/cgroup`, 'utf8'), new RegExp(`/${group}$`, 'm'));
+    const p = sandbox.proxy<typeof WorkerProviderContract>();
+    assert.equal((await exec(p, ['burn', '1500'])).exitCode, 0);
+    const throttled = Number(/^nr_throttled (\d+)$/m.exec(await readFile(stat, 'utf8'))?.[1]);
+    assert.ok(throttled > 0, `nr_throttled ${throttled}`);
+    await sandbox.stop();
+    await waitFor(async () => !(await readFile(stat).then(() => true, () => false)), 'the cgroup to be removed');
+  });
+
   it('reaches only the egress targets it lists, through the host\'s proxy, and counts what it refused', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'wm-egress-sandbox-'));
     t.after(() => rm(dir, { recursive: true, force: true }));

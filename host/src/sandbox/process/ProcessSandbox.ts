@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toWorkerManagerError, WorkerManagerError, type CallOptions, type Contract, type Proxied } from '@worker-manager/plugin-sdk';
 import { HEARTBEAT_TEXT } from '@worker-manager/plugin-sdk/internal';
@@ -15,6 +16,7 @@ import { RestartBudget } from '../RestartBudget.ts';
 import { invalidParamsError, knownReason, notNegotiatedError, reasonOf, rebuildError, startError, stoppedError, subjectError, timeCall } from '../sandboxErrors.ts';
 import { bwrapCommand, checkSandboxSupport, processLimitsOf } from './bwrap.ts';
 import { SandboxFrame, type HostFrame, type SandboxInit } from './frames.ts';
+import { createSandboxCgroup, type SandboxCgroup } from './cgroup.ts';
 import { LineSplitter } from './LineSplitter.ts';
 import { buildProcessBundle, type ProcessBundle } from './processBundle.ts';
 
@@ -98,6 +100,8 @@ export class ProcessSandbox {
   #lastError: { code: string; message: string } | undefined;
   #quarantineCause: WorkerManagerError | undefined;
   readonly #egressRefused = new Map<string, number>();
+  #cgroup: SandboxCgroup | undefined;
+  #warnedNoCgroup = false;
 
   constructor(options: SandboxOptions) {
     this.#options = options;
@@ -118,6 +122,11 @@ export class ProcessSandbox {
 
   get state(): SandboxState {
     return this.#state;
+  }
+
+  /** `cpu.stat` of the running sandbox's cgroup, when the CPU limit is applied (tests read nr_throttled). */
+  get cpuStatFile(): string | undefined {
+    return this.#child === undefined ? undefined : this.#cgroup?.cpuStat;
   }
 
   /** Pid of the sandbox's outermost process (bubblewrap), while it runs; the plugin's node process is a descendant. */
@@ -222,17 +231,19 @@ export class ProcessSandbox {
   }
 
   /** Starts the confined process and waits, until `deadline`, for the plugin's setup to finish in it. */
-  #spawn(deadline: number): Promise<void> {
+  async #spawn(deadline: number): Promise<void> {
     const bundle = this.#bundle;
-    if (bundle === undefined) return Promise.reject(this.#stoppedError());
-    const command = bwrapCommand({
-      bundleDir: bundle.dir,
-      runDir: bundle.runDir,
-      stateDir: this.#options.stateDir,
-      entry: bundle.sandboxFile,
-      limits: processLimitsOf(this.#limits),
-    });
-    const proc = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'pipe'], env: command.env });
+    if (bundle === undefined) throw this.#stoppedError();
+    const limits = processLimitsOf(this.#limits);
+    const command = bwrapCommand({ bundleDir: bundle.dir, runDir: bundle.runDir, stateDir: this.#options.stateDir, entry: bundle.sandboxFile, limits });
+    const { cgroup, reason } = await createSandboxCgroup(`wm-${this.#options.instance}-${randomUUID().slice(0, 8)}`, { cpuPercent: limits.cpuPercent, maxProcesses: limits.maxProcesses });
+    if (cgroup === undefined && !this.#warnedNoCgroup) {
+      this.#warnedNoCgroup = true;
+      this.#diagnostic('warn', 'the CPU limit of a restricted instance is not applied on this machine', { reason, cpuPercent: limits.cpuPercent });
+    }
+    this.#cgroup = cgroup;
+    const launch = cgroup === undefined ? command : joinCgroupFirst(cgroup.procsFiles, command);
+    const proc = spawn(launch.file, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], env: launch.env });
     const child: Child = { process: proc, splitter: new LineSplitter(MAX_FRAME_BYTES), stderr: '', lastSeen: Date.now(), ready: false, exited: false };
     this.#child = child;
     const init: SandboxInit = {
@@ -289,6 +300,7 @@ export class ProcessSandbox {
       proc.on('error', (error) => boot.fatal(this.#error('HOST_ERR_SANDBOX_UNAVAILABLE', `could not start the sandbox of plugin '${this.#subject.plugin}': ${error.message}`, {}, error)));
       proc.on('exit', (code, signal) => {
         child.exited = true;
+        if (cgroup !== undefined) void removeWhenEmpty(cgroup);
         const failure = this.#exitError(child, code, signal);
         if (!settled) {
           boot.fatal(failure);
@@ -707,4 +719,30 @@ export class ProcessSandbox {
   #rebuild(frameError: unknown): WorkerManagerError {
     return rebuildError(this.#subject, frameError);
   }
+}
+
+/**
+ * The launch command run by a shell that first writes its own pid into each cgroup's `cgroup.procs`, then execs the
+ * command under the same pid: everything the sandbox starts is in the cgroup before any of it runs. The files are
+ * positional arguments, not environment, since bwrap's environment shows as /proc/1/environ inside the sandbox.
+ */
+function joinCgroupFirst(procsFiles: readonly string[], command: { file: string; args: string[]; env: Record<string, string> }): { file: string; args: string[]; env: Record<string, string> } {
+  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 121; shift; n=$((n-1)); done; exec "$@"';
+  return { file: '/bin/sh', args: ['-c', script, 'wm-sandbox', String(procsFiles.length), ...procsFiles, command.file, ...command.args], env: command.env };
+}
+
+/** Removes a sandbox's cgroup once its last process has gone (the outer one exits first; the others follow). */
+async function removeWhenEmpty(cgroup: SandboxCgroup): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    await cgroup.remove();
+    if (!(await cgroupExists(cgroup))) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function cgroupExists(cgroup: SandboxCgroup): Promise<boolean> {
+  return access(cgroup.cpuStat).then(
+    () => true,
+    () => false,
+  );
 }

@@ -22,6 +22,8 @@ export interface ProcessLimits {
   maxProcesses: number;
   /** Open file descriptors (RLIMIT_NOFILE). */
   maxOpenFiles: number;
+  /** CPU time in percent of one core (a cgroup quota, where the host may create cgroups). */
+  cpuPercent: number;
 }
 
 /**
@@ -36,6 +38,8 @@ export function processLimitsOf(limits: Static<typeof PluginLimits>): ProcessLim
     memoryMb: configured.memoryMb ?? 2_048 + limits.threads * (640 + limits.heapMb),
     maxProcesses: configured.maxProcesses ?? 256,
     maxOpenFiles: configured.maxOpenFiles ?? 1_024,
+    // A core per plugin thread: one instance cannot take the machine, and a busy thread still gets a whole core.
+    cpuPercent: configured.cpuPercent ?? 100 * limits.threads,
   };
 }
 
