@@ -104,6 +104,9 @@ export default tseslint.config(
     rules: { ...pluginBoundary(), 'wm/stay-in-package': 'error' },
   },
   ...pluginDependencyBlocks(),
+  // A fixture that injects faults around a real plugin imports that plugin, and only that one: credentials-simple-faulty
+  // wraps the embedded credential store, so rotation failures are tested on the store that ships.
+  { files: ['test/fixtures/plugins/credentials-simple-faulty/**/*.ts'], rules: pluginBoundary(['@worker-manager/plugin-credentials-simple']) },
   { files: ['plugin-sdk/**/*.ts'], rules: sdkBoundary },
   // Adapters are where a port meets its infrastructure client (the bus's NATS, authorization's Verified Permissions).
   { files: ['host/**/*.ts'], ignores: ['host/src/bus/adapters/**', 'host/src/security/authz/adapters/**'], rules: hostBoundary },

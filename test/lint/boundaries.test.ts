@@ -38,6 +38,13 @@ describe('import boundaries', () => {
     assert.ok((await boundaryErrors('test/fixtures/plugins/echo/index.ts', "import x from 'pino';\nexport { x };\n")).length > 0);
   });
 
+  it('lets the fault-injecting fixture import the one plugin it wraps, and nothing else', async () => {
+    const file = 'test/fixtures/plugins/credentials-simple-faulty/index.ts';
+    assert.deepEqual(await boundaryErrors(file, "import simple from '@worker-manager/plugin-credentials-simple';\nexport { simple };\n"), []);
+    assert.ok((await boundaryErrors(file, "import x from '@worker-manager/plugin-process';\nexport { x };\n")).length > 0, 'another plugin stays refused');
+    assert.ok((await boundaryErrors('test/fixtures/plugins/echo/index.ts', "import x from '@worker-manager/plugin-credentials-simple';\nexport { x };\n")).length > 0, 'other fixtures stay bound');
+  });
+
   it('stops plugin-sdk importing the host', async () => {
     assert.ok((await boundaryErrors('plugin-sdk/src/x.ts', "import x from '@worker-manager/host';\nexport { x };\n")).length > 0);
     assert.ok((await boundaryErrors('plugin-sdk/src/x.ts', "import x from '../../host/src/errors.ts';\nexport { x };\n")).length > 0);

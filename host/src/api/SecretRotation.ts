@@ -1,5 +1,4 @@
-import type { SecretVersion } from '@worker-manager/plugin-sdk';
-import type { RotationRecord } from './apiSchemas.ts';
+import type { RotationRecord, SecretVersionEntry } from './apiSchemas.ts';
 
 /** Who asks, and for which secret; the same fields the RotationEngine takes. */
 export interface SecretRotationRequest {
@@ -18,7 +17,10 @@ export interface SecretRotationRequest {
  * returns or logs a secret value.
  */
 export interface SecretRotation {
-  listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersion[]>;
+  /** Metadata of each version; `failure` on a version a failed rotation created (it never becomes current again). */
+  listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersionEntry[]>;
   rotate(req: SecretRotationRequest & { trigger?: 'manual' | 'event' | 'time' }): Promise<RotationRecord>;
   rollback(req: SecretRotationRequest): Promise<RotationRecord>;
+  /** The secret's rotation and rollback records, oldest first, with the retry state of unfinished ones. */
+  rotations(req: { name: string; credentials?: string; tenant?: string }): Promise<RotationRecord[]>;
 }

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { RotationRecord } from '../secrets/rotation/RotationRecord.ts';
+import { RotationRecord, VersionFailure } from '../secrets/rotation/RotationRecord.ts';
 import { LedgerPhase, WorkerRecord } from '../workers/ledger/workerRecord.ts';
 import {
   CapacityInfo, CommandLine, ErrorCategory, ExecutionResult, LABEL_KEY_PATTERN, Labels, LogChunk, LogOptions, MAX_LABEL_VALUE_LENGTH, MAX_LABELS, PluginKind, RuntimeSpec, SecretVersion,
@@ -291,11 +291,17 @@ export type SecretQuery = Static<typeof SecretQuery>;
 export const SecretActionBody = Type.Object({ credentials: Type.Optional(CredentialsInstance) }, { additionalProperties: false });
 /** Rotate/rollback body. */
 export type SecretActionBody = Static<typeof SecretActionBody>;
+/** A version as the API shows it: the contract's metadata, plus `failure` when a failed rotation created it. */
+export const SecretVersionEntry = Type.Object({ ...SecretVersion.properties, failure: Type.Optional(VersionFailure) }, { additionalProperties: false });
+/** Secret version entry. */
+export type SecretVersionEntry = Static<typeof SecretVersionEntry>;
 /** Answer of `GET /v1/secrets/{name}/versions`: metadata only, never a value. */
-export const SecretVersionList = Type.Object({ name: Type.String(), versions: Type.Array(SecretVersion) }, { additionalProperties: false });
+export const SecretVersionList = Type.Object({ name: Type.String(), versions: Type.Array(SecretVersionEntry) }, { additionalProperties: false });
 
 // The RotationEngine's record schema is the single source of truth for what the API answers about a rotation.
 export { RotationRecord };
 
 /** Answer of rotate and rollback. */
 export const RotationResult = Type.Object({ rotation: RotationRecord }, { additionalProperties: false });
+/** Answer of `GET /v1/secrets/{name}/rotations`: the secret's rotation and rollback records, oldest first. */
+export const RotationList = Type.Object({ name: Type.String(), rotations: Type.Array(RotationRecord) }, { additionalProperties: false });

@@ -36,6 +36,9 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   HOST_ERR_WORKER_RECORD_EXISTS: 409,
   HOST_ERR_WORKER_REVISION_CONFLICT: 409,
   HOST_ERR_WORKER_RECORD_NOT_FOUND: 404,
+  // Rotation: a request that contradicts a secret's rotation state (a failed version, an unfinished rollback).
+  HOST_ERR_ROTATION_VERSION_FAILED: 409,
+  HOST_ERR_ROTATION_ROLLBACK_PENDING: 409,
   // Out of heap is the plugin's failure, not the caller's rate: retrying later may work, throttling is not implied.
   HOST_ERR_PLUGIN_OUT_OF_MEMORY: 503,
 };

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hostError } from '../errors.ts';
 import type { AuthzResource } from '../security/authz/Authorizer.ts';
 import {
-  ApiError, RotationRecord, RotationResult, SecretActionBody, SecretParams, SecretQuery, SecretVersionList,
+  ApiError, RotationList, RotationRecord, RotationResult, SecretActionBody, SecretParams, SecretQuery, SecretVersionList,
 } from './apiSchemas.ts';
 import { callerOf, paramOf } from './routeConfig.ts';
 import type { SecretRotation, SecretRotationRequest } from './SecretRotation.ts';
@@ -26,7 +26,7 @@ function publicRecord(record: RotationRecord): RotationRecord {
 }
 
 /**
- * Secret routes over the RotationEngine: versions (metadata only), rotate, rollback. None of them ever answers a
+ * Secret routes over the RotationEngine: versions (metadata only), rotation records, rotate, rollback. None of them ever answers a
  * secret value. Without an engine each answers 503 HOST_ERR_SECRETS_NOT_CONFIGURED, so the routes (and the OpenAPI
  * document) are the same on every host.
  */
@@ -61,8 +61,28 @@ export function registerSecretRoutes(app: FastifyInstance, rotation: SecretRotat
       // Field by field: whatever else a store puts in a version stays out of the answer.
       return {
         name,
-        versions: versions.map((v) => ({ version: v.version, status: v.status, stages: [...v.stages], createdAt: v.createdAt, ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }) })),
+        versions: versions.map((v) => ({
+          version: v.version, status: v.status, stages: [...v.stages], createdAt: v.createdAt, ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+          ...(v.failure === undefined ? {} : { failure: { rotationId: v.failure.rotationId, step: v.failure.step, code: v.failure.code, failedAt: v.failure.failedAt } }),
+        })),
       };
+    },
+  );
+
+  app.get<{ Params: SecretParams; Querystring: SecretQuery }>(
+    '/v1/secrets/:name/rotations',
+    {
+      schema: {
+        summary: 'List the rotation and rollback records of a secret, oldest first (state, step, versions, retry state of an unfinished rollback)',
+        params: SecretParams, querystring: SecretQuery, response: { 200: RotationList, ...errors },
+      },
+      config: { action: 'secret:read', resource: secretResource },
+    },
+    async (req) => {
+      const { credentials } = req.query;
+      const { name, tenant } = request(req, credentials);
+      const rotations = await engine().rotations({ name, ...(credentials === undefined ? {} : { credentials }), ...(tenant === undefined ? {} : { tenant }) });
+      return { name, rotations: rotations.map(publicRecord) };
     },
   );
 

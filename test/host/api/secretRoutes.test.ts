@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { WorkerManagerError, type SecretVersion } from '@worker-manager/plugin-sdk';
-import type { RotationRecord } from '../../../host/src/api/apiSchemas.ts';
+import { WorkerManagerError } from '@worker-manager/plugin-sdk';
+import { hostError } from '../../../host/src/errors.ts';
+import type { RotationRecord, SecretVersionEntry } from '../../../host/src/api/apiSchemas.ts';
 import { createApiServer } from '../../../host/src/api/createApiServer.ts';
 import type { SecretRotation } from '../../../host/src/api/SecretRotation.ts';
 import type { RotationEngine } from '../../../host/src/secrets/rotation/RotationEngine.ts';
@@ -20,23 +21,41 @@ void ((engine: RotationEngine): SecretRotation => engine);
 class RecordingRotation implements SecretRotation {
   readonly calls: Array<{ op: string; req: Record<string, unknown> }> = [];
 
-  async listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersion[]> {
+  async listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersionEntry[]> {
     this.calls.push({ op: 'listVersions', req });
     if (req.name === 'missing') throw new WorkerManagerError('WM_ERR_SECRET_NOT_FOUND', `no secret '${req.name}'`, { details: { name: req.name } });
     if (req.name === 'forbidden') throw new WorkerManagerError('WM_ERR_AUTHORIZATION', 'tenant may not read this secret');
     // A store that puts more in a version than the contract says: the API must not pass it on.
-    const leaky = { version: 'v2', status: 'active', stages: ['current'], createdAt: '2026-01-02T00:00:00.000Z', value: SECRET_VALUE } as SecretVersion;
-    return [{ version: 'v1', status: 'deprecated', stages: ['previous'], createdAt: '2026-01-01T00:00:00.000Z' }, leaky];
+    const leaky = { version: 'v2', status: 'active', stages: ['current'], createdAt: '2026-01-02T00:00:00.000Z', value: SECRET_VALUE } as SecretVersionEntry;
+    const failed = {
+      version: 'v3', status: 'revoked', stages: [], createdAt: '2026-01-03T00:00:00.000Z',
+      failure: { rotationId: 'r-3', step: 'test', code: 'WM_ERR_ROTATION_FAILED', failedAt: '2026-01-03T00:00:01.000Z', reason: SECRET_VALUE },
+    } as SecretVersionEntry;
+    return [{ version: 'v1', status: 'deprecated', stages: ['previous'], createdAt: '2026-01-01T00:00:00.000Z' }, leaky, failed];
+  }
+
+  async rotations(req: { name: string; credentials?: string; tenant?: string }): Promise<RotationRecord[]> {
+    this.calls.push({ op: 'rotations', req });
+    const failed = { ...this.#record(req.name, req.credentials, 'alice', 'failed'), newVersion: 'v3', step: 'distribute', rollbackId: 'r-2', error: { code: 'WM_ERR_ROTATION_FAILED', message: 'x' } };
+    const retrying: RotationRecord = {
+      ...this.#record(req.name, req.credentials, 'alice', 'rollback'), id: 'r-2', operation: 'rollback', rollbackOf: 'r-1', step: 'redistribute', previousVersion: 'v3', newVersion: 'v2',
+      retry: { attempts: 3, lastAttemptAt: '2026-01-01T00:00:08.000Z', nextAttemptAt: '2026-01-01T00:00:24.000Z', lastError: { code: 'WM_ERR_TIMEOUT', message: 'worker w-1 did not answer' } },
+    };
+    delete retrying.finishedAt;
+    // An engine field the record schema does not declare must not leak through the API.
+    return [failed, { ...retrying, journalOnly: SECRET_VALUE } as RotationRecord];
   }
 
   async rotate(req: Parameters<SecretRotation['rotate']>[0]): Promise<RotationRecord> {
     this.calls.push({ op: 'rotate', req: { ...req } });
     if (req.credentials === 'nowhere') throw new WorkerManagerError('WM_ERR_CONFLICT', 'a rotation of this secret is in progress');
+    if (req.credentials === 'stuck') throw hostError('HOST_ERR_ROTATION_ROLLBACK_PENDING', 'secret x has an unfinished rollback', { details: { rollbackId: 'r-2' } });
     return { ...this.#record(req.name, req.credentials, req.requester, 'completed'), newValue: SECRET_VALUE } as RotationRecord;
   }
 
   async rollback(req: Parameters<SecretRotation['rollback']>[0]): Promise<RotationRecord> {
     this.calls.push({ op: 'rollback', req: { ...req } });
+    if (req.credentials === 'failed') throw hostError('HOST_ERR_ROTATION_VERSION_FAILED', 'secret x version v3 failed rotation r-3', { details: { version: 'v3', rotationId: 'r-3' } });
     return this.#record(req.name, req.credentials, req.requester, 'completed');
   }
 
@@ -71,10 +90,22 @@ describe('secrets routes', () => {
       versions: [
         { version: 'v1', status: 'deprecated', stages: ['previous'], createdAt: '2026-01-01T00:00:00.000Z' },
         { version: 'v2', status: 'active', stages: ['current'], createdAt: '2026-01-02T00:00:00.000Z' },
+        { version: 'v3', status: 'revoked', stages: [], createdAt: '2026-01-03T00:00:00.000Z', failure: { rotationId: 'r-3', step: 'test', code: 'WM_ERR_ROTATION_FAILED', failedAt: '2026-01-03T00:00:01.000Z' } },
       ],
     });
     assert.doesNotMatch(res.body, new RegExp(SECRET_VALUE));
     assert.deepEqual(rotation.calls.at(-1), { op: 'listVersions', req: { name: 'db/password', credentials: 'vault' } });
+  });
+
+  it('lists the rotation records of a secret with the retry state of an unfinished rollback, declared fields only', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/secrets/db%2Fpassword/rotations?credentials=vault' });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json<{ name: string; rotations: RotationRecord[] }>();
+    assert.equal(body.name, 'db/password');
+    assert.deepEqual(body.rotations.map((r) => [r.id, r.operation, r.state, r.step, r.rollbackId ?? r.rollbackOf]), [['r-1', 'rotate', 'failed', 'distribute', 'r-2'], ['r-2', 'rollback', 'rollback', 'redistribute', 'r-1']]);
+    assert.deepEqual(body.rotations[1]?.retry, { attempts: 3, lastAttemptAt: '2026-01-01T00:00:08.000Z', nextAttemptAt: '2026-01-01T00:00:24.000Z', lastError: { code: 'WM_ERR_TIMEOUT', message: 'worker w-1 did not answer' } });
+    assert.doesNotMatch(res.body, new RegExp(SECRET_VALUE));
+    assert.deepEqual(rotation.calls.at(-1), { op: 'rotations', req: { name: 'db/password', credentials: 'vault' } });
   });
 
   it('rotates (manual trigger, requester, correlation id) and answers the record without anything beyond its fields', async () => {
@@ -125,6 +156,15 @@ describe('secrets routes', () => {
     assert.equal(busy.statusCode, 409);
   });
 
+  it('answers 409 with the code when a rollback would restore a failed version, or a rotation meets an unfinished rollback', async () => {
+    const failed = await app.inject({ method: 'POST', url: '/v1/secrets/x/rollback', payload: { credentials: 'failed' } });
+    assert.equal(failed.statusCode, 409, failed.body);
+    assert.deepEqual([failed.json<{ code: string }>().code, failed.json<{ details: { version: string } }>().details.version], ['HOST_ERR_ROTATION_VERSION_FAILED', 'v3']);
+    const stuck = await app.inject({ method: 'POST', url: '/v1/secrets/x/rotate', payload: { credentials: 'stuck' } });
+    assert.equal(stuck.statusCode, 409, stuck.body);
+    assert.deepEqual([stuck.json<{ code: string }>().code, stuck.json<{ details: { rollbackId: string } }>().details.rollbackId], ['HOST_ERR_ROTATION_ROLLBACK_PENDING', 'r-2']);
+  });
+
   it('refuses malformed requests with 400 and the path', async () => {
     const cases: Array<[string, string, object | undefined, string]> = [
       ['POST', '/v1/secrets/x/rotate', { credentials: 'vault', value: 'new' }, '/body/value'],
@@ -149,7 +189,7 @@ describe('secrets routes', () => {
   it('answers 503 HOST_ERR_SECRETS_NOT_CONFIGURED on a host without a RotationEngine', async () => {
     const bare = createApiServer({ workers: t.host.workers, registry: t.host.registry, logger: t.host.logger });
     try {
-      for (const [method, url] of [['GET', '/v1/secrets/x/versions'], ['POST', '/v1/secrets/x/rotate'], ['POST', '/v1/secrets/x/rollback']] as const) {
+      for (const [method, url] of [['GET', '/v1/secrets/x/versions'], ['GET', '/v1/secrets/x/rotations'], ['POST', '/v1/secrets/x/rotate'], ['POST', '/v1/secrets/x/rollback']] as const) {
         const res = await bare.inject({ method, url });
         assert.equal(res.statusCode, 503, url);
         assert.equal(res.json<{ code: string; category: string }>().code, 'HOST_ERR_SECRETS_NOT_CONFIGURED');

@@ -14,13 +14,15 @@ import { parseDuration } from './parseDuration.ts';
 import { PolicyTriggers, type ResolvedPolicy } from './PolicyTriggers.ts';
 import { RotationDistributor } from './RotationDistributor.ts';
 import { RotationJournal } from './RotationJournal.ts';
-import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger } from './RotationRecord.ts';
+import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger, type VersionFailure } from './RotationRecord.ts';
 import { RotationReporter } from './RotationReporter.ts';
 import type { RotationBroker, RotationWorkers } from './rotationPorts.ts';
 import type { RotationSettings } from './rotationSettings.ts';
+import { noteRetry, settleRetry } from './retryState.ts';
+import { assertNotFailed, rollbackPendingError, unfinishedRollback } from './rotationGuards.ts';
 import { callOptions, errorOf, recorded } from './rotationSupport.ts';
 
-export type { RotationRecord, RotationState, RotationTrigger } from './RotationRecord.ts';
+export type { RotationRecord, RotationState, RotationTrigger, VersionFailure } from './RotationRecord.ts';
 
 /** What the engine is built from (the host's cradle). */
 export interface RotationEngineDeps {
@@ -55,7 +57,6 @@ export interface RotateRequest {
 export type RollbackRequest = Omit<RotateRequest, 'trigger'>;
 
 const ROTATE_STEPS: RotationStep[] = ['create', 'test', 'promote', 'distribute', 'grace', 'revoke'];
-const MAX_RETRY_MS = 300_000;
 
 /** Restarts still to come; boxed, because an async function returning a bare promise would wait for it. */
 interface Pending {
@@ -63,6 +64,9 @@ interface Pending {
 }
 
 const current = (versions: SecretVersion[]): SecretVersion | undefined => versions.find((v) => v.stages.includes('current'));
+
+/** A version as the engine answers it: the store's metadata, plus the failure mark of a failed rotation's version. */
+export type RotationVersion = SecretVersion & { failure?: VersionFailure };
 
 /**
  * Rotates secrets without stopping the work that uses them (seed 000, "Sistema de Rotación Automática").
@@ -74,6 +78,11 @@ const current = (versions: SecretVersion[]): SecretVersion | undefined => versio
  * journal before it runs, so a host that dies at any step finishes the rotation (promoted already) or rolls it back
  * (not yet promoted) at its next start. The engine never sees a secret value: it moves versions; the broker resolves
  * material straight into the workers.
+ *
+ * The version a failed rotation created is marked failed in the journal and never becomes current again: every
+ * promotion goes through one guard. A rollback step that fails is retried with exponential backoff, its attempts,
+ * next attempt and last error kept on its record; while it is unfinished the secret is not rotated, and a manual
+ * rollback runs its next attempt at once (it restores the version that was current before the failed rotation).
  */
 export class RotationEngine {
   readonly #d: RotationEngineDeps;
@@ -83,7 +92,6 @@ export class RotationEngine {
   readonly #locks = new Map<string, Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
-  readonly #retries = new Map<string, number>();
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #policySpecs: Array<{ index: number; intervalMs?: number; cron?: ReturnType<typeof parseCron> }>;
   #policies: ResolvedPolicy[] = [];
@@ -147,33 +155,57 @@ export class RotationEngine {
 
   /**
    * Rotates a secret now. Resolves once consumers are on the new version (the record is then `in_progress` at step
-   * `grace` until the old version is revoked), or with a `failed` record after the automatic rollback ran. Throws
-   * when no rotation was started: unknown secret or credentials instance, tenant not allowed, engine not running.
+   * `grace` until the old version is revoked), or with a `failed` record after the automatic rollback ran (or a
+   * `cancelled` one, when a rollback of the secret was still unfinished once its turn came). Throws when no rotation
+   * was started: unknown secret or credentials instance, tenant not allowed, engine not running, or a rollback of the
+   * secret unfinished (HOST_ERR_ROTATION_ROLLBACK_PENDING).
    */
   async rotate(req: RotateRequest): Promise<RotationRecord> {
     this.#assertRunning();
     const credentials = this.#credentialsFor(req);
     // An unknown secret is the caller's mistake, not a failed rotation: no record for it.
     await this.#creds(credentials).describe({ name: req.name }, callOptions(req.correlationId));
+    const blocking = unfinishedRollback(this.#journal, credentials, req.name);
+    if (blocking !== undefined) throw rollbackPendingError(blocking);
     return this.#track(this.#rotate({ ...req, credentials, trigger: req.trigger ?? 'manual' }));
   }
 
   /**
-   * Makes the previous version (stage `previous`, still readable in its grace period) active again, moves consumers
-   * back onto it, and revokes the version rolled back from after the grace period. Throws WM_ERR_CONFLICT when there is
-   * no previous version left.
+   * Rolls a secret back, under its lock. When a rollback of it has not finished (a failed rotation's automatic
+   * rollback retrying with backoff), runs that rollback's next attempt now and answers its record: it restores the
+   * version that was current before the failed rotation. Otherwise makes the previous version (stage `previous`, still
+   * readable in its grace period) active again, moves consumers back onto it, and revokes the version rolled back from
+   * after the grace period. Throws WM_ERR_CONFLICT when there is no previous version left, and
+   * HOST_ERR_ROTATION_VERSION_FAILED when the previous version is one a failed rotation created.
    */
   async rollback(req: RollbackRequest): Promise<RotationRecord> {
     this.#assertRunning();
     const credentials = this.#credentialsFor(req);
-    await this.#previousOf(credentials, req.name, req.correlationId);
+    // An unknown secret is the caller's mistake: refused before the lock, with no record.
+    await this.#creds(credentials).describe({ name: req.name }, callOptions(req.correlationId));
     return this.#track(this.#exclusive(this.#key(credentials, req.name), () => this.#manualRollback({ ...req, credentials })));
   }
 
-  /** Versions of a secret, metadata only. */
-  async listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<SecretVersion[]> {
+  /** Versions of a secret, metadata only; a version a failed rotation created carries its `failure`. */
+  async listVersions(req: { name: string; credentials?: string; tenant?: string }): Promise<RotationVersion[]> {
     const credentials = this.#credentialsFor(req);
-    return this.#creds(credentials).listVersions({ name: req.name });
+    const versions = await this.#creds(credentials).listVersions({ name: req.name });
+    return versions.map((v) => {
+      const mark = this.#journal.failedVersion(credentials, req.name, v.version);
+      return mark === undefined ? v : { ...v, failure: { rotationId: mark.rotationId, step: mark.step, code: mark.code, failedAt: mark.failedAt } };
+    });
+  }
+
+  /**
+   * Rotation and rollback records of one secret of one credentials instance (the default one when none is named),
+   * oldest first, unfinished ones with their retry state. The tenant check of the other calls applies.
+   */
+  async rotations(req: { name: string; credentials?: string; tenant?: string }): Promise<RotationRecord[]> {
+    const credentials = this.#credentialsFor(req);
+    return this.#journal
+      .entries()
+      .filter((e) => e.credentials === credentials && e.name === req.name)
+      .map(publicRecord);
   }
 
   /** Rotation and rollback records, oldest first (finished ones up to `historyLimit`), optionally of one secret. */
@@ -304,7 +336,7 @@ export class RotationEngine {
     // Promoted, or about to be: finish forward. Every remaining step is idempotent.
     const pending = await this.#exclusive(this.#key(entry.credentials, entry.name), async (): Promise<Pending | undefined> => {
       try {
-        if (step === 'promote') await this.#creds(entry.credentials).promoteVersion({ name: entry.name, version: entry.newVersion as string }, callOptions(entry.correlationId));
+        if (step === 'promote') await this.#promote(entry.credentials, entry.name, entry.newVersion as string, entry.correlationId);
         return await this.#distributeStep(entry, policy);
       } catch (error) {
         if (this.#state !== 'running') throw error;
@@ -327,7 +359,7 @@ export class RotationEngine {
         trigger,
         ...(cause?.correlationid === undefined ? {} : { correlationId: cause.correlationid }),
       });
-      return record.state !== 'failed';
+      return record.state !== 'failed' && record.state !== 'cancelled';
     } catch (error) {
       this.#d.logger.error({ name: policy.secret, credentials: policy.credentials, trigger, err: errorOf(error) }, 'rotation engine: triggered rotation could not start');
       return false;
@@ -352,6 +384,12 @@ export class RotationEngine {
     const { name } = entry;
     try {
       this.#assertRunning();
+      // Queued behind a rotation whose rollback could not finish: starting now would move stages under it.
+      const blocking = unfinishedRollback(this.#journal, entry.credentials, name);
+      if (blocking !== undefined) {
+        await this.#cancel(entry, rollbackPendingError(blocking));
+        return undefined;
+      }
       const before = current(await creds.listVersions({ name }, opts));
       if (before !== undefined) entry.previousVersion = before.version;
       entry.state = 'in_progress';
@@ -366,7 +404,7 @@ export class RotationEngine {
         });
       }
       await this.#step(entry, 'promote');
-      await creds.promoteVersion({ name, version: created.version }, opts);
+      await this.#promote(entry.credentials, name, created.version, entry.correlationId);
       return await this.#distributeStep(entry, policy);
     } catch (error) {
       // A stopping host leaves the entry at its step: the next start resumes or rolls it back from the journal.
@@ -415,10 +453,16 @@ export class RotationEngine {
     rb.rollbackOf = entry.id;
     rb.step = 'restore';
     rb.undoPromoted = promoted;
-    if (entry.newVersion !== undefined) rb.previousVersion = entry.newVersion;
+    entry.rollbackId = rb.id;
+    if (entry.newVersion !== undefined) {
+      rb.previousVersion = entry.newVersion;
+      this.#journal.markFailed({
+        credentials: entry.credentials, name: entry.name, version: entry.newVersion, rotationId: entry.id, step: entry.step ?? 'pending', code: failure.code, failedAt: entry.finishedAt ?? new Date().toISOString(),
+      });
+    }
     if (entry.previousVersion !== undefined) rb.newVersion = entry.previousVersion;
     this.#report.announce(entry, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: entry.step ?? null, rollbackId: rb.id });
-    // One write: the failure, its event and the start of its rollback are durable together.
+    // One write: the failure, the failed version's mark, its event and the start of its rollback are durable together.
     this.#journal.add(rb);
     await this.#journal.save();
     this.#d.logger.error({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: entry.step, err: failure }, 'rotation failed; rolling back');
@@ -438,6 +482,8 @@ export class RotationEngine {
     const creds = this.#creds(rb.credentials);
     const opts = callOptions(rb.correlationId);
     const { name } = rb;
+    // A retry whose timer fired while a manual rollback ran the same record to its end.
+    if (isFinished(rb)) return;
     try {
       if (rb.step === 'restore') {
         const cur = current(await creds.listVersions({ name }, opts));
@@ -445,7 +491,7 @@ export class RotationEngine {
           if (rb.newVersion === undefined) {
             throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${name}' had no version before ${rb.previousVersion}: nothing to restore`, { details: { name, credentials: rb.credentials } });
           }
-          await creds.promoteVersion({ name, version: rb.newVersion }, opts);
+          await this.#promote(rb.credentials, name, rb.newVersion, rb.correlationId);
           rb.undoPromoted = true;
         }
         await this.#step(rb, 'redistribute');
@@ -462,16 +508,19 @@ export class RotationEngine {
       if (rb.step === 'revoke-new') {
         for (const v of await creds.listVersions({ name }, opts)) {
           const undone = v.version === rb.previousVersion || v.status === 'pending';
-          if (undone && v.status !== 'revoked' && !v.stages.includes('current')) await creds.revokeVersion({ name, version: v.version }, opts);
+          let revoked = v.status === 'revoked';
+          if (undone && !revoked && !v.stages.includes('current')) revoked = (await creds.revokeVersion({ name, version: v.version }, opts)).status === 'revoked';
+          const mark = this.#journal.failedVersion(rb.credentials, name, v.version);
+          if (mark !== undefined && revoked) mark.revoked = true;
         }
       }
       rb.state = 'completed';
       rb.latencyMs = Date.now() - rb.startedAtMs;
       delete rb.error;
+      settleRetry(rb);
       this.#finish(rb);
       if (rb.undoPromoted === true) this.#report.announce(rb, 'secretRotated');
       await this.#journal.save();
-      this.#retries.delete(rb.id);
       await this.#report.audit(rb);
       this.#report.observe(rb, 'rollbackSecret', undefined);
       await this.#report.flushOutbox(rb);
@@ -481,11 +530,25 @@ export class RotationEngine {
     }
   }
 
-  /** Manual rollback, under the secret's lock: restore `previous`, redistribute, revoke the undone version after grace. */
+  /**
+   * Manual rollback, under the secret's lock: an unfinished rollback's next attempt now, or restore `previous`,
+   * redistribute, and revoke the undone version after grace.
+   */
   async #manualRollback(req: RollbackRequest & { credentials: string }): Promise<RotationRecord> {
     this.#assertRunning();
     const policy = this.#policyFor(req.credentials, req.name);
+    const unfinished = unfinishedRollback(this.#journal, req.credentials, req.name);
+    if (unfinished !== undefined) {
+      // `previous` may be the very version that failed: the unfinished rollback knows what to restore instead.
+      clearTimeout(this.#graceTimers.get(unfinished.id));
+      this.#graceTimers.delete(unfinished.id);
+      this.#d.logger.warn({ rotationId: unfinished.id, name: req.name, credentials: req.credentials, step: unfinished.step, attempts: unfinished.retry?.attempts ?? 0, requester: req.requester }, 'manual rollback: running the unfinished rollback\'s next attempt now');
+      await this.#report.audit(unfinished, undefined, { retryRequestedBy: req.requester });
+      await this.#undo(unfinished, policy);
+      return publicRecord(unfinished);
+    }
     const { cur, prev } = await this.#previousOf(req.credentials, req.name, req.correlationId);
+    assertNotFailed(this.#journal, req.credentials, req.name, prev.version, cur?.version);
     const rb = this.#newEntry('rollback', { ...req, trigger: 'manual' }, policy?.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs, 'rollback');
     if (cur !== undefined) rb.previousVersion = cur.version;
     rb.newVersion = prev.version;
@@ -504,10 +567,8 @@ export class RotationEngine {
     }
     await this.#journal.save();
     await this.#report.audit(rb);
-    const creds = this.#creds(req.credentials);
-    const opts = callOptions(req.correlationId);
     try {
-      await creds.promoteVersion({ name: req.name, version: prev.version }, opts);
+      await this.#promote(req.credentials, req.name, prev.version, req.correlationId);
       await this.#step(rb, 'redistribute');
       this.#d.broker?.invalidate(req.credentials, req.name);
       const { workers, restarts } = await this.#distribution.distribute(rb, policy);
@@ -529,21 +590,44 @@ export class RotationEngine {
 
   /**
    * A rollback step failed (the credentials instance is restarting, a worker did not answer): the record stays
-   * unfinished with the error, is retried with backoff while the host runs, and at the next start otherwise.
+   * unfinished with the error and its retry state (attempts, next attempt, last error: the API shows them), an event
+   * says so at every attempt, and it is retried with backoff while the host runs, at the next start otherwise.
    */
   async #rollbackFailed(rb: JournalEntry, error: unknown, retry: () => Promise<void>): Promise<void> {
     const failure = errorOf(error);
     rb.error = recorded(failure);
-    this.#report.announce(rb, 'secretRotationFailed', { reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null });
+    const retryMs = noteRetry(rb, failure);
+    const attempt = rb.retry?.attempts ?? 1;
+    this.#report.announce(rb, 'secretRotationFailed', {
+      reason: `${failure.code}: ${failure.message}`, step: rb.step ?? null, attempt, ...(rb.retry?.nextAttemptAt === undefined ? {} : { nextAttemptAt: rb.retry.nextAttemptAt }),
+    });
     await this.#journal.save().catch(() => undefined);
-    const attempt = (this.#retries.get(rb.id) ?? 0) + 1;
-    this.#retries.set(rb.id, attempt);
-    const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
     this.#d.logger.error({ rotationId: rb.id, name: rb.name, credentials: rb.credentials, step: rb.step, attempt, retryMs, err: failure }, 'rollback step failed; retrying');
     await this.#report.audit(rb, failure);
     this.#report.observe(rb, 'rollbackSecret', failure);
     await this.#report.flushOutbox(rb);
     this.#later(rb.id, retryMs, () => this.#track(retry()));
+  }
+
+  /** A queued rotation that must not start: `cancelled`, with the reason, before it changed anything. */
+  async #cancel(entry: JournalEntry, reason: WorkerManagerError): Promise<void> {
+    const failure = errorOf(reason);
+    entry.state = 'cancelled';
+    entry.error = recorded(failure);
+    this.#finish(entry);
+    await this.#journal.save();
+    this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, err: failure }, 'rotation cancelled before it started');
+    await this.#report.audit(entry, failure);
+    this.#report.observe(entry, 'rotateSecret', failure);
+  }
+
+  /**
+   * Every stage move onto a version goes through here: a version a failed rotation created never becomes current
+   * again (HOST_ERR_ROTATION_VERSION_FAILED), whoever asks.
+   */
+  async #promote(credentials: string, name: string, version: string, correlationId: string | undefined): Promise<void> {
+    assertNotFailed(this.#journal, credentials, name, version);
+    await this.#creds(credentials).promoteVersion({ name, version }, callOptions(correlationId));
   }
 
   async #previousOf(credentials: string, name: string, correlationId: string | undefined): Promise<{ cur: SecretVersion | undefined; prev: SecretVersion }> {
@@ -585,20 +669,20 @@ export class RotationEngine {
         }
         entry.state = 'completed';
         delete entry.error;
+        settleRetry(entry);
         this.#finish(entry);
         await this.#journal.save();
-        this.#retries.delete(entry.id);
         await this.#report.audit(entry);
         // An event the bus refused when the grace period began gets another chance.
         await this.#report.flushOutbox(entry);
       });
     } catch (error) {
       if (this.#state !== 'running') return;
-      const attempt = (this.#retries.get(entry.id) ?? 0) + 1;
-      this.#retries.set(entry.id, attempt);
-      const retryMs = Math.min(1_000 * 2 ** attempt, MAX_RETRY_MS);
-      this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, version: entry.previousVersion, attempt, retryMs, err: errorOf(error) }, 'revoking the old version failed; retrying');
-      await this.#report.audit(entry, errorOf(error));
+      const failure = errorOf(error);
+      const retryMs = noteRetry(entry, failure);
+      await this.#journal.save().catch(() => undefined);
+      this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, version: entry.previousVersion, attempt: entry.retry?.attempts, retryMs, err: failure }, 'revoking the old version failed; retrying');
+      await this.#report.audit(entry, failure);
       this.#later(entry.id, retryMs, () => this.#track(this.#revoke(entry)));
     }
   }

@@ -1,10 +1,15 @@
 import Type, { type Static } from 'typebox';
 
 /**
- * States of seed 000, table 11. A rollback record is `rollback` while it runs, then `completed` or `failed`; a rotation
- * a manual rollback reverted ends in `rollback`.
+ * States of a record. A rotation is `pending` until it holds its secret's lock, then `in_progress`, then `completed`;
+ * or `failed` (its automatic rollback is a record of its own, `rollbackId`), or `cancelled` (it never started: a
+ * rollback of the secret was still unfinished), or `rollback` (a manual rollback reverted it during its grace
+ * period). A rollback record is `rollback` while it runs, retrying with backoff until it can finish, then
+ * `completed`. A failed or rolled-back secret is rotated again by a new record, which starts `pending`.
  */
-export const RotationState = Type.Union([Type.Literal('pending'), Type.Literal('in_progress'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('rollback')]);
+export const RotationState = Type.Union([
+  Type.Literal('pending'), Type.Literal('in_progress'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('rollback'), Type.Literal('cancelled'),
+]);
 /** Rotation state. */
 export type RotationState = Static<typeof RotationState>;
 
@@ -20,6 +25,24 @@ export type RotationTrigger = Static<typeof RotationTrigger>;
  */
 export type RotationStep = 'create' | 'test' | 'promote' | 'distribute' | 'grace' | 'revoke' | 'restore' | 'redistribute' | 'revoke-new';
 
+const ErrorInfo = Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false });
+
+/**
+ * A step that failed and is retried with exponential backoff (a rollback step, or the revocation after the grace
+ * period): how often it failed, the last error, and when it runs again. `nextAttemptAt` is absent once it succeeded.
+ */
+export const RetryState = Type.Object(
+  {
+    attempts: Type.Integer({ minimum: 1, description: 'Failed attempts so far.' }),
+    lastAttemptAt: Type.String({ description: 'When the last failed attempt ended.' }),
+    nextAttemptAt: Type.Optional(Type.String({ description: 'When the next attempt runs; absent once the step succeeded.' })),
+    lastError: ErrorInfo,
+  },
+  { additionalProperties: false },
+);
+/** Retry state of a record. */
+export type RetryState = Static<typeof RetryState>;
+
 const fields = {
   id: Type.String({ minLength: 1 }),
   credentials: Type.String({ minLength: 1 }),
@@ -34,7 +57,7 @@ const fields = {
   newVersion: Type.Optional(Type.String()),
   startedAt: Type.String(),
   finishedAt: Type.Optional(Type.String()),
-  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false })),
+  error: Type.Optional(ErrorInfo),
   /** Workers whose mounts were refreshed or that were restarted with the new material. */
   workers: Type.Array(Type.String()),
   latencyMs: Type.Optional(Type.Number({ minimum: 0 })),
@@ -42,6 +65,10 @@ const fields = {
   operation: Type.Union([Type.Literal('rotate'), Type.Literal('rollback')]),
   /** The failed rotation an automatic rollback undoes. */
   rollbackOf: Type.Optional(Type.String()),
+  /** A failed rotation: the id of its automatic rollback record. */
+  rollbackId: Type.Optional(Type.String()),
+  /** Set once a step of this record failed and was retried (see RetryState). */
+  retry: Type.Optional(RetryState),
 };
 
 /** A rotation or rollback as callers see it: names, versions and ids, never a value. */
@@ -60,6 +87,9 @@ export const Announcement = Type.Object(
     reason: Type.Optional(Type.String()),
     step: Type.Optional(Type.Union([Type.String(), Type.Null()])),
     rollbackId: Type.Optional(Type.String()),
+    /** A retried step: which failed attempt this is, and when the next one runs. */
+    attempt: Type.Optional(Type.Integer({ minimum: 1 })),
+    nextAttemptAt: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -87,6 +117,40 @@ export const JournalEntry = Type.Object(
 /** Journal entry. */
 export type JournalEntry = Static<typeof JournalEntry>;
 
+/**
+ * Why a version may never become current again: the rotation that created it failed (its test, or a later step).
+ * Kept in the journal apart from the records, so it outlives the record's trimming; the engine refuses every stage
+ * move onto it. `revoked` once the store confirmed the version revoked (then the mark may be trimmed too).
+ */
+export const FailedVersion = Type.Object(
+  {
+    credentials: Type.String({ minLength: 1 }),
+    name: Type.String({ minLength: 1 }),
+    version: Type.String({ minLength: 1 }),
+    rotationId: Type.String({ minLength: 1 }),
+    step: Type.String(),
+    code: Type.String(),
+    failedAt: Type.String(),
+    revoked: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+/** Failed version mark. */
+export type FailedVersion = Static<typeof FailedVersion>;
+
+/** What the API shows beside a version that failed: the rotation, its step and error code. */
+export const VersionFailure = Type.Object(
+  {
+    rotationId: Type.String({ description: 'The rotation that created the version and failed.' }),
+    step: Type.String({ description: 'The step that failed (`test`, `distribute`, ...).' }),
+    code: Type.String({ description: 'Error code of the failure.' }),
+    failedAt: Type.String(),
+  },
+  { additionalProperties: false, description: 'The version belongs to a failed rotation: it can never become current again.' },
+);
+/** Version failure. */
+export type VersionFailure = Static<typeof VersionFailure>;
+
 /** The public view of an entry (a copy: callers cannot alter the journal). */
 export function publicRecord(entry: JournalEntry): RotationRecord {
   const record: RotationRecord = {
@@ -101,6 +165,8 @@ export function publicRecord(entry: JournalEntry): RotationRecord {
     operation: entry.operation,
   };
   if (entry.rollbackOf !== undefined) record.rollbackOf = entry.rollbackOf;
+  if (entry.rollbackId !== undefined) record.rollbackId = entry.rollbackId;
+  if (entry.retry !== undefined) record.retry = { ...entry.retry, lastError: { ...entry.retry.lastError } };
   if (entry.step !== undefined) record.step = entry.step;
   if (entry.previousVersion !== undefined) record.previousVersion = entry.previousVersion;
   if (entry.newVersion !== undefined) record.newVersion = entry.newVersion;

@@ -40,7 +40,7 @@ export class RotationReporter {
   async audit(entry: JournalEntry, failure?: Failure, extra: Record<string, unknown> = {}): Promise<void> {
     const audit = this.#d.audit;
     if (audit === undefined) return;
-    const error = failure ?? (entry.state === 'failed' ? entry.error : undefined);
+    const error = failure ?? (entry.state === 'failed' || entry.state === 'cancelled' ? entry.error : undefined);
     const plugin = this.#pluginOf(entry.credentials);
     try {
       await audit.record({

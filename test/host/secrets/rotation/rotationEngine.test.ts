@@ -80,7 +80,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     assert.equal(trail.at(-1)?.details?.['newVersion'], '2');
 
     // The observer (metrics) counted one successful rotation.
-    assert.match(await h.host.metrics.render(), /rotation_success_total\{[^}]*secret_name="db"[^}]*\} 1/);
+    assert.match(await h.host.metrics.render(), /rotation_success_total\{provider="vault",strategy="manual"\} 1/);
 
     // Nothing the host emitted carries the value.
     const emitted = JSON.stringify([h.events, h.audit.entries, h.logs, h.host.rotation.history()]);
@@ -109,7 +109,7 @@ describe('RotationEngine with credentials-simple in a real host', () => {
     assert.deepEqual((await h.host.rotation.listVersions({ name: 'db' })).map((v) => [v.version, v.status]), [['1', 'active'], ['2', 'revoked']]);
     assert.ok(h.audit.entries.some((e) => e.kind === 'secret.rollback' && e.principal.id === 'bob' && e.details?.['rotationId'] === rb.id));
     assert.ok(h.events.some((e) => e.busSubject === 'ci.secret.rotated' && (e.data as { operation?: string }).operation === 'rollback'));
-    assert.match(await h.host.metrics.render(), /rotation_success_total\{[^}]*secret_name="db"[^}]*\} 1/);
+    assert.match(await h.host.metrics.render(), /rotation_success_total\{provider="vault",strategy="manual"\} 1/);
 
     // Nothing left to roll back to once the previous version is revoked.
     await assert.rejects(h.host.rotation.rollback({ name: 'db', requester: 'bob' }), (e: { code?: string }) => e.code === 'WM_ERR_CONFLICT');

@@ -81,6 +81,28 @@ instances:
 `;
 }
 
+/**
+ * The embedded store with faults injected around it (test/fixtures/plugins/credentials-simple-faulty) as instance
+ * `vault`, keyed from `<dir>/key` and steered by `<dir>/faults.json`; with `processProvider`, also the process
+ * provider as the default instance `proc`, for workers that consume the secret.
+ */
+export function simpleFaultyCredentials(options: { processProvider?: boolean } = {}): string {
+  const withProcess = options.processProvider === true;
+  return `
+plugins:
+  - name: credentials-simple-faulty
+    package: ${repoRoot}test/fixtures/plugins/credentials-simple-faulty
+    limits: { threads: 1 }
+${withProcess ? `  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
+` : ''}instances:
+  - name: vault
+    plugin: credentials-simple-faulty
+    config: { controlFile: \${DIR}/faults.json, store: { keyFile: \${DIR}/key, scrypt: { cost: 1024 } } }
+${withProcess ? '  - { name: proc, plugin: process, default: true }\n' : ''}`;
+}
+
 /** Boots a host from YAML (`${DIR}` is `dir`); the caller stops it (t.after). */
 export async function startRotationHost(dir: string, yaml: string, options: { bus?: EventBus } = {}): Promise<RotationHost> {
   await writeFile(path.join(dir, 'key'), 'rotation-test-key-material-0123456789\n', { mode: 0o600 });

@@ -41,6 +41,27 @@ describe('RotationJournal', () => {
     assert.deepEqual((await new RotationJournal(dir, 2).load()).map((e) => e.id), ['done-2', 'done-3']);
   });
 
+  it('keeps failed-version marks across loads, reads a journal written before them, and trims only revoked marks', async (t) => {
+    const dir = await rotationDir(t);
+    // A journal from before failure marks existed: no `failedVersions` field.
+    await writeFile(path.join(dir, 'journal.json'), JSON.stringify({ format: 1, entries: [entry('old', true)] }));
+    const journal = new RotationJournal(dir, 10);
+    assert.deepEqual((await journal.load()).map((e) => e.id), ['old']);
+    assert.deepEqual(journal.failedVersions(), []);
+    const mark = (version: string, revoked: boolean) => ({ credentials: 'vault', name: 'db', version, rotationId: `rot-${version}`, step: 'test', code: 'WM_ERR_ROTATION_FAILED', failedAt: new Date(0).toISOString(), ...(revoked ? { revoked } : {}) });
+    journal.markFailed(mark('0', false));
+    for (let i = 1; i <= 12; i++) journal.markFailed(mark(String(i), true));
+    journal.markFailed(mark('3', false));
+    await journal.save();
+    const again = new RotationJournal(dir, 10);
+    await again.load();
+    // The unrevoked mark stays however old; of the revoked ones, the newest historyLimit stay; a version is marked once.
+    assert.deepEqual(again.failedVersions().map((f) => f.version), ['0', ...Array.from({ length: 10 }, (_, i) => String(i + 3))]);
+    assert.equal(again.failedVersion('vault', 'db', '0')?.rotationId, 'rot-0');
+    assert.equal(again.failedVersion('vault', 'db', '1'), undefined);
+    assert.equal(again.failedVersion('other', 'db', '0'), undefined);
+  });
+
   it('a damaged journal refuses to load (never read as empty); a leftover temp file is ignored and removed', async (t) => {
     const dir = await rotationDir(t);
     const journal = new RotationJournal(dir, 10);
