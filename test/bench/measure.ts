@@ -10,14 +10,16 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
 
 /**
  * Sequential latency in microseconds, after `warmup` calls each. Subjects are measured in alternating rounds so that
- * machine noise hits every subject alike.
+ * machine noise hits every subject alike; with `rotate`, each round also starts with the next subject, so that none
+ * is always the one measured right after another's work (a write-back, a journal commit) lands.
  */
-export async function latencies(subjects: readonly Call[], options: { warmup: number; perRound: number; rounds: number }): Promise<Array<{ p50: number; p95: number }>> {
+export async function latencies(subjects: readonly Call[], options: { warmup: number; perRound: number; rounds: number; rotate?: boolean }): Promise<Array<{ p50: number; p95: number }>> {
   const { warmup, perRound, rounds } = options;
   const samples = subjects.map(() => new Float64Array(perRound * rounds));
   for (const subject of subjects) for (let i = 0; i < warmup; i++) await subject();
   for (let round = 0; round < rounds; round++) {
-    for (let s = 0; s < subjects.length; s++) {
+    for (let k = 0; k < subjects.length; k++) {
+      const s = options.rotate === true ? (k + round) % subjects.length : k;
       const subject = subjects[s] as Call;
       const out = samples[s] as Float64Array;
       for (let i = 0; i < perRound; i++) {

@@ -89,6 +89,11 @@ export interface EventBus {
   /** Delivers what is queued, then stops. Safe to call twice. */
   stop(): Promise<void>;
   stats(): BusStats;
+  /**
+   * The last event stored on one subject (no wildcards), or undefined when there is none: read from the JetStream
+   * stream that holds the subject; the memory bus remembers the last event of each subject for as long as it lives.
+   */
+  lastEvent?(subject: string): Promise<EventEnvelope | undefined>;
   /** Serves `<prefix>.worker.cmd.*` (adapters that support commands). The subscription ends at `stop()`. */
   serveCommands?(executor: CommandExecutor): Subscription & { close(): Promise<void> };
 }

@@ -43,6 +43,8 @@ export class MemoryEventBus implements EventBus {
   readonly #maxDeliver: number;
   readonly #redeliveryDelayMs: number;
   readonly #counters = { published: 0, redelivered: 0, deadLettered: 0 };
+  /** The last event published on each subject: few (the catalog's subjects, one audit head subject per host). */
+  readonly #last = new Map<string, EventEnvelope>();
   #stopped = false;
 
   constructor(options: MemoryEventBusOptions = {}) {
@@ -61,7 +63,12 @@ export class MemoryEventBus implements EventBus {
     const problem = eventProblem(event);
     if (problem !== undefined) throw hostError('HOST_ERR_PLUGIN_PROTOCOL', problem, { details: { subject: event.busSubject, type: event.type } });
     this.#route(event);
+    this.#last.set(event.busSubject, event);
     this.#counters.published++;
+  }
+
+  async lastEvent(subject: string): Promise<EventEnvelope | undefined> {
+    return this.#last.get(subject);
   }
 
   subscribe(pattern: string, handler: EventHandler, options: SubscribeOptions = {}): Subscription {

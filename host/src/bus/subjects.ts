@@ -31,10 +31,18 @@ export interface Subjects {
    * subscriber does not receive (and possibly fail on) the dead letters of others.
    */
   deadLetter(consumer: string): string;
+  /**
+   * Where a host's audit chain heads go: `audit.<prefix>.head.<hostId>`. Outside the prefix too, so a `<prefix>.>`
+   * subscriber is not handed one event per audit write.
+   */
+  auditHead(hostId: string): string;
 }
 
 /** CloudEvents `type` of a dead-letter event. */
 export const DEAD_LETTER_TYPE = 'dev.worker-manager.bus.dead_letter';
+
+/** CloudEvents `type` of an audit chain head. */
+export const AUDIT_HEAD_TYPE = 'dev.worker-manager.audit.head';
 
 /** Builds the subject set for a prefix (default `ci`). */
 export function subjectsFor(prefix: string): Subjects {
@@ -44,6 +52,7 @@ export function subjectsFor(prefix: string): Subjects {
     command: (operation) => `${prefix}.worker.cmd.${operation}`,
     typeOf: (name) => `dev.worker-manager.${SUBJECT_STEMS[name]}`,
     deadLetter: (consumer) => `dlq.${prefix}.${consumer}`,
+    auditHead: (hostId) => `audit.${prefix}.head.${hostId}`,
   };
 }
 

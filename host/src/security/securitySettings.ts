@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { AuditSettings } from './audit/auditSettings.ts';
 import { AuthenticationSettings } from './authn/authnSettings.ts';
 import { AuthorizationSettings } from './authz/authzSettings.ts';
 
@@ -7,6 +8,7 @@ export const SecuritySettings = Type.Object(
   {
     authentication: AuthenticationSettings,
     authorization: AuthorizationSettings,
+    audit: AuditSettings,
   },
   { additionalProperties: false, default: {}, description: 'Authentication (OIDC), authorization (Cedar / AVP) and audit.' },
 );

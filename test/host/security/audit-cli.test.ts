@@ -7,6 +7,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { AuditLog, auditLogPath } from '../../../host/src/security/audit/AuditLog.ts';
+import { defaultAuditAnchorPath, defaultAuditKeyPath } from '../../../host/src/security/audit/auditSetup.ts';
+import { FileAuditAnchor } from '../../../host/src/security/audit/FileAuditAnchor.ts';
+import { loadAuditKeyring } from '../../../host/src/security/audit/loadAuditKeyring.ts';
 import { repoRoot } from '../../helpers/startTestHost.ts';
 import { budget } from '../../helpers/waitFor.ts';
 
@@ -31,7 +34,16 @@ describe('wm audit verify', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'wm-audit-cli-'));
-    const log = new AuditLog({ stateDir: path.join(dir, 'state') });
+    const state = path.join(dir, 'state');
+    // What a host on the embedded default writes: a generated key and an anchor file beside the state dir.
+    const log = new AuditLog({
+      stateDir: state,
+      hostId: 'cli',
+      signing: async () => ({
+        keyring: await loadAuditKeyring({ key: { file: defaultAuditKeyPath(state), generate: true }, previousKeys: [] }),
+        anchors: [new FileAuditAnchor(defaultAuditAnchorPath(state))],
+      }),
+    });
     for (let i = 1; i <= 4; i++) {
       await log.record({ kind: 'authz.decision', principal: { id: `u${i}`, kind: 'user', source: 'oidc' }, action: 'worker:read', resource: `Worker::w${i}`, decision: 'allow', policies: ['p'] });
     }
@@ -62,6 +74,15 @@ describe('wm audit verify', () => {
   it('exits 2 when there is no log to check', async () => {
     const result = await wm(['audit', 'verify', '--state-dir', path.join(dir, 'nowhere')]);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /no audit log at .*nowhere\/audit\/audit\.log/);
+    assert.match(result.stderr, /no audit log at .*nowhere\/audit\/audit\.log \(and audit key: key file .*nowhere\.audit-key cannot be read \(ENOENT\)\)/);
+  });
+
+  it('exits 2 when the key cannot be read, naming it, and checks the records alone with --no-anchor', async () => {
+    const noKey = await wm(['audit', 'verify', '--state-dir', path.join(dir, 'state'), '--key-env', 'WM_TEST_NO_SUCH_KEY']);
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /\[HOST_ERR_AUDIT_KEY_UNAVAILABLE\] audit key: environment variable WM_TEST_NO_SUCH_KEY is not set/);
+    const records = await wm(['audit', 'verify', '--state-dir', path.join(dir, 'state'), '--no-anchor']);
+    assert.equal(records.code, 0, records.stderr);
+    assert.match(records.stdout, /note: anchors not checked \(--no-anchor\)/);
   });
 });

@@ -5,13 +5,26 @@ import { createEvent } from '../../bus/createEvent.ts';
 import type { Subjects } from '../../bus/subjects.ts';
 import { hostError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { signHead, type AnchorReading, type AuditAnchor, type AuditHead } from './AuditAnchor.ts';
+import type { AuditKeyring } from './AuditKeyring.ts';
 import type { AuditEntry, AuditSink } from './AuditSink.ts';
-import { canonicalJson, GENESIS_HASH, recordHash, redact, type AuditRecord } from './auditRecord.ts';
-import { readLastLine } from './readLastLine.ts';
+import { canonicalJson, GENESIS_HASH, type AuditRecord } from './auditRecord.ts';
+import { HeadAnchoring } from './HeadAnchoring.ts';
+import { readLastLine, type LastLine } from './readLastLine.ts';
+import { resumeChain } from './resumeChain.ts';
+import { sealRecord } from './sealRecord.ts';
 
 /** Where a host with this state dir keeps its audit log. */
 export function auditLogPath(stateDir: string): string {
   return path.join(stateDir, 'audit', 'audit.log');
+}
+
+/** The key that signs records and the anchors that keep the chain's head. */
+export interface AuditSigning {
+  keyring: AuditKeyring;
+  anchors: readonly AuditAnchor[];
+  /** When heads are published (`security.audit.anchor.everyRecords` / `everyMs`); after every write when absent. */
+  every?: { records: number; ms: number };
 }
 
 /** What the log needs; the bus, subjects and host id together enable the `ci.security.auth.*` events. */
@@ -21,6 +34,12 @@ export interface AuditLogDeps {
   bus?: EventBus;
   subjects?: Subjects;
   hostId?: string;
+  /**
+   * Loads the key and opens the anchors, at start. The host always gives it; without it the log writes unsigned,
+   * unanchored records (the format before keyed audit, which `wm audit verify` rejects) and is used only to measure
+   * what signing costs.
+   */
+  signing?: () => Promise<AuditSigning>;
   /** Most records written (and fsynced) together; default 256. */
   maxBatch?: number;
   now?: () => Date;
@@ -37,6 +56,14 @@ interface Pending {
  * The audit trail: an append-only file of JSON lines in `<stateDir>/audit/audit.log`, each record sealed with the
  * sha256 of its canonical JSON and chained to the previous one by `prev`, so `verifyAuditLog` finds any record that
  * was altered, removed or reordered.
+ *
+ * Keyed and anchored (docs/audit.md): each record also carries `kid` and `mac`, an HMAC-SHA256 of its hash under the
+ * audit key, which is kept outside the state dir, so whoever can write the state dir cannot forge a record or rewrite
+ * the chain with recomputed hashes. The chain's head (seq, hash, time, signed) is published to anchors outside the
+ * state dir (`HeadAnchoring`), so that cutting records from the end, emptying or deleting the file, or putting back
+ * another one shows. At start the log must continue what every anchor holds (`resumeChain`); otherwise the host
+ * refuses with a coded error until an operator acknowledges a new chain (`wm audit reset`): it never starts a new
+ * chain silently.
  *
  * Durability: `record()` resolves once its record is written and `fdatasync`ed. Writes are serialized through one
  * queue and group-committed: records that arrive while a batch is being written go together in the next write and
@@ -64,6 +91,9 @@ export class AuditLog implements AuditSink {
   #opening: Promise<FileHandle> | undefined;
   #seq = 0;
   #prev = GENESIS_HASH;
+  #chain: string | undefined;
+  #signing: AuditSigning | undefined;
+  #anchoring: HeadAnchoring | undefined;
   #size = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -87,14 +117,26 @@ export class AuditLog implements AuditSink {
     return this.#prev;
   }
 
+  /** Id of the chain (the hash of its record 1); undefined while the log is empty. */
+  get chain(): string | undefined {
+    return this.#chain;
+  }
+
+  /** Seq of the last head every anchor accepted (0 before any, and when unsigned). */
+  get anchoredSeq(): number {
+    return this.#anchoring?.anchoredSeq ?? 0;
+  }
+
   /** Opens the log and finds where the chain ends. Safe to call twice; `record()` calls it when needed. */
   async start(): Promise<void> {
     await this.#open();
   }
 
-  /** Writes what is queued, then closes the file. A later `record()` opens it again. */
+  /** Writes what is queued, anchors the last head, then closes the file. A later `record()` opens it again. */
   async stop(): Promise<void> {
     while (this.#flushing !== undefined) await this.#flushing;
+    await this.#anchoring?.flush();
+    for (const anchor of this.#signing?.anchors ?? []) await anchor.close?.();
     const handle = this.#handle;
     this.#handle = undefined;
     this.#opening = undefined;
@@ -113,7 +155,12 @@ export class AuditLog implements AuditSink {
   #open(): Promise<FileHandle> {
     this.#opening ??= (async () => {
       await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-      await this.#recoverTail();
+      if (this.#deps.signing !== undefined && this.#signing === undefined) {
+        const signing = await this.#deps.signing();
+        this.#anchoring = new HeadAnchoring({ anchors: signing.anchors, every: signing.every ?? { records: 1, ms: 1_000 }, logger: this.#log });
+        this.#signing = signing;
+      }
+      await this.#resume();
       const handle = await open(this.file, 'a', 0o600);
       this.#size = (await handle.stat()).size;
       this.#handle = handle;
@@ -125,44 +172,58 @@ export class AuditLog implements AuditSink {
     return this.#opening;
   }
 
-  /** Reads the last record to continue the chain; sets a torn last line aside. */
-  async #recoverTail(): Promise<void> {
+  /**
+   * Finds where the chain ends and checks it against the anchors (refusing to go on when it does not continue what
+   * they hold); then sets a torn last line aside.
+   */
+  async #resume(): Promise<void> {
     const size = await stat(this.file).then((s) => s.size, (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return 0;
+      if (error.code === 'ENOENT') return undefined;
       throw error;
     });
-    if (size === 0) return;
-    const tail = await readLastLine(this.file);
-    if (tail.torn !== undefined) {
-      const aside = `${this.file}.torn-${this.#now().toISOString().replace(/[:.]/g, '-')}`;
-      const handle = await open(this.file, 'r+');
-      try {
-        const torn = await open(aside, 'wx', 0o600);
-        try {
-          await torn.writeFile(tail.torn);
-          await torn.sync();
-        } finally {
-          await torn.close();
-        }
-        await handle.truncate(tail.tornOffset);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      this.#log?.warn({ file: this.file, aside, bytes: tail.torn.length }, 'audit log ended in a partial record (a crash mid-write, or a truncation); it was moved aside and the chain continues from the last whole record');
+    const tail = size === undefined || size === 0 ? undefined : await readLastLine(this.file);
+    const readings: AnchorReading[] = [];
+    for (const anchor of this.#signing?.anchors ?? []) readings.push({ anchor: anchor.name, head: await anchor.latest() });
+    const position = await resumeChain(this.file, { exists: size !== undefined, tail }, { keyring: this.#signing?.keyring, readings });
+    if (tail?.torn !== undefined) await this.#setTornAside(tail);
+    this.#seq = position.seq;
+    this.#prev = position.prev;
+    this.#chain = position.chain;
+    const { last } = position;
+    if (this.#signing === undefined) return;
+    if (last === undefined) {
+      this.#log?.info({ file: this.file, anchors: readings.map((r) => r.anchor) }, 'audit log is new and no anchor holds a head: a new chain begins with the first record');
+    } else if (!position.anchored) {
+      // An anchor that was just added, or one that forgets (the memory bus): anchor where the log stands now.
+      this.#log?.warn({ file: this.file, seq: last.seq, anchors: readings.map((r) => r.anchor) }, 'no audit anchor holds a head of this chain; anchoring its current head');
+      this.#anchoring?.appended(this.#head(last), 1);
     }
-    if (tail.line === undefined) return;
-    let last: AuditRecord;
+  }
+
+  /** Moves the bytes after the last newline (a write cut by a crash) to `audit.log.torn-<time>`. */
+  async #setTornAside(tail: LastLine): Promise<void> {
+    const torn = tail.torn as Buffer;
+    const aside = `${this.file}.torn-${this.#now().toISOString().replace(/[:.]/g, '-')}`;
+    const handle = await open(this.file, 'r+');
     try {
-      last = JSON.parse(tail.line) as AuditRecord;
-    } catch {
-      throw hostError('HOST_ERR_AUDIT_LOG_CORRUPT', `the last record of ${this.file} is not JSON; run wm audit verify`, { details: { file: this.file } });
+      const out = await open(aside, 'wx', 0o600);
+      try {
+        await out.writeFile(torn);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      await handle.truncate(tail.tornOffset);
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
-    if (!Number.isSafeInteger(last.seq) || typeof last.hash !== 'string' || recordHash(last) !== last.hash) {
-      throw hostError('HOST_ERR_AUDIT_LOG_CORRUPT', `the last record of ${this.file} does not match its hash; run wm audit verify`, { details: { file: this.file, seq: last.seq } });
-    }
-    this.#seq = last.seq;
-    this.#prev = last.hash;
+    this.#log?.warn({ file: this.file, aside, bytes: torn.length }, 'audit log ended in a partial record (a crash mid-write, or a truncation); it was moved aside and the chain continues from the last whole record');
+  }
+
+  #head(record: AuditRecord): AuditHead {
+    const signing = this.#signing as AuditSigning;
+    return signHead({ host: this.#deps.hostId ?? 'host', chain: this.#chain as string, seq: record.seq, hash: record.hash, time: record.time }, signing.keyring.current);
   }
 
   async #flush(): Promise<void> {
@@ -176,6 +237,8 @@ export class AuditLog implements AuditSink {
         try {
           const records = await this.#write(batch);
           for (const p of batch) p.resolve();
+          const last = records.at(-1);
+          if (last !== undefined && this.#anchoring !== undefined) this.#anchoring.appended(this.#head(last), records.length);
           for (const record of records) this.#publish(record);
         } catch (error) {
           for (const p of batch) p.reject(error);
@@ -192,13 +255,13 @@ export class AuditLog implements AuditSink {
    */
   async #write(batch: Pending[]): Promise<AuditRecord[]> {
     const handle = this.#handle ?? (await this.#open());
+    const key = this.#signing?.keyring.current;
     let seq = this.#seq;
     let prev = this.#prev;
     const records: AuditRecord[] = [];
     const lines: string[] = [];
     for (const p of batch) {
-      const sealed = { ...(redact(p.entry) as AuditEntry), seq: ++seq, time: p.time, prev };
-      const record: AuditRecord = { ...sealed, hash: recordHash(sealed) };
+      const record = sealRecord(p.entry, { seq: ++seq, time: p.time, prev }, key);
       // Canonical on disk too, so a line reads the same in any tool and in verify.
       lines.push(`${canonicalJson(record)}\n`);
       records.push(record);
@@ -224,6 +287,7 @@ export class AuditLog implements AuditSink {
     this.#size += data.length;
     this.#seq = seq;
     this.#prev = prev;
+    if (this.#chain === undefined && records[0]?.seq === 1) this.#chain = records[0].hash;
     return records;
   }
 

@@ -3,11 +3,13 @@ import type { Principal } from '../Principal.ts';
 /** One audit record; never a secret value, only names, versions and ids. */
 export interface AuditEntry {
   /**
-   * What happened: an authorization decision, a secret release, a rotation step, a rollback, or a plugin event about
-   * a worker its instance does not own (dropped).
+   * What happened: an authorization decision, a secret release, a rotation step, a rollback, a plugin event about
+   * a worker its instance does not own (dropped), or an operator's reset of the audit chain (`wm audit reset`, the
+   * first record of the new chain).
    */
-  kind: 'authz.decision' | 'secret.release' | 'secret.rotation' | 'secret.rollback' | 'plugin.foreign_event';
-  principal: Pick<Principal, 'id' | 'kind' | 'tenant' | 'source'>;
+  kind: 'authz.decision' | 'secret.release' | 'secret.rotation' | 'secret.rollback' | 'plugin.foreign_event' | 'audit.reset';
+  /** Who; `source: 'cli'` is an operator at the machine (`wm audit reset`), named by OS user. */
+  principal: Pick<Principal, 'id' | 'kind' | 'tenant'> & { source: Principal['source'] | 'cli' };
   action: string;
   /** `Type::id`, e.g. `Worker::w-1`, `Secret::secrets/db-password`. */
   resource: string;

@@ -12,8 +12,12 @@ export interface AuditRecord extends AuditEntry {
   time: string;
   /** `hash` of the previous record ({@link GENESIS_HASH} for the first). */
   prev: string;
-  /** sha256 (hex) of the canonical JSON of every other field. */
+  /** Id of the audit key whose MAC the record carries (signed records only; sealed by `hash`). */
+  kid?: string;
+  /** sha256 (hex) of the canonical JSON of every other field but `mac`. */
   hash: string;
+  /** HMAC-SHA256 (hex) of `hash` under the audit key `kid`: only the key's holder can seal a record. */
+  mac?: string;
 }
 
 /**
@@ -27,9 +31,9 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** The hash a record must carry: sha256 over the canonical JSON of the record without its `hash`. */
-export function recordHash(record: Omit<AuditRecord, 'hash'> & { hash?: unknown }): string {
-  const { hash: _hash, ...sealed } = record;
+/** The hash a record must carry: sha256 over the canonical JSON of the record without its `hash` and `mac`. */
+export function recordHash(record: Omit<AuditRecord, 'hash'> & { hash?: unknown; mac?: unknown }): string {
+  const { hash: _hash, mac: _mac, ...sealed } = record;
   return createHash('sha256').update(canonicalJson(sealed)).digest('hex');
 }
 

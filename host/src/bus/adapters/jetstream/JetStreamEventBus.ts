@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, nanos, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { hostError } from '../../../errors.ts';
 import { deadLetterEvent } from '../../deadLetterEvent.ts';
 import type { BusStats, CommandExecutor, Delivery, EventBus, EventHandler, SubscribeOptions, Subscription } from '../../EventBus.ts';
@@ -9,17 +8,10 @@ import type { EventEnvelope } from '../../EventEnvelope.ts';
 import { eventProblem } from '../../eventSchemas.ts';
 import { Outbox } from '../../Outbox.ts';
 import { DEAD_LETTER_TYPE, subjectIsSubset, subjectMatches, subjectsIntersect, type Subjects } from '../../subjects.ts';
+import { connectNats, type JetStreamCredentials } from './connectNats.ts';
 import { JetStreamCommandServer } from './JetStreamCommandServer.ts';
-import { loadStreamsFile, type StreamDefinition, type StreamsFile } from './streamDefinitions.ts';
-
-/** Credentials, named by environment variable so that no secret sits in the config. */
-export interface JetStreamCredentials {
-  tokenEnv?: string | undefined;
-  userEnv?: string | undefined;
-  passwordEnv?: string | undefined;
-  /** Path of a NATS `.creds` file (the path is not a secret; its content is read at connect). */
-  credsFile?: string | undefined;
-}
+import { lastStoredEvent } from './lastStoredEvent.ts';
+import { isEventStream, loadStreamsFile, type StreamDefinition, type StreamsFile } from './streamDefinitions.ts';
 
 /** Options of {@link JetStreamEventBus}. */
 export interface JetStreamEventBusOptions {
@@ -140,6 +132,12 @@ export class JetStreamEventBus implements EventBus {
     return sub;
   }
 
+  /** The last event the streams hold on `subject`; HOST_ERR_BUS_UNAVAILABLE before start. */
+  async lastEvent(subject: string): Promise<EventEnvelope | undefined> {
+    if (!this.#ready || this.#jsm === undefined) throw hostError('HOST_ERR_BUS_UNAVAILABLE', 'lastEvent() needs a started JetStream bus', { details: { subject } });
+    return lastStoredEvent(this.#jsm, this.#streams as StreamsFile, subject);
+  }
+
   /**
    * Serves worker commands from the commands work queue (see {@link JetStreamCommandServer}); every replica that calls
    * this shares one durable consumer, so each command goes to one replica at a time.
@@ -204,7 +202,7 @@ export class JetStreamEventBus implements EventBus {
     this.#streams = typeof this.#o.streams === 'string' ? await loadStreamsFile(this.#o.streams, this.#o.subjects.prefix) : this.#o.streams;
     // Events a previous run could not deliver go first, in their original order.
     for (const event of await this.#outbox.open()) this.#queue.set(event.id, this.#entry(event, true));
-    this.#nc = await this.#connect();
+    this.#nc = await connectNats(this.#o);
     this.#js = jetstream(this.#nc, { timeout: this.#o.publishTimeoutMs });
     this.#jsm = await jetstreamManager(this.#nc, { timeout: this.#o.publishTimeoutMs });
     this.#connected = true;
@@ -215,56 +213,6 @@ export class JetStreamEventBus implements EventBus {
     this.#spillTimer = setInterval(() => this.#spillIfSlow(), Math.max(50, Math.floor(this.#o.spillAfterMs / 4)));
     this.#spillTimer.unref();
     this.#pump();
-  }
-
-  async #connect(): Promise<NatsConnection> {
-    const deadline = Date.now() + this.#o.connectTimeoutMs;
-    const options: NodeConnectionOptions = {
-      servers: this.#o.servers,
-      name: this.#o.name,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: this.#o.reconnectWaitMs,
-      reconnectJitter: Math.ceil(this.#o.reconnectWaitMs / 2),
-      pingInterval: 5_000,
-      maxPingOut: 2,
-      ...(await this.#auth()),
-    };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await connect({ ...options, timeout: Math.max(500, Math.min(5_000, deadline - Date.now())) });
-      } catch (error) {
-        if (Date.now() + this.#o.reconnectWaitMs >= deadline) {
-          // Server addresses are not secrets; credentials never appear here.
-          throw hostError('HOST_ERR_BUS_UNAVAILABLE', `cannot reach NATS at ${this.#o.servers.join(', ')} after ${attempt} attempt(s): ${(error as Error).message}`, {
-            details: { servers: this.#o.servers },
-            cause: error,
-          });
-        }
-        await sleep(this.#o.reconnectWaitMs);
-      }
-    }
-  }
-
-  async #auth(): Promise<Partial<NodeConnectionOptions>> {
-    const c = this.#o.credentials;
-    if (c === undefined) return {};
-    const env = this.#o.env ?? process.env;
-    const read = (name: string | undefined): string | undefined => {
-      if (name === undefined) return undefined;
-      const value = env[name];
-      if (value === undefined || value === '') throw hostError('HOST_ERR_CONFIG_ENV_MISSING', `environment variable ${name} (bus.jetstream.credentials) is not set`, { details: { variable: name } });
-      return value;
-    };
-    const out: Partial<NodeConnectionOptions> = {};
-    const token = read(c.tokenEnv);
-    if (token !== undefined) out.token = token;
-    const user = read(c.userEnv);
-    if (user !== undefined) out.user = user;
-    const pass = read(c.passwordEnv);
-    if (pass !== undefined) out.pass = pass;
-    if (c.credsFile !== undefined) out.authenticator = credsAuthenticator(await readFile(c.credsFile));
-    return out;
   }
 
   async #watchStatus(nc: NatsConnection): Promise<void> {
@@ -307,7 +255,8 @@ export class JetStreamEventBus implements EventBus {
         });
       }
       const drift = (['subjects', 'max_age', 'max_bytes', 'max_msgs', 'max_msgs_per_subject', 'num_replicas', 'duplicate_window'] as const).filter((k) => JSON.stringify(existing[k]) !== JSON.stringify(wanted[k]));
-      if (drift.length > 0) await jsm.streams.update(def.name, { ...existing, ...wanted });
+      const unprotected = (wanted.deny_delete === true && existing.deny_delete !== true) || (wanted.deny_purge === true && existing.deny_purge !== true);
+      if (drift.length > 0 || unprotected) await jsm.streams.update(def.name, { ...existing, ...wanted });
     }
   }
 
@@ -468,10 +417,6 @@ function settle(entry: Entry, error?: unknown): void {
   }
 }
 
-function isEventStream(def: StreamDefinition): boolean {
-  return def.role === 'events' || def.role === 'deadLetters';
-}
-
 function isNotFound(error: unknown): boolean {
   return error instanceof Error && (error.name === 'StreamNotFoundError' || /not found/i.test(error.message));
 }
@@ -490,6 +435,9 @@ function streamConfig(def: StreamDefinition): StreamConfig {
     num_replicas: def.replicas,
     duplicate_window: nanos(def.duplicateWindowMs),
     discard: DiscardPolicy.Old,
+    // Only ever sent as true: the server refuses to clear them, and a definition without them leaves them be.
+    ...(def.denyDelete ? { deny_delete: true } : {}),
+    ...(def.denyPurge ? { deny_purge: true } : {}),
   } as StreamConfig;
 }
 

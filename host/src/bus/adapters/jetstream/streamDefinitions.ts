@@ -12,9 +12,9 @@ export const StreamDefinition = Type.Object(
   {
     name: StreamName,
     description: Type.Optional(Type.String()),
-    role: Type.Union([Type.Literal('events'), Type.Literal('deadLetters'), Type.Literal('commands'), Type.Literal('commandResults')], {
+    role: Type.Union([Type.Literal('events'), Type.Literal('deadLetters'), Type.Literal('commands'), Type.Literal('commandResults'), Type.Literal('auditAnchor')], {
       default: 'events',
-      description: 'What the stream holds: subscriptions read `events` and `deadLetters`; `commands` is the work queue of worker commands; `commandResults` keeps the first result of each idempotency key.',
+      description: 'What the stream holds: subscriptions read `events`, `deadLetters` and `auditAnchor` (the audit chain heads); `commands` is the work queue of worker commands; `commandResults` keeps the first result of each idempotency key.',
     }),
     subjects: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Subjects; `{prefix}` is replaced by bus.subjectPrefix.' }),
     retention: Type.Union([Type.Literal('limits'), Type.Literal('interest'), Type.Literal('workqueue')], { default: 'limits' }),
@@ -25,6 +25,8 @@ export const StreamDefinition = Type.Object(
     maxMsgsPerSubject: Type.Integer({ minimum: -1, default: -1 }),
     replicas: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
     duplicateWindowMs: Type.Integer({ minimum: 1, default: 120_000, description: 'Window in which a repeated Nats-Msg-Id is dropped.' }),
+    denyDelete: Type.Boolean({ default: false, description: 'Refuse to delete single messages (`deny_delete`); once set on a server it cannot be cleared.' }),
+    denyPurge: Type.Boolean({ default: false, description: 'Refuse to purge the stream (`deny_purge`); once set on a server it cannot be cleared.' }),
   },
   { additionalProperties: false },
 );
@@ -58,6 +60,11 @@ export type StreamsFile = Static<typeof StreamsFile>;
 
 const check = Compile(StreamsFile);
 
+/** Whether subscriptions read the stream and its messages are events (every role but the command queue and results). */
+export function isEventStream(def: StreamDefinition): boolean {
+  return def.role === 'events' || def.role === 'deadLetters' || def.role === 'auditAnchor';
+}
+
 /** Replaces `{prefix}` (the subject prefix) and `{prefixName}` (the prefix made a valid stream-name token). */
 export function expandStreams(file: StreamsFile, prefix: string): StreamsFile {
   const prefixName = prefix.replace(/[^A-Za-z0-9_-]/g, '_').toUpperCase();
@@ -79,7 +86,7 @@ export function parseStreamsFile(text: string, file: string, prefix: string): St
     throw hostError('HOST_ERR_CONFIG_INVALID', `${file}: invalid JetStream stream definitions:\n  ${issues.join('\n  ')}`, { details: { file, issues } });
   }
   const expanded = expandStreams(value, prefix);
-  for (const role of ['commands', 'commandResults'] as const) {
+  for (const role of ['commands', 'commandResults', 'auditAnchor'] as const) {
     if (expanded.streams.filter((s) => s.role === role).length > 1) throw hostError('HOST_ERR_CONFIG_INVALID', `${file}: more than one stream with role ${role}`, { details: { file } });
   }
   const names = new Set<string>();

@@ -8,7 +8,7 @@ import { SUBJECT_STEMS, subjectMatches, subjectsFor, subjectsIntersect } from '.
 import { repoRoot } from '../../../../helpers/startTestHost.ts';
 
 describe('JetStream stream definitions', () => {
-  it('ships config/jetstream/streams.yaml: event streams hold every catalog subject and dead letters, commands have their own', async () => {
+  it('ships config/jetstream/streams.yaml: event streams hold every catalog subject and dead letters, commands and audit heads have their own', async () => {
     assert.equal(DEFAULT_STREAMS_FILE, path.join(repoRoot, 'config/jetstream/streams.yaml'));
     const defs = await loadStreamsFile(DEFAULT_STREAMS_FILE, 'acme.ci');
     assert.deepEqual(defs.streams.map((s) => [s.name, s.role]), [
@@ -16,6 +16,7 @@ describe('JetStream stream definitions', () => {
       ['WM_ACME_CI_DEAD_LETTER', 'deadLetters'],
       ['WM_ACME_CI_COMMANDS', 'commands'],
       ['WM_ACME_CI_COMMAND_RESULTS', 'commandResults'],
+      ['WM_ACME_CI_AUDIT_ANCHOR', 'auditAnchor'],
     ]);
     const all = defs.streams.filter((s) => s.role === 'events' || s.role === 'deadLetters').flatMap((s) => s.subjects);
     const subjects = subjectsFor('acme.ci');
@@ -30,6 +31,10 @@ describe('JetStream stream definitions', () => {
     // No two streams may share a subject: nats-server refuses overlapping streams.
     const every = defs.streams.flatMap((s) => s.subjects.map((p) => [s.name, p] as const));
     for (const [n1, p1] of every) for (const [n2, p2] of every) if (n1 !== n2) assert.ok(!subjectsIntersect(p1, p2), `${p1} (${n1}) overlaps ${p2} (${n2})`);
+    const anchor = defs.streams[4];
+    assert.ok(anchor?.subjects.some((p) => subjectMatches(p, subjects.auditHead('host-1'))));
+    assert.ok(!all.some((p) => subjectMatches(p, subjects.auditHead('host-1'))), 'audit heads are not in the events stream');
+    assert.deepEqual([anchor?.denyDelete, anchor?.denyPurge, anchor?.retention, anchor?.maxAgeMs], [true, true, 'limits', 0]);
     const events = defs.streams[0];
     assert.equal(events?.retention, 'limits');
     assert.equal(events?.duplicateWindowMs, 120_000);
