@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import { asFunction, asValue, createContainer, InjectionMode, type AwilixContainer } from 'awilix';
 import { toWorkerManagerError } from '@worker-manager/plugin-sdk';
@@ -11,6 +10,7 @@ import { createEventBus } from './bus/createEventBus.ts';
 import { subjectsFor, type Subjects } from './bus/subjects.ts';
 import type { LoadedConfig } from './config/loadConfig.ts';
 import { hostError } from './errors.ts';
+import { defaultHostId } from './defaultHostId.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type HostMetrics } from './observability/metrics.ts';
 import { PluginRegistry, type RegistryHooks, type ReportRow } from './plugins/PluginRegistry.ts';
@@ -25,6 +25,7 @@ import { RotationEngine } from './secrets/rotation/RotationEngine.ts';
 import { SecretBroker } from './secrets/SecretBroker.ts';
 import { AuditLog } from './security/audit/AuditLog.ts';
 import type { AuditSink } from './security/audit/AuditSink.ts';
+import { openAuditSigning } from './security/audit/openAuditSigning.ts';
 import { AccessGuard, workerLookupFrom } from './security/authn/AccessGuard.ts';
 import { assertSafeBind, createAuthenticator, hostPrincipal } from './security/authn/createAuthenticator.ts';
 import { adminTokenPath } from './security/authn/LocalAdminAuthenticator.ts';
@@ -71,11 +72,7 @@ export interface HostOptions {
   workerStore?: WorkerStore;
 }
 
-/** The id a host uses when the config names none: the hostname, made label-safe. */
-export function defaultHostId(): string {
-  const cleaned = os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^[^a-z]+/, '').slice(0, 63);
-  return cleaned.length > 0 ? cleaned : 'host';
-}
+export { defaultHostId } from './defaultHostId.ts';
 
 type ShutdownHook = { name: string; run: (timeoutMs: number) => Promise<void> };
 
@@ -102,7 +99,7 @@ export class Host {
       hostId: asValue(hostId),
       stateDir: asValue(path.resolve(options.loaded.dir, config.host.stateDir)),
       logger: asValue(options.logger ?? createLogger({ level: config.host.logLevel, hostId })),
-      metrics: asValue(options.metrics ?? createMetrics()),
+      metrics: asValue(options.metrics ?? createMetrics({ secretNameLabels: config.observability.secretNameLabels })),
       subjects: asValue(subjectsFor(config.bus.subjectPrefix)),
       // Every publisher gets the timed bus, so event_publish_latency_ms covers them all whatever the adapter.
       bus: asFunction((c: Cradle) => c.metrics.instrumentBus(options.bus ?? createEventBus({ settings: config.bus, configDir: c.loaded.dir, stateDir: c.stateDir, hostId: c.hostId, subjects: c.subjects, logger: c.logger }))).singleton(),
@@ -126,7 +123,10 @@ export class Host {
         registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, stateDir: c.stateDir, logger: c.logger, broker: c.secrets, workers: c.workers,
         settings: c.loaded.config.secrets.rotation, audit: c.audit, observer: c.metrics.observer,
       })).singleton(),
-      audit: asFunction((c: Cradle) => options.audit ?? new AuditLog({ stateDir: c.stateDir, logger: c.logger, bus: c.bus, subjects: c.subjects, hostId: c.hostId })).singleton(),
+      audit: asFunction((c: Cradle) => options.audit ?? new AuditLog({
+        stateDir: c.stateDir, logger: c.logger, bus: c.bus, subjects: c.subjects, hostId: c.hostId,
+        signing: openAuditSigning({ settings: c.loaded.config.security.audit, configDir: c.loaded.dir, stateDir: c.stateDir, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger }),
+      })).singleton(),
       authorizer: asFunction((c: Cradle) => options.authorizer ?? createAuthorizer(c.loaded.config.security.authorization, { logger: c.logger, configDir: c.loaded.dir })).singleton(),
     });
   }
@@ -195,9 +195,9 @@ export class Host {
   }
 
   async #start(): Promise<ReportRow[]> {
-    const { config } = this.#container.cradle.loaded;
+    const { config, show } = this.#container.cradle.loaded;
     // Before anything starts: a local-token API on a public address must not exist even briefly.
-    if (config.api.enabled) assertSafeBind(config.api.host, config.security.authentication);
+    if (config.api.enabled) assertSafeBind(config.api.host, config.security.authentication, show('/api/host', config.api.host));
     // Before anything is written to the state dir (or a service that writes there is built): a second host on the
     // same dir stops here, leaving the running host's admin token, journals and logs alone.
     const lock = await StateDirLock.acquire(this.#container.cradle.stateDir, { hostId: this.hostId });
@@ -247,8 +247,9 @@ export class Host {
       if (this.#container.cradle.loaded.config.api.enabled) {
         const api = await startApiServer(this.#container.cradle.loaded.config, {
           workers, registry, logger, metrics, bus, subjects: this.#container.cradle.subjects, rotation: this.#container.cradle.rotation,
-          auth: { guard: await this.#accessGuard(), protectMetrics: config.security.authentication.protectMetrics },
-        });
+          // /metrics: security.authentication.protectMetrics, else protected outside loopback (startApiServer decides).
+          auth: { guard: await this.#accessGuard() },
+        }, show);
         this.#apiUrl = api.url;
         // Registered after plugins and commands, so it stops first: no request reaches a draining plugin.
         this.onShutdown('api', (timeoutMs) => api.close(timeoutMs));

@@ -242,13 +242,28 @@ export const HOST_ERROR_CODES = {
   },
   HOST_ERR_AUDIT_LOG_CORRUPT: {
     category: 'Configuration', severity: 'Critical', transient: false,
-    description: 'The last record of the audit log (<stateDir>/audit/audit.log) cannot be read, so the hash chain cannot be continued; the host refuses to start rather than write an unverifiable log.',
-    howToSolve: 'Run wm audit verify to find the broken record; keep the file as evidence, move it aside, and start again (a new chain begins).',
+    description: 'The last record of the audit log (<stateDir>/audit/audit.log) cannot be trusted, so the chain cannot be continued: it is not JSON, does not match its hash, carries no MAC (details.reason unsigned: written before records were signed, or stripped) or a MAC the audit key does not produce (forged), or the log does not begin with record 1 (out_of_sequence). The host refuses to start rather than extend a log it cannot vouch for.',
+    howToSolve: 'Run wm audit verify to find the first broken record and keep the file as evidence. If the key is right and the log was tampered with (or predates signing), acknowledge a new chain with wm audit reset --reason "..."; it sets the old file aside and is itself audited and anchored.',
   },
   HOST_ERR_AUDIT_UNAVAILABLE: {
     category: 'TransientInfrastructure', severity: 'Critical', transient: true,
     description: 'An audit record could not be written (details.reason write_failed: nothing was appended) or made durable (sync_failed: the file may have lost records, so the log takes no more until the host restarts); either way the call it covered did not run (HTTP 503).',
     howToSolve: 'Check the state dir disk (space, quota, I/O errors in the kernel log). After sync_failed, fix the disk, run wm audit verify, and restart the host.',
+  },
+  HOST_ERR_AUDIT_KEY_UNAVAILABLE: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The audit key (security.audit.key, or a previous key) cannot be used: its environment variable is not set, its file cannot be read or created, it holds fewer than 32 bytes, or the log\'s last record or an anchored head was signed by a key that is not configured. The message names the variable or file, never the key.',
+    howToSolve: 'Set the variable or fix the file (chmod 600, outside the state dir); after a key rotation, list the old key under security.audit.previousKeys.',
+  },
+  HOST_ERR_AUDIT_ANCHOR_UNAVAILABLE: {
+    category: 'TransientInfrastructure', severity: 'Critical', transient: true,
+    description: 'An audit anchor (the bus stream holding the chain heads, or the anchor file) cannot be read, or its last entry is not a chain head, so the host cannot tell whether the audit log still continues its anchored chain; it does not start rather than guess.',
+    howToSolve: 'Bring the anchor back (NATS reachable, the auditAnchor stream in the streams file, the anchor file readable), then start again.',
+  },
+  HOST_ERR_AUDIT_ANCHOR_MISMATCH: {
+    category: 'Configuration', severity: 'Critical', transient: false,
+    description: 'The audit log does not continue the chain its anchor holds (details.reason: deleted, emptied, tail_cut, replayed, or anchor_forged when the anchored head itself is not signed by the audit key). The host never starts a new chain silently: it refuses to start until an operator acknowledges a reset.',
+    howToSolve: 'Run wm audit verify for the finding, keep the log and the anchor as evidence, investigate who could write the state dir, then acknowledge a new chain with wm audit reset --reason "..." (itself audited and anchored) and start the host.',
   },
   HOST_ERR_SECRETS_NOT_CONFIGURED: {
     category: 'PermanentInfrastructure', severity: 'Medium', transient: false,
@@ -274,6 +289,16 @@ export const HOST_ERROR_CODES = {
     category: 'TransientInfrastructure', severity: 'Low', transient: true,
     description: 'A rotation or rollback was requested while the rotation engine was not running (host starting or stopping).',
     howToSolve: 'Retry once the host has started.',
+  },
+  HOST_ERR_ROTATION_VERSION_FAILED: {
+    category: 'ClientValidation', severity: 'Medium', transient: false,
+    description: 'A rollback (or another stage move) would make current a version whose rotation failed (its test, or a later step); a failed version never becomes current again, so nothing was changed (HTTP 409). details name the version, the failed rotation, its step and error code.',
+    howToSolve: 'Leave the current version, or rotate again (a new rotation creates a new version). GET /v1/secrets/{name}/versions marks failed versions with `failure`; GET /v1/secrets/{name}/rotations shows the failed rotation and its rollback.',
+  },
+  HOST_ERR_ROTATION_ROLLBACK_PENDING: {
+    category: 'ClientValidation', severity: 'Medium', transient: true,
+    description: 'A rotation was requested while a rollback of the same secret has not finished (it is retrying with backoff: the credentials instance or a consumer keeps failing); the rotation was refused, or cancelled if it was already queued (HTTP 409). details give the rollback id, its step, attempts, next attempt and last error.',
+    howToSolve: 'Fix what the rollback\'s last error names, then roll back (POST /v1/secrets/{name}/rollback, wm secrets rollback) to run its next attempt now, or wait for it; rotate once it has completed.',
   },
   HOST_ERR_WORKER_TRANSITION_ILLEGAL: {
     category: 'ClientValidation', severity: 'Low', transient: false,

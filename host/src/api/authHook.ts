@@ -25,7 +25,10 @@ const READS_AUDITED_WHILE_RUNNING: ReadonlySet<string> = new Set(['worker:read',
 /** What the auth hook checks with. */
 export interface AuthHookOptions {
   guard: AccessGuard;
-  /** Require authentication on `/metrics` too (it is public by default, for scrapers). */
+  /**
+   * Require authentication on `/metrics` too. Absent here it is public; `startApiServer` fills it in from the config
+   * (`security.authentication.protectMetrics`, else protected when the API listens beyond loopback).
+   */
   protectMetrics?: boolean;
 }
 

@@ -1,6 +1,6 @@
-import { ExecutionResult, LogChunk, RuntimeSpec, SecretVersion, Worker, WorkerState } from '@worker-manager/plugin-sdk';
+import { ExecutionResult, LogChunk, RuntimeSpec, Worker, WorkerState } from '@worker-manager/plugin-sdk';
 import { HOST_API_VERSION } from '@worker-manager/plugin-sdk';
-import { ApiError, HealthStatus, PluginDetail, PluginRow, ProviderRow, RotationRecord } from './apiSchemas.ts';
+import { ApiError, HealthStatus, PluginDetail, PluginRow, ProviderRow, RotationRecord, SecretVersionEntry } from './apiSchemas.ts';
 import type { RouteSpec } from './routeTable.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -15,7 +15,7 @@ export type OpenApiDocument = JsonObject;
  */
 const COMPONENTS: ReadonlyArray<[string, object]> = [
   ['ApiError', ApiError], ['Worker', Worker], ['WorkerState', WorkerState], ['RuntimeSpec', RuntimeSpec], ['LogChunk', LogChunk],
-  ['ExecutionResult', ExecutionResult], ['SecretVersion', SecretVersion], ['RotationRecord', RotationRecord], ['ProviderRow', ProviderRow],
+  ['ExecutionResult', ExecutionResult], ['SecretVersion', SecretVersionEntry], ['RotationRecord', RotationRecord], ['ProviderRow', ProviderRow],
   ['PluginRow', PluginRow], ['PluginDetail', PluginDetail], ['HealthStatus', HealthStatus],
 ];
 
@@ -115,7 +115,8 @@ function operation(route: RouteSpec, refs: Map<object, string>): JsonObject {
     op['requestBody'] = { required: !bodyIsOptional(schema.body), content: { 'application/json': { schema: toJsonSchema(schema.body, refs, false) } } };
   }
   op['responses'] = responses(route, refs);
-  if (config.public === true) op['security'] = [];
+  if (schema.security !== undefined) op['security'] = schema.security.map((requirement) => Object.fromEntries(Object.entries(requirement).map(([k, v]) => [k, [...v]])));
+  else if (config.public === true) op['security'] = [];
   if (config.action !== undefined) op['x-action'] = config.action;
   return op;
 }

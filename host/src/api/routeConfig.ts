@@ -23,6 +23,8 @@ declare module 'fastify' {
     tags?: readonly string[];
     /** Media types of the success answer when it is not only `application/json` (`text/event-stream`). */
     produces?: readonly string[];
+    /** OpenAPI security requirements, for a route whose `config` does not say it all (a public route that may need a token). */
+    security?: ReadonlyArray<Record<string, readonly string[]>>;
   }
 }
 

@@ -281,6 +281,19 @@ export function schemaIssues(
   return sortIssues(dedupeIssues(issues));
 }
 
+/**
+ * Adds to each issue about a value that came from the environment the text it was written as (`${NAME}`), so the
+ * reader knows which variable to fix while the message never holds the value. `fromEnv` is `LoadedConfig.fromEnv`.
+ * Issues about a key (an unknown field) are left alone: keys are never interpolated.
+ */
+export function noteEnvSources(issues: ConfigIssue[], fromEnv: ReadonlyMap<string, string>): ConfigIssue[] {
+  return issues.map((issue) => {
+    const source = fromEnv.get(issue.path);
+    if (source === undefined || issue.message.startsWith('unknown field ') || issue.message.startsWith('key \'')) return issue;
+    return { ...issue, message: `${issue.message} (the value comes from the environment: ${source})` };
+  });
+}
+
 function dedupeIssues(issues: ConfigIssue[]): ConfigIssue[] {
   const seen = new Set<string>();
   return issues.filter((issue) => {

@@ -7,7 +7,7 @@ import type { WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { hostError, type HostErrorCode } from '../errors.ts';
 import { collectSchemaErrors } from './collectSchemaErrors.ts';
 import { convertEnvScalars } from './convertEnvScalars.ts';
-import { displayPath, formatIssue, schemaIssues, sortIssues, type ConfigIssue, type SchemaError } from './formatIssues.ts';
+import { displayPath, formatIssue, noteEnvSources, schemaIssues, sortIssues, type ConfigIssue, type SchemaError } from './formatIssues.ts';
 import { interpolateString } from './interpolateEnv.ts';
 import { readYamlTree, type YamlTree } from './readYamlTree.ts';
 import { HostConfig } from './schema.ts';
@@ -30,6 +30,13 @@ export interface LoadedConfig {
    * or booleans; pass the set to `convertEnvScalars` with a plugin's config schema to do the same for its `config`.
    */
   envScalars: ReadonlySet<string>;
+  /**
+   * Source text (`${PLUGIN_RANGE}`, `x-${A}`) of every string that took any part of its value from the environment,
+   * by pointer. Such a value may be a secret: errors, logs and API answers show this text and the position, never it.
+   */
+  fromEnv: ReadonlyMap<string, string>;
+  /** What a message may say for the string at `pointer`: `value` itself, or its source text if it came from the environment. */
+  show: (pointer: string, value: string) => string;
 }
 
 /** Options of {@link loadConfig} and {@link parseConfig}. */
@@ -55,11 +62,11 @@ function plural(count: number, word: string): string {
 function interpolate(
   tree: YamlTree,
   env: NodeJS.ProcessEnv,
-): { invalid: ConfigIssue[]; missing: ConfigIssue[]; envScalars: Set<string>; fromEnv: Set<string> } {
+): { invalid: ConfigIssue[]; missing: ConfigIssue[]; envScalars: Set<string>; fromEnv: Map<string, string> } {
   const invalid: ConfigIssue[] = [];
   const missing: ConfigIssue[] = [];
   const envScalars = new Set<string>();
-  const fromEnv = new Set<string>();
+  const fromEnv = new Map<string, string>();
   const reported = new Set<object>();
   for (const scalar of tree.strings) {
     const result = interpolateString(scalar.text, env);
@@ -78,7 +85,7 @@ function interpolate(
       }
     }
     scalar.set(result.value);
-    if (result.names.length > 0) fromEnv.add(scalar.pointer);
+    if (result.names.length > 0) fromEnv.set(scalar.pointer, scalar.text);
     if (result.whole) envScalars.add(scalar.pointer);
   }
   return { invalid, missing, envScalars, fromEnv };
@@ -116,11 +123,7 @@ export function parseConfig(text: string, file: string, options: LoadConfigOptio
   validator ??= Compile(HostConfig);
   const errors = collectSchemaErrors(validator, value);
   if (errors.length > 0) {
-    const issues = schemaIssues(errors, '', tree.locate, { value, schema: HostConfig }).map((issue) =>
-      fromEnv.has(issue.path) && issue.message.startsWith('expected ')
-        ? { ...issue, message: `${issue.message} (the value comes from the environment)` }
-        : issue,
-    );
+    const issues = noteEnvSources(schemaIssues(errors, '', tree.locate, { value, schema: HostConfig }), fromEnv);
     throw configError('HOST_ERR_CONFIG_INVALID', `Config file ${shown} is invalid (${plural(issues.length, 'problem')})`, absolute, issues);
   }
 
@@ -134,16 +137,18 @@ export function parseConfig(text: string, file: string, options: LoadConfigOptio
       } catch (error) {
         const pointer = `/instances/${i}/egress/${j}`;
         const position = tree.locate(pointer);
-        egressIssues.push({ path: pointer, message: (error as Error).message, ...(position === undefined ? {} : { position }) });
+        // The parser's message quotes the target; one from the environment is described without it.
+        const message = fromEnv.has(pointer) ? 'is not a valid egress target: expected host:port, for example example.com:443 or [::1]:443' : (error as Error).message;
+        egressIssues.push({ path: pointer, message, ...(position === undefined ? {} : { position }) });
       }
     }),
   );
   if (egressIssues.length > 0) {
-    throw configError('HOST_ERR_CONFIG_INVALID', `Config file ${shown} is invalid (${plural(egressIssues.length, 'problem')})`, absolute, egressIssues);
+    throw configError('HOST_ERR_CONFIG_INVALID', `Config file ${shown} is invalid (${plural(egressIssues.length, 'problem')})`, absolute, noteEnvSources(egressIssues, fromEnv));
   }
   const dir = path.dirname(absolute);
   config.host.stateDir = path.resolve(dir, config.host.stateDir);
-  return { config, file: absolute, dir, locate: tree.locate, envScalars };
+  return { config, file: absolute, dir, locate: tree.locate, envScalars, fromEnv, show: (pointer, value) => fromEnv.get(pointer) ?? value };
 }
 
 /** Reads and parses a config file; see {@link parseConfig}. A missing or unreadable file is HOST_ERR_CONFIG_NOT_FOUND. */

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { ObservabilitySettings } from '../observability/observabilitySettings.ts';
 import { SecretsSettings } from '../secrets/secretsSettings.ts';
 import { SecuritySettings } from '../security/securitySettings.ts';
 import { LedgerSettings } from '../workers/ledger/ledgerSettings.ts';
@@ -269,6 +270,7 @@ export const HostConfig = Type.Object(
     secrets: SecretsSettings,
     security: SecuritySettings,
     ledger: LedgerSettings,
+    observability: ObservabilitySettings,
     plugins: Type.Array(PluginEntry, { default: [], description: 'Plugin packages to load.' }),
     instances: Type.Array(InstanceEntry, { default: [], description: 'Plugin instances to start, each with its own config.' }),
   },

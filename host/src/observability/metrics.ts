@@ -13,6 +13,11 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Distinct values a label keeps before it reports `other`. Default 100. */
   maxLabelValues?: number;
+  /**
+   * Label the rotation series with `secret_name` (`observability.secretNameLabels`). Default false: they carry the
+   * credentials instance only, since whoever may scrape `/metrics` need not learn which secrets exist.
+   */
+  secretNameLabels?: boolean;
 }
 
 /** Where the scrape-time gauges read from; given once the host has built them. */
@@ -106,13 +111,15 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
     name: 'worker_failures_total', help: 'Workers that ended Failed, by reason family (ExitCode, Signal, OutOfMemory, Unhealthy, ...).',
     labelNames: ['provider', 'reason'] as const, registers,
   });
+  // A secret's name says what it protects (`prod-db-root`): it is a label only when the operator asked for it.
+  const secretNameLabels = options.secretNameLabels === true;
   const rotationSuccess = new Counter({
     name: 'rotation_success_total', help: 'Completed secret rotations.',
-    labelNames: ['secret_name', 'provider', 'strategy'] as const, registers,
+    labelNames: secretNameLabels ? ['secret_name', 'provider', 'strategy'] : ['provider', 'strategy'], registers,
   });
   const rotationLatency = new Histogram({
     name: 'rotation_latency_ms', help: 'Total latency of completed secret rotations (ms).',
-    labelNames: ['secret_name', 'provider'] as const, buckets: ROTATION_BUCKETS, registers,
+    labelNames: secretNameLabels ? ['secret_name', 'provider'] : ['provider'], buckets: ROTATION_BUCKETS, registers,
   });
   const operations = new Counter({
     name: 'provider_operations_total', help: 'Worker and secret operations the host ran, by provider instance and result.',
@@ -224,9 +231,9 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
       if (record.op === 'createWorker') createLatency.observe({ provider: labels.provider }, record.latencyMs);
       else if (record.op === 'terminateWorker') terminateLatency.observe({ provider: labels.provider }, record.latencyMs);
       else if (record.op === 'rotateSecret') {
-        const secret = budget.value('secret_name', record.secret);
-        rotationSuccess.inc({ secret_name: secret, provider: labels.provider, strategy: budget.value('strategy', record.trigger) });
-        rotationLatency.observe({ secret_name: secret, provider: labels.provider }, record.latencyMs);
+        const secret = secretNameLabels ? { secret_name: budget.value('secret_name', record.secret) } : {};
+        rotationSuccess.inc({ ...secret, provider: labels.provider, strategy: budget.value('strategy', record.trigger) });
+        rotationLatency.observe({ ...secret, provider: labels.provider }, record.latencyMs);
       }
     } catch {
       // A metric that cannot be recorded is not worth failing (or slowing down) the operation.

@@ -14,7 +14,7 @@ import semver from 'semver';
 import { Compile } from 'typebox/compile';
 import { collectSchemaErrors } from '../config/collectSchemaErrors.ts';
 import { convertEnvScalars } from '../config/convertEnvScalars.ts';
-import { formatIssue, schemaIssues } from '../config/formatIssues.ts';
+import { formatIssue, noteEnvSources, schemaIssues } from '../config/formatIssues.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { effectiveIsolation, type InstanceEntry, type PluginEntry } from '../config/schema.ts';
 import { hostError } from '../errors.ts';
@@ -108,7 +108,7 @@ export class PluginRegistry {
         }
         const record: PluginRecord = { name: entry.name, entry };
         this.#plugins.set(entry.name, record);
-        await this.#preparePlugin(record);
+        await this.#preparePlugin(record, index);
       }),
     );
 
@@ -239,14 +239,23 @@ export class PluginRegistry {
     this.#rejected.push({ kind, name, error });
   }
 
-  async #preparePlugin(record: PluginRecord): Promise<void> {
+  // Values that came from `${...}` are shown as written (LoadedConfig.show), never as interpolated: they may be secrets.
+  async #preparePlugin(record: PluginRecord, index: number): Promise<void> {
+    const { loaded } = this.#options;
     try {
-      const pkg = await resolvePluginPackage(record.entry.package, this.#options.loaded.dir, { plugin: record.name });
+      const packagePointer = `/plugins/${index}/package`;
+      const pkg = await resolvePluginPackage(record.entry.package, loaded.dir, {
+        plugin: record.name,
+        shown: loaded.show(packagePointer, record.entry.package),
+        where: this.#where(packagePointer),
+      });
       record.pkg = pkg;
       const range = record.entry.version;
       if (!semver.satisfies(pkg.version, range, { includePrerelease: true })) {
-        throw hostError('HOST_ERR_PLUGIN_VERSION_MISMATCH', `plugin '${record.name}': config accepts ${range}, installed ${pkg.name} is ${pkg.version}`, {
-          details: { plugin: record.name, version: pkg.version, expected: range, found: pkg.version },
+        const rangePointer = `/plugins/${index}/version`;
+        const shown = loaded.show(rangePointer, range);
+        throw hostError('HOST_ERR_PLUGIN_VERSION_MISMATCH', `${this.#where(rangePointer)}plugin '${record.name}': config accepts ${shown}, installed ${pkg.name} is ${pkg.version}`, {
+          details: { plugin: record.name, version: pkg.version, expected: shown, found: pkg.version },
         });
       }
       record.negotiated = negotiatePlugin(pkg.metadata, { plugin: record.name, version: pkg.version });
@@ -272,7 +281,10 @@ export class PluginRegistry {
       }
       const { pkg, negotiated, entry: pluginEntry } = plugin;
       const who = { plugin: plugin.name, instance: inst.name, version: pkg.version };
-      requireCapabilities(negotiated, inst.entry.requireCapabilities, who);
+      requireCapabilities(negotiated, inst.entry.requireCapabilities, who, {
+        show: (capability, i) => this.#options.loaded.show(`/instances/${index}/requireCapabilities/${i}`, capability),
+        where: (i) => this.#where(`/instances/${index}/requireCapabilities/${i}`),
+      });
       const config = this.#validateInstanceConfig(inst, index, pkg);
       if (this.#options.validateOnly === true) {
         inst.state = 'validated';
@@ -335,7 +347,7 @@ export class PluginRegistry {
     const converted = convertEnvScalars(schema, structuredClone(inst.entry.config), base, loaded.envScalars);
     const config = applySchemaDefaults(schema, converted);
     if (check.Check(config)) return config;
-    const issues = schemaIssues(collectSchemaErrors(check, config), base, loaded.locate, { value: config, schema });
+    const issues = noteEnvSources(schemaIssues(collectSchemaErrors(check, config), base, loaded.locate, { value: config, schema }), loaded.fromEnv);
     throw hostError(
       'HOST_ERR_INSTANCE_CONFIG_INVALID',
       `instance '${inst.name}' (plugin '${inst.entry.plugin}'@${pkg.version}) has an invalid config:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`,

@@ -82,14 +82,24 @@ export function negotiatePlugin(meta: PluginMetadata, who: NegotiationSubject, h
   return { contract, capabilities, methods, ignored };
 }
 
+/** How {@link requireCapabilities} names the required capabilities, which come from the config. */
+export interface RequiredCapabilityNames {
+  /** The text to show for the `index`th capability (its `${...}` source when it came from the environment). */
+  show?(capability: string, index: number): string;
+  /** `file:line:col: ` of the `index`th capability, put before the message. */
+  where?(index: number): string;
+}
+
 /** Checks the capabilities an instance requires against what was negotiated. */
-export function requireCapabilities(negotiated: Negotiated, required: readonly string[], who: NegotiationSubject): void {
-  const missing = required.filter((c) => negotiated.capabilities[c] === undefined);
-  if (missing.length > 0) {
+export function requireCapabilities(negotiated: Negotiated, required: readonly string[], who: NegotiationSubject, names: RequiredCapabilityNames = {}): void {
+  const missing = required.flatMap((c, i) => (negotiated.capabilities[c] === undefined ? [{ shown: names.show?.(c, i) ?? c, index: i }] : []));
+  const first = missing[0];
+  if (first !== undefined) {
+    const shown = missing.map((m) => m.shown);
     throw hostError(
       'HOST_ERR_CAPABILITY_MISSING',
-      `instance '${who.instance}' requires ${missing.join(', ')}, which plugin '${who.plugin}'@${who.version} does not offer at a version this host speaks`,
-      { details: { plugin: who.plugin, instance: who.instance, version: who.version, missing, offered: Object.keys(negotiated.capabilities) } },
+      `${names.where?.(first.index) ?? ''}instance '${who.instance}' requires ${shown.join(', ')}, which plugin '${who.plugin}'@${who.version} does not offer at a version this host speaks`,
+      { details: { plugin: who.plugin, instance: who.instance, version: who.version, missing: shown, offered: Object.keys(negotiated.capabilities) } },
     );
   }
 }

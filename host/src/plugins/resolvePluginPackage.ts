@@ -59,26 +59,45 @@ function entryOf(pkg: Record<string, unknown>): string | undefined {
   return typeof pkg['main'] === 'string' ? pkg['main'] : undefined;
 }
 
+/** Who asks for a package, and how messages may name what the config wrote. */
+export interface PackageRequest {
+  plugin: string;
+  /**
+   * How messages name the specifier: the `${...}` text it was written as when it came from the environment. A
+   * specifier from the environment may be a secret, so then neither it nor a path made from it is shown. Default: the specifier.
+   */
+  shown?: string;
+  /** `file:line:col: ` of the `package` field, put before messages about it. */
+  where?: string;
+}
+
 /**
  * Resolves a plugin named in the config (a path relative to the config folder, or an installed npm name) and reads
  * its package.json `workerManager` block. Nothing of the plugin is imported here.
  */
-export async function resolvePluginPackage(specifier: string, configDir: string, ids: { plugin: string }): Promise<ResolvedPackage> {
+export async function resolvePluginPackage(specifier: string, configDir: string, ids: PackageRequest): Promise<ResolvedPackage> {
   const dir = isPathSpecifier(specifier) ? path.resolve(configDir, specifier) : await findInstalled(specifier, configDir);
-  const details = { plugin: ids.plugin, package: specifier };
+  const shown = ids.shown ?? specifier;
+  const hidden = shown !== specifier;
+  const details = { plugin: ids.plugin, package: shown };
   if (dir === undefined || !(await exists(path.join(dir, 'package.json')))) {
-    throw hostError('HOST_ERR_PLUGIN_NOT_FOUND', `plugin '${ids.plugin}': no package found at '${specifier}'${isPathSpecifier(specifier) ? ` (resolved to ${dir})` : ` (searched node_modules from ${configDir} upwards)`}`, { details });
+    const searched = isPathSpecifier(specifier) ? (hidden ? ` (relative to ${configDir})` : ` (resolved to ${dir})`) : ` (searched node_modules from ${configDir} upwards)`;
+    throw hostError('HOST_ERR_PLUGIN_NOT_FOUND', `${ids.where ?? ''}plugin '${ids.plugin}': no package found at ${hidden ? shown : `'${shown}'`}${searched}`, { details });
   }
   const { realpath } = await import('node:fs/promises');
   const realDir = await realpath(dir);
+  const packageJson = hidden ? `package.json of ${shown}` : path.join(realDir, 'package.json');
   let pkg: Record<string, unknown>;
   try {
     pkg = JSON.parse(await readFile(path.join(realDir, 'package.json'), 'utf8')) as Record<string, unknown>;
   } catch (cause) {
-    throw hostError('HOST_ERR_PLUGIN_METADATA_INVALID', `plugin '${ids.plugin}': cannot read ${path.join(realDir, 'package.json')}`, { details, cause });
+    // The cause (a JSON or file system error) may quote the path too.
+    throw hostError('HOST_ERR_PLUGIN_METADATA_INVALID', `plugin '${ids.plugin}': cannot read ${packageJson}${hidden ? `: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).name}` : ''}`, {
+      details, ...(hidden ? {} : { cause }),
+    });
   }
   const version = typeof pkg['version'] === 'string' ? pkg['version'] : undefined;
-  const name = typeof pkg['name'] === 'string' ? pkg['name'] : path.basename(realDir);
+  const name = typeof pkg['name'] === 'string' ? pkg['name'] : hidden ? shown : path.basename(realDir);
   const block = pkg['workerManager'];
   if (version === undefined) {
     throw hostError('HOST_ERR_PLUGIN_METADATA_INVALID', `plugin '${ids.plugin}': package ${name} has no version`, { details });

@@ -47,7 +47,7 @@ describe('OpenAPI document', () => {
     // A fully featured server on a real (empty) host: bus, rotation and metrics given, so every optional route is on.
     app = createApiServer({
       workers: t.host.workers, registry: t.host.registry, logger: t.host.logger, bus: t.host.bus, subjects: t.host.subjects,
-      rotation: { listVersions: async () => [], rotate: () => Promise.reject(new Error('unused')), rollback: () => Promise.reject(new Error('unused')) },
+      rotation: { listVersions: async () => [], rotate: () => Promise.reject(new Error('unused')), rollback: () => Promise.reject(new Error('unused')), rotations: async () => [] },
       metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => '' },
     });
     const res = await app.inject({ method: 'GET', url: '/v1/openapi.json' });

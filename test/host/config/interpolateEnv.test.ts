@@ -111,6 +111,20 @@ describe('environment interpolation in a config file', () => {
     ]);
   });
 
+  it('records the source text of every interpolated value, and shows it instead of the value', () => {
+    const text = 'host:\n  stateDir: /srv/wm\nplugins:\n  - {name: a, package: "${PKG}", version: "^1.0.0 || ${V:-2}", env: {T: "$${X} ${T}", L: literal}}\n';
+    const loaded = parseConfig(text, 'c.yaml', { env: { PKG: './secret-path', T: 'tok' } });
+    assert.deepEqual(Object.fromEntries(loaded.fromEnv), {
+      '/plugins/0/package': '${PKG}',
+      '/plugins/0/version': '^1.0.0 || ${V:-2}',
+      '/plugins/0/env/T': '$${X} ${T}',
+    });
+    assert.equal(loaded.show('/plugins/0/package', './secret-path'), '${PKG}');
+    assert.equal(loaded.show('/plugins/0/env/L', 'literal'), 'literal');
+    // An escape alone is not a value from the environment.
+    assert.equal(parseConfig('host: {stateDir: "$${HOME}"}\n', 'c.yaml', { env: {} }).fromEnv.size, 0);
+  });
+
   it('keeps a string a string where the schema wants a string, even when it looks like a number', () => {
     const { config } = parseConfig('host:\n  stateDir: ${DIR}\nplugins:\n  - {name: a, package: ./a, env: {PIN: "${PIN}"}}\n', 'c.yaml', {
       env: { DIR: '/tmp/1234', PIN: '0042' },
@@ -123,17 +137,17 @@ describe('environment interpolation in a config file', () => {
     const error = failure('host:\n  shutdownTimeoutMs: "${T}0"\n  logLevel: ${LEVEL}\n', { T: '5', LEVEL: 'loud' });
     assert.equal(error.code, 'HOST_ERR_CONFIG_INVALID');
     assert.deepEqual(lines(error), [
-      '2:3 /host/shutdownTimeoutMs: expected integer, found string (the value comes from the environment)',
-      '3:3 /host/logLevel: must be one of "trace", "debug", "info", "warn", "error", "silent"',
+      '2:3 /host/shutdownTimeoutMs: expected integer, found string (the value comes from the environment: ${T}0)',
+      '3:3 /host/logLevel: must be one of "trace", "debug", "info", "warn", "error", "silent" (the value comes from the environment: ${LEVEL})',
     ]);
   });
 
   it('does not convert text that is not a decimal integer, and accepts signs', () => {
     for (const bad of ['1.5', '0x10', '12abc', ' 12', '']) {
       const error = failure('host:\n  shutdownTimeoutMs: ${T}\n', { T: bad });
-      assert.deepEqual(lines(error), ['2:3 /host/shutdownTimeoutMs: expected integer, found string (the value comes from the environment)'], bad);
+      assert.deepEqual(lines(error), ['2:3 /host/shutdownTimeoutMs: expected integer, found string (the value comes from the environment: ${T})'], bad);
     }
-    assert.deepEqual(lines(failure('host:\n  shutdownTimeoutMs: ${T}\n', { T: '-5' })), ['2:3 /host/shutdownTimeoutMs: must be >= 0']);
+    assert.deepEqual(lines(failure('host:\n  shutdownTimeoutMs: ${T}\n', { T: '-5' })), ['2:3 /host/shutdownTimeoutMs: must be >= 0 (the value comes from the environment: ${T})']);
     assert.equal(parseConfig('host:\n  shutdownTimeoutMs: ${T}\n', 'c.yaml', { env: { T: '+15' } }).config.host.shutdownTimeoutMs, 15);
   });
 

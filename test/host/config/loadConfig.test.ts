@@ -87,10 +87,12 @@ describe('loadConfig', () => {
         rotation: { debounceMs: 1_000, defaultGracePeriodMs: 300_000, historyLimit: 500, maxParallel: 2, policies: [] },
       },
       security: {
-        authentication: { mode: 'local', protectMetrics: false, serviceIdentity: { commands: false, roles: [] } },
+        authentication: { mode: 'local', serviceIdentity: { commands: false, roles: [] } },
         authorization: { adapter: 'cedar', cedar: { schemaFile: 'schema.cedarschema' } },
+        audit: { key: { generate: false }, previousKeys: [], anchor: { bus: true, everyRecords: 1, everyMs: 1_000 } },
       },
       ledger: { file: 'ledger/workers.db', retentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, pollIntervalMs: 2_000, purgeIntervalMs: 60_000 },
+      observability: { secretNameLabels: false },
     });
   });
 
@@ -270,7 +272,7 @@ describe('loadConfig', () => {
         '7:5 /instances/0/config: expected object, found array',
         '8:7 /bus/adapter: must be one of "memory", "jetstream"',
         '8:22 /bus/subjectPrefix: must match ^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
-        "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, secrets, security, ledger, plugins, instances)",
+        "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, secrets, security, ledger, observability, plugins, instances)",
       ],
     });
   });

@@ -57,8 +57,19 @@ describe('createMetrics', () => {
     assert.equal(s.some((x) => Object.values(x.labels).some((v) => v.startsWith('w-'))), false);
   });
 
-  it('counts completed rotations by secret, provider and trigger, and times them', async () => {
+  it('counts completed rotations by credentials instance and trigger, and times them, without secret names by default', async () => {
     const m = createMetrics({ processMetrics: false });
+    m.observer({ op: 'rotateSecret', instance: 'vault', secret: 'db-password', trigger: 'manual', result: 'ok', latencyMs: 300 });
+    m.observer({ op: 'rotateSecret', instance: 'vault', secret: 'api-key', trigger: 'manual', result: 'ok', latencyMs: 1_500 });
+    const text = await m.render();
+    const s = parseExposition(text);
+    assert.equal(valueOf(s, 'rotation_success_total', { provider: 'vault', strategy: 'manual' }), 2);
+    assert.equal(valueOf(s, 'rotation_latency_ms_count', { provider: 'vault' }), 2);
+    assert.doesNotMatch(text, /secret_name|db-password|api-key/);
+  });
+
+  it('counts completed rotations by secret, provider and trigger with secretNameLabels, and times them', async () => {
+    const m = createMetrics({ processMetrics: false, secretNameLabels: true });
     m.observer({ op: 'rotateSecret', instance: 'vault', secret: 'db-password', trigger: 'manual', result: 'ok', latencyMs: 300 });
     m.observer({ op: 'rotateSecret', instance: 'vault', secret: 'db-password', trigger: 'time', result: 'ok', latencyMs: 1_500 });
     m.observer({ op: 'rotateSecret', instance: 'vault', secret: 'db-password', trigger: 'manual', result: 'error', category: 'TransientInfrastructure', code: 'WM_ERR_TIMEOUT', latencyMs: 2_500 });

@@ -61,7 +61,10 @@ export const AuthenticationSettings = Type.Object(
       description: '`local`: the host writes a random admin token to `<stateDir>/admin.token` (mode 0600) at each start and accepts only it; the API must listen on loopback. `oidc`: bearer JWT access tokens from `oidc.issuer` (Keycloak).',
     }),
     oidc: Type.Optional(OidcSettings),
-    protectMetrics: Type.Boolean({ default: false, description: 'Require authentication on `/metrics` too (it is open by default for scrapers).' }),
+    // No default on purpose: absent means "decided by api.host", which a default would hide.
+    protectMetrics: Type.Optional(Type.Boolean({
+      description: 'Require authentication (any valid token) on `/metrics`. Absent: required when `api.host` is not a loopback address, open on 127.0.0.1 / ::1 / localhost, where only this machine can scrape. `false` makes it public wherever the API listens; `true` protects it on loopback too.',
+    })),
     serviceIdentity: ServiceIdentitySettings,
   },
   { additionalProperties: false, default: {}, description: 'Authentication of API requests and bus commands.' },

@@ -27,14 +27,23 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Refuses (HOST_ERR_AUTH_INSECURE_BIND) an API listening beyond this machine when the only credential is the local
- * admin token: that token is meant for the machine's own user, and `0.0.0.0` would offer it to the network.
+ * admin token: that token is meant for the machine's own user, and `0.0.0.0` would offer it to the network. The error
+ * names the address as `shownHost` (its `${...}` source text when it came from the environment).
  */
-export function assertSafeBind(apiHost: string, settings: Pick<AuthenticationSettings, 'mode'>): void {
+export function assertSafeBind(apiHost: string, settings: Pick<AuthenticationSettings, 'mode'>, shownHost: string = apiHost): void {
   if (settings.mode === 'local' && !isLoopbackHost(apiHost)) {
-    throw hostError('HOST_ERR_AUTH_INSECURE_BIND', `api.host ${apiHost} is not a loopback address and security.authentication.mode is local; listen on 127.0.0.1 or configure oidc`, {
-      details: { host: apiHost, mode: settings.mode },
+    throw hostError('HOST_ERR_AUTH_INSECURE_BIND', `api.host ${shownHost} is not a loopback address and security.authentication.mode is local; listen on 127.0.0.1 or configure oidc`, {
+      details: { host: shownHost, mode: settings.mode },
     });
   }
+}
+
+/**
+ * Whether `/metrics` needs a token: as `protectMetrics` says, or, when it says nothing, outside loopback. Decided by the
+ * address the API binds, not by where a request comes from: on `0.0.0.0` a scrape over 127.0.0.1 needs a token too.
+ */
+export function metricsNeedAuthentication(apiHost: string, settings: Pick<AuthenticationSettings, 'protectMetrics'>): boolean {
+  return settings.protectMetrics ?? !isLoopbackHost(apiHost);
 }
 
 /** The host's own identity (internal work, token-less bus commands when enabled). */
