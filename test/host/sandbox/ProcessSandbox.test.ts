@@ -8,10 +8,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import type { ExecutionResult, WorkerProviderContract, Proxied } from '@worker-manager/plugin-sdk';
+import { createMetrics } from '../../../host/src/observability/metrics.ts';
+import type { InstanceRecord } from '../../../host/src/plugins/PluginRegistry.ts';
 import { resetSandboxSupport } from '../../../host/src/sandbox/process/bwrap.ts';
 import { LineSplitter } from '../../../host/src/sandbox/process/LineSplitter.ts';
 import { repoRoot } from '../../helpers/startTestHost.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
+import { parseExposition, valueOf } from '../observability/exposition.ts';
 import { fixtureDir, fixtureProcessSandbox, rejection } from './sandboxHarness.ts';
 
 type Provider = Proxied<typeof WorkerProviderContract>;
@@ -198,6 +201,11 @@ describe('ProcessSandbox: a restricted instance in its own confined process', { 
     assert.equal((await exec(p, ['connect', `127.0.0.1:${port}`])).exitCode, 1);
     assert.deepEqual(refusals, [`127.0.0.1:${otherPort}`]);
     assert.deepEqual(sandbox.stats().egressRefused, [{ reason: 'not-allowed', count: 1 }]);
+    // And as the host exports it: read from the sandbox at scrape time.
+    const metrics = createMetrics();
+    metrics.watch({ registry: { instances: () => [{ name: 'egress-test', entry: { plugin: 'attacker' }, sandbox, state: 'running' } as unknown as InstanceRecord] } });
+    const samples = parseExposition(await metrics.render());
+    assert.equal(valueOf(samples, 'plugin_egress_refused_total', { plugin_instance: 'egress-test', plugin: 'attacker', reason: 'not-allowed' }), 1);
   });
 
   it('refuses a package with a symlink that leaves it (HOST_ERR_PLUGIN_PACKAGE_UNSAFE), and a machine without bubblewrap (HOST_ERR_SANDBOX_UNAVAILABLE)', async (t) => {
