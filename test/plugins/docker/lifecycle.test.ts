@@ -89,6 +89,9 @@ describe('docker provider: lifecycle, resources and security', { skip, concurren
   it('restart runs the container again; pause/exec conflict is WM_ERR_CONFLICT', async (t) => {
     const h = await openHarness(t);
     const w = await h.proxy.createWorker({ workerId: 'again', spec: longSpec('again') });
+    // Running means the container started, not that its shell has printed yet: on a loaded machine a restart at once
+    // can stop the first run before its echo (seen in CI), and "twice" below would then never come.
+    await waitFor(async () => ((await logText(h, 'again')).includes('again') ? true : undefined), 'the first run to print');
     const before = await inspect(w.providerRef);
     const restarted = await h.proxy.restartWorker({ workerId: 'again' });
     assert.equal(restarted.state.phase, 'Running');
