@@ -13,10 +13,10 @@
  * against without.
  */
 import assert from 'node:assert/strict';
-import { Worker } from 'node:worker_threads';
 import { adminAuthorization } from '../helpers/adminToken.ts';
 import { apiCaller, inLanes, malformedCases, type ApiRequest } from '../helpers/malformedRequests.ts';
 import { processProviderYaml, startTestHost } from '../helpers/startTestHost.ts';
+import { ClientThread, type ClientRun } from './apiClient.ts';
 import { percentile } from './measure.ts';
 
 const LIVE_WORKERS = 500;
@@ -27,43 +27,6 @@ const LIST_LANES = 2;
 const QUIET_LISTS = 200;
 const ROUNDS = 4;
 const LIST: ApiRequest = { method: 'GET', url: `/v1/workers?limit=${LIVE_WORKERS}&label=${encodeURIComponent('suite=bad-input')}` };
-
-/** What a client thread reports after a run. */
-interface ClientRun {
-  statuses: Array<[number, number]>;
-  latenciesMs: number[];
-  itemCounts: number[];
-}
-
-/** A client in its own thread (apiClientThread.mjs) sending `requests`, `inFlight` at a time. */
-class ClientThread {
-  readonly #thread: Worker;
-
-  constructor(apiUrl: string, authorization: string, requests: unknown[], inFlight: number) {
-    this.#thread = new Worker(new URL('./apiClientThread.mjs', import.meta.url), { workerData: { apiUrl, authorization, requests, inFlight } });
-  }
-
-  /** Sends `total` requests, or (null) until {@link stop}. */
-  run(total: number | null): Promise<ClientRun> {
-    return new Promise((resolve, reject) => {
-      const fail = (error: Error): void => reject(error);
-      this.#thread.once('error', fail);
-      this.#thread.once('message', (run: ClientRun) => {
-        this.#thread.off('error', fail);
-        resolve(run);
-      });
-      this.#thread.postMessage({ total });
-    });
-  }
-
-  stop(): void {
-    this.#thread.postMessage({ stop: true });
-  }
-
-  async close(): Promise<void> {
-    await this.#thread.terminate();
-  }
-}
 
 const t = await startTestHost(`
 host: { id: bench-bad-input, stateDir: \${DIR}/state, logLevel: warn }
