@@ -37,6 +37,8 @@ export interface ChannelGuardHooks {
    * (quarantine), after which it is not called again; false (the instance is still starting) counts the seconds anew.
    */
   flood(detail: { kind: MessageKind; seconds: number; dropped: number }): boolean;
+  /** Called after each refusal is counted (an out-of-process sandbox forwards its counts to the host with it). */
+  refused?(): void;
 }
 
 const channelCheck = Compile(ChannelMessage);
@@ -115,6 +117,7 @@ export class ChannelGuard {
     const count = this.#counts.get(key);
     if (count === undefined) this.#counts.set(key, { kind, reason, count: 1 });
     else count.count++;
+    this.#hooks.refused?.();
     const now = this.#now();
     const warned = this.#warned.get(key);
     if (warned !== undefined && now - warned.at < WARN_EVERY_MS) {

@@ -55,6 +55,8 @@ export interface SandboxOptions {
    */
   onLog?(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
   onStatus?(change: SandboxStatusChange): void;
+  /** Told after each message from the threads is refused or dropped; {@link PluginSandbox.stats} has the counts. */
+  onRefused?(): void;
   /** Told when each contract call settles (call-latency metrics); absent, calls are not timed at all. */
   onCall?(call: SandboxCall): void;
   /**
@@ -213,6 +215,7 @@ export class PluginSandbox {
     this.#guard = new ChannelGuard(channelLimits(options.limits.channel), {
       warn: (message, fields) => this.#diagnostic('warn', message, fields),
       flood: (detail) => this.#onFlood(detail),
+      refused: () => this.#safely(() => this.#options.onRefused?.()),
     });
     const negotiated = new Set(options.methods);
     for (const [name, validators] of contractValidators(options.contract)) {

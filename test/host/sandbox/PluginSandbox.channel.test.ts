@@ -2,43 +2,43 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkerManagerError, type WorkerProviderContract } from '@worker-manager/plugin-sdk';
 import { channelLimits } from '../../../host/src/sandbox/ChannelGuard.ts';
-import type { SandboxRecord } from './sandboxHarness.ts';
 import { parseExposition, valueOf } from '../observability/exposition.ts';
 import { fixturePlugin, startTestHost } from '../../helpers/startTestHost.ts';
 import { budget, within } from '../../helpers/waitFor.ts';
 import { FORGED_FIELDS } from '../../fixtures/plugins/hostile-channel/index.ts';
-import { rejection, startedSandbox, waitFor } from './sandboxHarness.ts';
+import { rejection, startedIn, TIERS, waitFor, type SandboxRecord, type TestSandbox } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
 
 /** The hostile plugin builds 16 MB strings (and JSON text of them): more than the harness's small test heap. */
 const HEAP_MB = 256;
 
-function refusedCount(record: SandboxRecord, kind: string, reason: string): number {
+function refusedCount(record: SandboxRecord<TestSandbox>, kind: string, reason: string): number {
   return record.sandbox.stats().refused.find((r) => r.kind === kind && r.reason === reason)?.count ?? 0;
 }
 
 /** The marker line a hostile-channel action logs after it: the host reads one thread's messages in order. */
-async function marker(record: SandboxRecord, action: string): Promise<void> {
+async function marker(record: SandboxRecord<TestSandbox>, action: string): Promise<void> {
   await waitFor(() => record.logs.some((l) => l.message === `done ${action}`), `the marker line after '${action}'`);
 }
 
 /** A healthy instance's call completes: the host is not stuck on the hostile one's messages. */
-async function healthyAnswers(healthy: SandboxRecord, workerId: string): Promise<void> {
+async function healthyAnswers(healthy: SandboxRecord<TestSandbox>, workerId: string): Promise<void> {
   const echo = healthy.sandbox.proxy<Provider>();
   await within(echo.createWorker({ workerId, spec: { command: ['true'] } }), 'a create on the healthy instance');
   assert.deepEqual(await within(echo.getWorkerStatus({ workerId }), 'a call to the healthy instance'), { phase: 'Running' });
 }
 
-describe('the channel from plugin threads to the host', () => {
+// Both tiers: the restricted tier's sandbox process guards its threads' messages itself and reports its counts.
+for (const tier of TIERS) describe(`the channel from plugin threads to the host (${tier})`, () => {
   for (const [action, kind, reason] of [
     ['big-log', 'log', 'too-large'],
     ['deep-log', 'log', 'too-deep'],
     ['big-event', 'event', 'too-large'],
   ] as const) {
     it(`${action}: the message is refused unparsed and counted, its content never logged; a healthy instance keeps answering`, async (t) => {
-      const healthy = await startedSandbox(t, 'echo');
-      const hostile = await startedSandbox(t, 'hostile-channel', { limits: { heapMb: HEAP_MB } });
+      const healthy = await startedIn(tier, t, 'echo');
+      const hostile = await startedIn(tier, t, 'hostile-channel', { limits: { heapMb: HEAP_MB } });
       assert.deepEqual(await hostile.sandbox.proxy<Provider>().getWorkerStatus({ workerId: action }), { phase: 'Running' });
       await marker(hostile, action);
       await healthyAnswers(healthy, `beside-${action}`);
@@ -47,9 +47,12 @@ describe('the channel from plugin threads to the host', () => {
       assert.ok(!hostile.logs.some((l) => l.message.startsWith('a big') || l.message.startsWith('a deep')), 'the refused line is not in the log');
       const warn = hostile.logs.find((l) => l.message === 'plugin thread message dropped');
       assert.equal(warn?.level, 'warn');
-      assert.equal(warn.fields?.['kind'], kind);
-      assert.equal(warn.fields?.['reason'], reason);
-      assert.equal(typeof warn.fields?.['bytes'], 'number');
+      // Out of process, the line comes from inside the boundary, so the host nests its fields under `plugin` like
+      // any other line from there: only `pluginId` is the host's.
+      const fields = tier === 'thread' ? warn.fields : (warn.fields?.['plugin'] as Record<string, unknown> | undefined);
+      assert.equal(fields?.['kind'], kind);
+      assert.equal(fields?.['reason'], reason);
+      assert.equal(typeof fields?.['bytes'], 'number');
       assert.equal(warn.fields?.['pluginId'], 'hostile-channel');
       // Sizes and kinds only: nothing of the message itself reaches the host's log.
       const logged = JSON.stringify(hostile.logs);
@@ -60,7 +63,7 @@ describe('the channel from plugin threads to the host', () => {
   }
 
   it('a 16 MB log chunk ends its stream with HOST_ERR_PLUGIN_PROTOCOL and is counted', async (t) => {
-    const hostile = await startedSandbox(t, 'hostile-channel', { limits: { heapMb: HEAP_MB } });
+    const hostile = await startedIn(tier, t, 'hostile-channel', { limits: { heapMb: HEAP_MB } });
     const stream = await hostile.sandbox.stream('getLogs', { workerId: 'any' });
     const error = await rejection(stream[Symbol.asyncIterator]().next());
     assert.equal(error.code, 'HOST_ERR_PLUGIN_PROTOCOL');
@@ -74,9 +77,9 @@ describe('the channel from plugin threads to the host', () => {
     ['flood-logs', 'log', { logBytesPerSecond: 20_000, logBurstBytes: 20_000, floodSeconds: 2 }],
   ] as const) {
     it(`${action}: dropped past the rate and counted; a sustained flood quarantines with HOST_ERR_PLUGIN_FLOOD while a healthy instance keeps serving`, async (t) => {
-      const healthy = await startedSandbox(t, 'echo');
+      const healthy = await startedIn(tier, t, 'echo');
       const started = Date.now();
-      const hostile = await startedSandbox(t, 'hostile-channel', { limits: { heapMb: HEAP_MB, channel: channelLimits(channel) } });
+      const hostile = await startedIn(tier, t, 'hostile-channel', { limits: { heapMb: HEAP_MB, channel: channelLimits(channel) } });
       await hostile.sandbox.proxy<Provider>().getWorkerStatus({ workerId: action });
       // The healthy instance answers while the flood goes on.
       await healthyAnswers(healthy, `during-${action}`);
@@ -105,7 +108,7 @@ describe('the channel from plugin threads to the host', () => {
 
   it('a hung thread is replaced (HOST_ERR_PLUGIN_HUNG) while its sibling forges heartbeats in its name as fast as it can', async (t) => {
     // The call's own deadline is far longer than the hang timeout: only hang detection can end it in time.
-    const hostile = await startedSandbox(t, 'hostile-heartbeat', { limits: { threads: 2, heartbeatMs: 50, hangTimeoutMs: budget(3_000), callTimeoutMs: budget(120_000) } });
+    const hostile = await startedIn(tier, t, 'hostile-heartbeat', { limits: { threads: 2, heartbeatMs: 50, hangTimeoutMs: budget(3_000), callTimeoutMs: budget(120_000) } });
     const proxy = hostile.sandbox.proxy<Provider>();
     const hung = rejection(proxy.getWorkerStatus({ workerId: 'hang' }));
     // The least busy thread, the sibling, takes this call and answers once it has forged a thousand heartbeats.
@@ -124,6 +127,7 @@ host: { id: h-channel, stateDir: \${DIR}/state }
 plugins:
   - name: hostile
     package: ${fixturePlugin('hostile-channel')}
+    isolation: ${tier === 'thread' ? 'trusted' : 'restricted'}
 instances:
   - { name: forger, plugin: hostile, config: { atSetup: log-fields } }
   - { name: big, plugin: hostile, config: { atSetup: big-log } }

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WorkerProviderContract } from '@worker-manager/plugin-sdk';
-import type { PluginSandbox } from '../../../host/src/sandbox/index.ts';
 import { budget } from '../../helpers/waitFor.ts';
-import { rejection, startedSandbox, waitFor, type SandboxRecord } from './sandboxHarness.ts';
+import { rejection, startedIn, TIERS, waitFor, type SandboxRecord, type TestSandbox } from './sandboxHarness.ts';
 
 type Provider = typeof WorkerProviderContract;
 
 /** Rejects with the error a promise rejects with, failing the test when it resolves. */
 /** Keeps calling a healthy echo sandbox until stopped; every call must succeed. */
-function keepCalling(sandbox: PluginSandbox): { stop(): Promise<number> } {
+function keepCalling(sandbox: TestSandbox): { stop(): Promise<number> } {
   let running = true;
   let calls = 0;
   const loop = (async () => {
@@ -33,7 +32,7 @@ function keepCalling(sandbox: PluginSandbox): { stop(): Promise<number> } {
 }
 
 /** Checks a fault end to end: the call rejects with `code`, the sandbox restarts, a later call succeeds. */
-async function assertFaultAndRecovery(hostile: SandboxRecord, healthy: SandboxRecord, trigger: string, code: string, reason: string): Promise<void> {
+async function assertFaultAndRecovery(hostile: SandboxRecord<TestSandbox>, healthy: SandboxRecord<TestSandbox>, trigger: string, code: string, reason: string): Promise<void> {
   const beside = keepCalling(healthy.sandbox);
   const proxy = hostile.sandbox.proxy<Provider>();
   const error = await rejection(proxy.getWorkerStatus({ workerId: trigger }));
@@ -62,9 +61,10 @@ async function assertFaultAndRecovery(hostile: SandboxRecord, healthy: SandboxRe
   assert.equal(healthy.sandbox.stats().crashes, 0);
 }
 
-describe('PluginSandbox faults', () => {
+// Both tiers: inside the restricted tier's sandbox process the same pool replaces its threads, and the host sees it.
+for (const tier of TIERS) describe(`PluginSandbox faults (${tier})`, () => {
   it('a plain Error thrown by a handler becomes WM_ERR_INTERNAL and the thread survives', async (t) => {
-    const hostile = await startedSandbox(t, 'hostile-throw');
+    const hostile = await startedIn(tier, t, 'hostile-throw');
     const proxy = hostile.sandbox.proxy<Provider>();
     const error = await rejection(proxy.createWorker({ workerId: 'w1', spec: { command: ['x'] } }));
     assert.equal(error.code, 'WM_ERR_INTERNAL');
@@ -76,23 +76,23 @@ describe('PluginSandbox faults', () => {
   });
 
   it('an uncaught error thrown from a timer crashes the thread: HOST_ERR_PLUGIN_CRASHED, then a restart', async (t) => {
-    const healthy = await startedSandbox(t, 'echo');
-    const hostile = await startedSandbox(t, 'hostile-throw');
+    const healthy = await startedIn(tier, t, 'echo');
+    const hostile = await startedIn(tier, t, 'hostile-throw');
     await assertFaultAndRecovery(hostile, healthy, 'throw-later', 'HOST_ERR_PLUGIN_CRASHED', 'crash');
   });
 
   it('process.exit() in plugin code: HOST_ERR_PLUGIN_CRASHED, then a restart', async (t) => {
-    const healthy = await startedSandbox(t, 'echo');
-    const hostile = await startedSandbox(t, 'hostile-exit');
+    const healthy = await startedIn(tier, t, 'echo');
+    const hostile = await startedIn(tier, t, 'hostile-exit');
     await assertFaultAndRecovery(hostile, healthy, 'exit', 'HOST_ERR_PLUGIN_CRASHED', 'crash');
   });
 
   it('a busy loop stops heartbeats: HOST_ERR_PLUGIN_HUNG within the hang timeout, then a restart', async (t) => {
-    const healthy = await startedSandbox(t, 'echo');
+    const healthy = await startedIn(tier, t, 'echo');
     // The busy loop never ends, so the hang timeout only has to be long enough for the healthy restarted thread not
     // to be taken for hung on a loaded machine; the call deadline is far longer, so only the watchdog can end the call.
     const callTimeoutMs = budget(120_000);
-    const hostile = await startedSandbox(t, 'hostile-hang', { limits: { hangTimeoutMs: budget(3_000), heartbeatMs: 50, callTimeoutMs } });
+    const hostile = await startedIn(tier, t, 'hostile-hang', { limits: { hangTimeoutMs: budget(3_000), heartbeatMs: 50, callTimeoutMs } });
     const started = Date.now();
     // HOST_ERR_PLUGIN_HUNG, not HOST_ERR_PLUGIN_TIMEOUT: the watchdog, not the call deadline, caught it.
     await assertFaultAndRecovery(hostile, healthy, 'hang', 'HOST_ERR_PLUGIN_HUNG', 'hang');
@@ -100,15 +100,15 @@ describe('PluginSandbox faults', () => {
   });
 
   it('allocating past the heap limit: HOST_ERR_PLUGIN_OUT_OF_MEMORY, then a restart', async (t) => {
-    const healthy = await startedSandbox(t, 'echo');
-    const hostile = await startedSandbox(t, 'hostile-oom', { limits: { heapMb: 32 } });
+    const healthy = await startedIn(tier, t, 'echo');
+    const hostile = await startedIn(tier, t, 'hostile-oom', { limits: { heapMb: 32 } });
     await assertFaultAndRecovery(hostile, healthy, 'oom', 'HOST_ERR_PLUGIN_OUT_OF_MEMORY', 'oom');
   });
 
   it('quarantines after more than maxRestarts faults in the window; later calls are refused at once', async (t) => {
-    const healthy = await startedSandbox(t, 'echo');
+    const healthy = await startedIn(tier, t, 'echo');
     const beside = keepCalling(healthy.sandbox);
-    const hostile = await startedSandbox(t, 'hostile-exit', { limits: { restart: { maxRestarts: 1, windowMs: 60_000, backoffMs: 10, maxBackoffMs: 50 } } });
+    const hostile = await startedIn(tier, t, 'hostile-exit', { limits: { restart: { maxRestarts: 1, windowMs: 60_000, backoffMs: 10, maxBackoffMs: 50 } } });
     const proxy = hostile.sandbox.proxy<Provider>();
     assert.equal((await rejection(proxy.getWorkerStatus({ workerId: 'exit' }))).code, 'HOST_ERR_PLUGIN_CRASHED');
     // The second fault waits for the first restart, then spends the budget.
@@ -137,7 +137,7 @@ describe('PluginSandbox faults', () => {
   });
 
   it('restart delays back off exponentially within the window', async (t) => {
-    const hostile = await startedSandbox(t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 40, maxBackoffMs: 100 } } });
+    const hostile = await startedIn(tier, t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 40, maxBackoffMs: 100 } } });
     const proxy = hostile.sandbox.proxy<Provider>();
     for (let i = 0; i < 3; i++) await rejection(proxy.getWorkerStatus({ workerId: 'exit' }));
     assert.deepEqual(await proxy.getWorkerStatus({ workerId: 'fine' }), { phase: 'Running' });
@@ -148,7 +148,7 @@ describe('PluginSandbox faults', () => {
   });
 
   it('calls that arrive while the instance restarts wait for it instead of failing', async (t) => {
-    const hostile = await startedSandbox(t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 300, maxBackoffMs: 300 } } });
+    const hostile = await startedIn(tier, t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs: 300, maxBackoffMs: 300 } } });
     const proxy = hostile.sandbox.proxy<Provider>();
     await rejection(proxy.getWorkerStatus({ workerId: 'exit' }));
     assert.equal(hostile.sandbox.state, 'restarting');
@@ -161,7 +161,7 @@ describe('PluginSandbox faults', () => {
     // The restart takes at least the backoff, more than twice this call's deadline: the deadline counts from the
     // thread. The deadline itself is seconds, so the new thread answers in time even on a loaded machine.
     const backoffMs = budget(5_000);
-    const hostile = await startedSandbox(t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs, maxBackoffMs: backoffMs } } });
+    const hostile = await startedIn(tier, t, 'hostile-exit', { limits: { restart: { maxRestarts: 3, windowMs: 60_000, backoffMs, maxBackoffMs: backoffMs } } });
     const proxy = hostile.sandbox.proxy<Provider>();
     await rejection(proxy.getWorkerStatus({ workerId: 'exit' }));
     assert.equal(hostile.sandbox.state, 'restarting');
@@ -176,7 +176,7 @@ describe('PluginSandbox faults', () => {
   });
 
   it('a thread that dies mid-stream ends the host iterator with HOST_ERR_PLUGIN_CRASHED', async (t) => {
-    const hostile = await startedSandbox(t, 'hostile-exit');
+    const hostile = await startedIn(tier, t, 'hostile-exit');
     const stream = await hostile.sandbox.proxy<Provider>().getLogs({ workerId: 'any' });
     const seen: string[] = [];
     const error = await rejection(

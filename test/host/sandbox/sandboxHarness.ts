@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { CredentialProviderContract, WorkerManagerError, WorkerProviderContract, type WorkerEvent } from '@worker-manager/plugin-sdk';
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../../host/src/config/schema.ts';
-import { PluginSandbox, type SandboxOptions, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
+import { PluginSandbox, type SandboxOptions, type SandboxState, type SandboxStatusChange } from '../../../host/src/sandbox/index.ts';
 import { ProcessSandbox } from '../../../host/src/sandbox/process/ProcessSandbox.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 
@@ -37,9 +37,19 @@ export function testLimits(overrides: Partial<Static<typeof PluginLimits>> = {})
 
 const PROVIDER_METHODS = Object.keys(WorkerProviderContract.operations);
 
+/** What the tests use of a sandbox: the shell both tiers share (an in-process PluginSandbox, an out-of-process ProcessSandbox). */
+export type TestSandbox = Pick<PluginSandbox, 'start' | 'stop' | 'proxy' | 'stats' | 'call' | 'stream' | 'quarantine'> & { readonly state: SandboxState };
+
+/**
+ * Where a tier-agnostic test runs its plugin: `thread`, in the host's process (trusted); `process`, the restricted tier
+ * out of process (bubblewrap). Tests that hold for both loop over {@link TIERS}.
+ */
+export type Tier = 'thread' | 'process';
+export const TIERS: readonly Tier[] = ['thread', 'process'];
+
 /** What a test sandbox recorded through its callbacks. */
-export interface SandboxRecord {
-  sandbox: PluginSandbox;
+export interface SandboxRecord<S extends TestSandbox = PluginSandbox> {
+  sandbox: S;
   plugin: string;
   statuses: SandboxStatusChange[];
   events: WorkerEvent[];
@@ -111,6 +121,13 @@ async function harness<S extends { stop(options?: { timeoutMs?: number }): Promi
 /** A started sandbox over a fixture plugin. */
 export async function startedSandbox(t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<SandboxRecord> {
   const record = await fixtureSandbox(t, fixture, overrides);
+  await record.sandbox.start();
+  return record;
+}
+
+/** A started sandbox over a fixture plugin in the given tier. */
+export async function startedIn(tier: Tier, t: { after(fn: () => unknown): void }, fixture: string, overrides: HarnessOptions = {}): Promise<SandboxRecord<TestSandbox>> {
+  const record: SandboxRecord<TestSandbox> = tier === 'thread' ? await fixtureSandbox(t, fixture, overrides) : await fixtureProcessSandbox(t, fixture, overrides);
   await record.sandbox.start();
   return record;
 }

@@ -8,7 +8,7 @@ import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
 import type { PluginLimits } from '../../config/schema.ts';
 import type { HostErrorCode } from '../../errors.ts';
-import { ChannelGuard, channelLimits } from '../ChannelGuard.ts';
+import { ChannelGuard, channelLimits, type RefusedCount } from '../ChannelGuard.ts';
 import { contractValidators, schemaIssues, type OperationValidators } from '../contractValidators.ts';
 import { EgressProxy } from '../egress/EgressProxy.ts';
 import type { SandboxOptions, SandboxState, SandboxStats, SandboxStatusChange, SandboxStream } from '../PluginSandbox.ts';
@@ -100,6 +100,11 @@ export class ProcessSandbox {
   #lastError: { code: string; message: string } | undefined;
   #quarantineCause: WorkerManagerError | undefined;
   readonly #egressRefused = new Map<string, number>();
+  /** Refusals counted inside the running sandbox (its last `refused` frame), and those of sandboxes that ended. */
+  #innerRefused: RefusedCount[] = [];
+  readonly #endedRefused = new Map<string, RefusedCount>();
+  /** The threads inside are being replaced after a fault; calls still go to the sandbox, which holds them. */
+  #innerRestarting = false;
   #cgroup: SandboxCgroup | undefined;
   #warnedNoCgroup = false;
 
@@ -120,8 +125,9 @@ export class ProcessSandbox {
     for (const [name, validators] of contractValidators(options.contract)) this.#ops.set(name, { ...validators, negotiated: negotiated.has(name) });
   }
 
+  /** As an in-process sandbox's: `restarting` also while the threads inside the sandbox are being replaced. */
   get state(): SandboxState {
-    return this.#state;
+    return this.#state === 'running' && this.#innerRestarting ? 'restarting' : this.#state;
   }
 
   /** `cpu.stat` of the running sandbox's cgroup, when the CPU limit is applied (tests read nr_throttled). */
@@ -149,6 +155,16 @@ export class ProcessSandbox {
     return this.#invoke(op, params, options);
   }
 
+  /** Opens a stream operation; resolves once the plugin has started the stream. */
+  stream(method: string, params: unknown, options?: CallOptions): Promise<SandboxStream> {
+    const op = this.#ops.get(method);
+    if (op === undefined) return Promise.reject(this.#notAvailable(method));
+    if (op.kind !== 'stream') {
+      return Promise.reject(new WorkerManagerError('WM_ERR_VALIDATION', `'${method}' is not a stream operation; use call()`, { details: { ...this.#subject, method } }));
+    }
+    return this.#invoke(op, params, options) as Promise<SandboxStream>;
+  }
+
   /** A typed view of the contract: one promise-returning function per operation. */
   proxy<C extends Contract>(): Proxied<C> {
     if (this.#proxy === undefined) {
@@ -161,16 +177,28 @@ export class ProcessSandbox {
 
   stats(): SandboxStats {
     const out: SandboxStats = {
-      state: this.#state,
+      state: this.state,
       restarts: this.#restarts,
       crashes: this.#crashes,
       inFlight: this.#pending.size,
       threads: this.#child?.ready === true ? this.#limits.threads : 0,
-      refused: this.#guard.refused(),
+      refused: this.#refused(),
       egressRefused: [...this.#egressRefused].map(([reason, count]) => ({ reason, count })),
     };
     if (this.#lastError !== undefined) out.lastError = { ...this.#lastError };
     return out;
+  }
+
+  /** The host's own refusals of the sandbox's lines, plus those the sandbox counted of its threads' messages. */
+  #refused(): RefusedCount[] {
+    const all = new Map<string, RefusedCount>();
+    for (const c of [...this.#guard.refused(), ...this.#endedRefused.values(), ...this.#innerRefused]) {
+      const key = `${c.kind}/${c.reason}`;
+      const sum = all.get(key);
+      if (sum === undefined) all.set(key, { ...c });
+      else sum.count += c.count;
+    }
+    return [...all.values()];
   }
 
   /** Quarantines the instance for misbehaviour the host saw outside the sandbox: its process is killed for good. */
@@ -326,6 +354,15 @@ export class ProcessSandbox {
   #onExit(child: Child, failure: WorkerManagerError): void {
     if (this.#child !== child) return;
     this.#child = undefined;
+    this.#innerRestarting = false;
+    // A new sandbox counts from zero: keep what this one counted.
+    for (const c of this.#innerRefused) {
+      const key = `${c.kind}/${c.reason}`;
+      const sum = this.#endedRefused.get(key);
+      if (sum === undefined) this.#endedRefused.set(key, { ...c });
+      else sum.count += c.count;
+    }
+    this.#innerRefused = [];
     for (const call of [...this.#pending.values()]) if (call.child === child) this.#reject(call, failure);
     if (child.killedFor === 'stop' || child.killedFor === 'quarantine' || this.#state !== 'running') return;
     this.#crashed(failure);
@@ -368,11 +405,12 @@ export class ProcessSandbox {
     this.#restartTimer = undefined;
     this.#quarantineCause = cause;
     this.#state = 'quarantined';
-    this.#lastError = { code: cause.code, message: cause.message };
     const child = this.#child;
     this.#child = undefined;
     if (child !== undefined) this.#kill(child, 'quarantine');
     const error = this.#quarantinedError(cause);
+    // As in-process: the last error is the refusal every later call gets; the status names the cause.
+    this.#lastError = { code: error.code, message: error.message };
     for (const call of [...this.#pending.values()]) this.#reject(call, error);
     this.#failWaiters(error);
     this.#status({ state: 'quarantined', reason: reasonOf(cause, 'crash'), code: cause.code, message: cause.message });
@@ -466,6 +504,9 @@ export class ProcessSandbox {
         return;
       case 'stopped':
         return;
+      case 'refused':
+        this.#innerRefused = frame.counts;
+        return;
       default:
         this.#onCallFrame(frame);
     }
@@ -555,6 +596,8 @@ export class ProcessSandbox {
   #onInnerStatus(frame: Extract<SandboxFrame, { type: 'status' }>): void {
     if (frame.state === 'crashed') this.#crashes++;
     if (frame.state === 'running') this.#restarts++;
+    this.#innerRestarting = frame.state === 'crashed' || frame.state === 'restarting';
+    if (frame.state === 'running' && this.#state === 'running') this.#resumeWaiters();
     if (frame.code !== undefined && frame.message !== undefined) this.#lastError = { code: frame.code, message: frame.message };
     if (frame.state === 'quarantined') {
       // The threads inside spent their restart budget: the whole instance is quarantined, and its process goes.
@@ -579,7 +622,9 @@ export class ProcessSandbox {
     if (!op.params.Check(params)) return Promise.reject(invalidParamsError(this.#subject, op, params));
     if (options?.signal?.aborted === true) return Promise.reject(this.#abortedError(op));
     const child = this.#child;
-    if (this.#state === 'running' && child?.ready === true && !child.exited) return this.#send(child, op, params, options);
+    // While the threads inside are replaced, a call waits here as it would in an in-process sandbox: its deadline
+    // counts from the new threads, not from a sandbox that cannot run it yet.
+    if (this.#state === 'running' && !this.#innerRestarting && child?.ready === true && !child.exited) return this.#send(child, op, params, options);
     if (this.#state === 'quarantined') return Promise.reject(this.#quarantinedError());
     if (this.#state === 'stopping' || this.#state === 'stopped') return Promise.reject(this.#stoppedError());
     // Starting or restarting: the call waits for the sandbox, up to the start-up deadline.

@@ -70,5 +70,20 @@ export const SandboxFrame = Type.Union([
     delayMs: Type.Optional(Type.Number()),
   }),
   Type.Object({ type: Type.Literal('stopped') }),
+  /**
+   * The sandbox's own counts of refused thread messages so far (cumulative, replacing the last frame's): the threads'
+   * messages it refused never reach the host, so their counts come this way, ahead of any later message.
+   */
+  Type.Object({
+    type: Type.Literal('refused'),
+    counts: Type.Array(
+      Type.Object({
+        kind: Type.Union([Type.Literal('event'), Type.Literal('log'), Type.Literal('stream'), Type.Literal('other')]),
+        reason: Type.Union([Type.Literal('too-large'), Type.Literal('too-deep'), Type.Literal('malformed'), Type.Literal('rate')]),
+        count: Type.Integer({ minimum: 0 }),
+      }, { additionalProperties: false }),
+      { maxItems: 16 },
+    ),
+  }),
 ]);
 export type SandboxFrame = Static<typeof SandboxFrame>;

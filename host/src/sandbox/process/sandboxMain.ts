@@ -7,7 +7,7 @@
 import { createInterface } from 'node:readline';
 import { CredentialProviderContract, toWorkerManagerError, WorkerProviderContract, type CallOptions } from '@worker-manager/plugin-sdk';
 import { Compile } from 'typebox/compile';
-import { PluginSandbox, type SandboxStream } from '../PluginSandbox.ts';
+import { PluginSandbox, type SandboxStatusChange, type SandboxStream } from '../PluginSandbox.ts';
 import { startLoopbackRelay } from '../egress/loopbackRelay.ts';
 import { HostFrame, type SandboxFrame, type SandboxInit } from './frames.ts';
 
@@ -20,15 +20,16 @@ process.on('SIGUSR1', () => {});
 
 // Lines are written in batches: everything sent in one tick (a burst of replies piscina settled together) goes in one
 // write, since a pipe write per frame costs more than the call; waiting longer than the tick would only add latency.
-let queued: string[] = [];
+let queued: Array<string | (() => string)> = [];
 let flushScheduled = false;
-function send(text: string): void {
+/** A line is text, or made when the batch is written (the refusal counts: one frame per batch, however many). */
+function send(text: string | (() => string)): void {
   queued.push(text);
   if (flushScheduled) return;
   flushScheduled = true;
   process.nextTick(() => {
     flushScheduled = false;
-    const out = queued.join('\n') + '\n';
+    const out = queued.map((line) => (typeof line === 'string' ? line : line())).join('\n') + '\n';
     queued = [];
     process.stdout.write(out);
   });
@@ -36,8 +37,18 @@ function send(text: string): void {
 const frame = (f: SandboxFrame): void => send(JSON.stringify(f));
 
 let sandbox: PluginSandbox | undefined;
+let refusedQueued = false;
 const calls = new Map<number, AbortController>();
 const streams = new Map<number, { iterator: AsyncIterator<unknown>; stream: SandboxStream }>();
+
+function sendStatus(change: SandboxStatusChange): void {
+  frame({
+    type: 'status', state: change.state, reason: change.reason,
+    ...(change.code === undefined ? {} : { code: change.code }),
+    ...(change.message === undefined ? {} : { message: change.message.slice(0, 4_096) }),
+    ...(change.delayMs === undefined ? {} : { delayMs: change.delayMs }),
+  });
+}
 
 async function init(message: SandboxInit): Promise<void> {
   const limits = message.limits as ConstructorParameters<typeof PluginSandbox>[0]['limits'];
@@ -74,14 +85,25 @@ async function init(message: SandboxInit): Promise<void> {
       const own = plugin !== undefined && typeof plugin === 'object' && Object.keys(rest).length === 0 ? (plugin as Record<string, unknown>) : fields === undefined || Object.keys(fields).length <= 1 ? undefined : { ...rest, ...(plugin === undefined ? {} : { plugin }) };
       send(JSON.stringify(own === undefined ? { type: 'log', level, message: text } : { type: 'log', level, message: text, fields: own }));
     },
+    // In the batch where the refusal happened, so the host counts it before any later message of the thread.
+    onRefused: () => {
+      if (refusedQueued) return;
+      refusedQueued = true;
+      send(() => {
+        refusedQueued = false;
+        return JSON.stringify({ type: 'refused', counts: sandbox?.stats().refused ?? [] });
+      });
+    },
     onStatus: (change) => {
       if (change.reason === 'started') return;
-      frame({
-        type: 'status', state: change.state, reason: change.reason,
-        ...(change.code === undefined ? {} : { code: change.code }),
-        ...(change.message === undefined ? {} : { message: change.message.slice(0, 4_096) }),
-        ...(change.delayMs === undefined ? {} : { delayMs: change.delayMs }),
-      });
+      // The calls the last fault failed are answered with their own error first: on 'quarantined' the host fails
+      // every call still open, so sent at once it would overtake them. The other states go at once, so that a caller
+      // whose call failed already sees the instance restarting.
+      if (change.state === 'quarantined') {
+        setImmediate(() => sendStatus(change));
+        return;
+      }
+      sendStatus(change);
     },
   });
   // The channel's own heartbeat: the host knows the sandbox process answers even when no call is running.
