@@ -46,6 +46,18 @@ export const CAPABILITIES = {
   'secret.write': { version: '1.0.0', contract: 'credentials', required: false, description: 'putSecret' },
   'secret.rotate': { version: '1.0.0', contract: 'credentials', required: false, description: 'createPendingVersion, testVersion, promoteVersion' },
   'secret.revoke': { version: '1.0.0', contract: 'credentials', required: false, description: 'revokeVersion' },
+  'secret.write.idempotent': {
+    version: '1.0.0',
+    contract: 'credentials',
+    required: false,
+    description: 'putSecret and createPendingVersion honour requestToken: a retried write with the same token returns the version it made instead of making another',
+  },
+  'secret.rotate.immediate': {
+    version: '1.0.0',
+    contract: 'credentials',
+    required: false,
+    description: 'createPendingVersion makes a version that is live at once; the previous one stays valid for a grace period the plugin reports',
+  },
 } as const satisfies Record<string, CapabilityInfo>;
 
 /** A capability name. */

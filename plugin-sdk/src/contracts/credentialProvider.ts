@@ -7,8 +7,10 @@ export const SecretVersionStatus = Type.Union([Type.Literal('active'), Type.Lite
 /** Version status. */
 export type SecretVersionStatus = Static<typeof SecretVersionStatus>;
 
+const payload = (options: { description?: string } = {}) => Type.Union([Type.String(), Type.Record(Type.String({ minLength: 1 }), Type.String())], options);
+
 /** A secret value: a string or a flat key/value map. */
-export const SecretPayload = Type.Union([Type.String(), Type.Record(Type.String({ minLength: 1 }), Type.String())]);
+export const SecretPayload = payload();
 /** Secret payload. */
 export type SecretPayload = Static<typeof SecretPayload>;
 
@@ -34,8 +36,28 @@ export const SecretValue = Type.Object(
 /** Secret value. */
 export type SecretValue = Static<typeof SecretValue>;
 
-const ByName = Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
-const ByVersion = Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), version: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+const SecretName = Type.String({ minLength: 1, maxLength: 512, description: 'name of the secret in the store' });
+const VersionOrStage = Type.String({
+  minLength: 1,
+  description: 'a version id, or a stage name: `current`, `pending` or `previous` (AWSCURRENT, AWSPENDING, AWSPREVIOUS)',
+});
+
+/**
+ * Makes a write safe to retry (capability `secret.write.idempotent`): the same secret, token and value give back the
+ * version the first call made, and no new one; the same token with a different value is `WM_ERR_CONFLICT`. A plugin
+ * without the capability ignores it. 8 to 64 characters of `A-Z a-z 0-9 _ -`; never derived from the value.
+ */
+export const RequestToken = Type.String({
+  minLength: 8,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9_-]+$',
+  description: 'idempotency token (capability secret.write.idempotent): a retry with the same token and value returns the version the first call made',
+});
+/** Request token. */
+export type RequestToken = Static<typeof RequestToken>;
+
+const ByName = Type.Object({ name: SecretName }, { additionalProperties: false });
+const ByVersion = Type.Object({ name: SecretName, version: VersionOrStage }, { additionalProperties: false });
 
 /**
  * The CredentialProvider contract. Rotation is split into steps the host's RotationEngine drives
@@ -46,7 +68,10 @@ export const CredentialProviderContract = {
   version: '1.0.0',
   operations: {
     getSecret: call({
-      params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), version: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+      params: Type.Object(
+        { name: SecretName, version: Type.Optional(Type.String({ minLength: 1, description: 'a version id or a stage name (`current`, `pending`, `previous`); absent means `current`' })) },
+        { additionalProperties: false },
+      ),
       result: SecretValue,
       capability: 'secret.read',
       idempotent: true,
@@ -59,13 +84,27 @@ export const CredentialProviderContract = {
       idempotent: true,
     }),
     putSecret: call({
-      params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), value: SecretPayload }, { additionalProperties: false }),
+      params: Type.Object(
+        {
+          name: SecretName,
+          value: payload({ description: 'the new value; it becomes the current version (a new name is created)' }),
+          requestToken: Type.Optional(RequestToken),
+        },
+        { additionalProperties: false },
+      ),
       result: SecretVersion,
       capability: 'secret.write',
       idempotent: false,
     }),
     createPendingVersion: call({
-      params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 512 }), value: Type.Optional(SecretPayload) }, { additionalProperties: false }),
+      params: Type.Object(
+        {
+          name: SecretName,
+          value: Type.Optional(payload({ description: 'the value of the pending version; absent: the plugin generates one' })),
+          requestToken: Type.Optional(RequestToken),
+        },
+        { additionalProperties: false },
+      ),
       result: SecretVersion,
       capability: 'secret.rotate',
       idempotent: false,

@@ -7,6 +7,7 @@ import { deriveStoreKey, newScryptParams, openValue, sealKeyCheck, sealValue, ve
 import { storeError } from './storeError.ts';
 import { readStore, writeStore, type StoreBody, type StoredSecret, type StoredVersion } from './storeFile.ts';
 import { checkValue } from './checkValue.ts';
+import { replayedVersion, writeRequest } from './writeRequest.ts';
 
 /** Stages a caller may name instead of a version id (AWSCURRENT, AWSPREVIOUS, AWSPENDING). */
 const STAGES = new Set(['current', 'previous', 'pending']);
@@ -50,8 +51,8 @@ export class SecretStore {
         const current = secret.versions.find((v) => v.stages.includes('current'));
         return { name, ...(current === undefined ? {} : { currentVersion: current.version }), versions: secret.versions.length };
       },
-      putSecret: ({ name, value }) => this.putSecret(name, value),
-      createPendingVersion: ({ name, value }) => this.createPendingVersion(name, value),
+      putSecret: ({ name, value, requestToken }) => this.putSecret(name, value, requestToken),
+      createPendingVersion: ({ name, value, requestToken }) => this.createPendingVersion(name, value, requestToken),
       testVersion: ({ name, version }) => this.testVersion(name, version),
       promoteVersion: ({ name, version }) => this.promoteVersion(name, version),
       revokeVersion: ({ name, version }) => this.revokeVersion(name, version),
@@ -69,11 +70,16 @@ export class SecretStore {
     return { name, version: v.version, value: await this.#decrypt(key as Buffer, name, v) };
   }
 
-  putSecret(name: string, value: SecretPayload): Promise<SecretVersion> {
+  /** With `requestToken`, a retry of the same write answers the version the first call made (secret.write.idempotent). */
+  putSecret(name: string, value: SecretPayload, requestToken?: string): Promise<SecretVersion> {
     checkValue(value, this.#config, name);
     return this.#mutate(async (body, key) => {
+      const request = requestToken === undefined ? undefined : await writeRequest(key, name, 'put', requestToken, value);
+      const replay = request === undefined ? undefined : replayedVersion(this.#own(body, name), name, request);
+      if (replay !== undefined) return { result: publicVersion(replay), changed: false };
       const secret = (body.secrets[name] ??= { createdAt: now(), nextVersion: 1, versions: [] });
       const added = await this.#addVersion(secret, key, name, value, 'active');
+      if (request !== undefined) added.request = request;
       this.#makeCurrent(secret, added);
       this.#prune(secret);
       this.#logger.info('secret version stored', { name, version: added.version });
@@ -81,17 +87,22 @@ export class SecretStore {
     });
   }
 
-  createPendingVersion(name: string, value: SecretPayload | undefined): Promise<SecretVersion> {
+  /** With `requestToken`, a retry answers the pending version the first call made, its value generated once. */
+  createPendingVersion(name: string, value: SecretPayload | undefined, requestToken?: string): Promise<SecretVersion> {
     const payload = value ?? randomBytes(this.#config.generatedValueBytes).toString('base64url');
     checkValue(payload, this.#config, name);
     return this.#mutate(async (body, key) => {
       const secret = this.#secret(body, name);
+      const request = requestToken === undefined ? undefined : await writeRequest(key, name, 'pending', requestToken, value);
+      const replay = request === undefined ? undefined : replayedVersion(secret, name, request);
+      if (replay !== undefined) return { result: publicVersion(replay), changed: false };
       // A pending version nobody promoted is abandoned: it was never released, so it is revoked, not kept readable.
       for (const old of secret.versions) {
         if (old.status === 'pending') this.#revoke(old);
       }
       const added = await this.#addVersion(secret, key, name, payload, 'pending');
       added.stages = ['pending'];
+      if (request !== undefined) added.request = request;
       this.#prune(secret);
       this.#logger.info('pending secret version created', { name, version: added.version });
       return { result: publicVersion(added), changed: true };
@@ -189,6 +200,11 @@ export class SecretStore {
         secret.versions.splice(i, 1);
       }
     }
+  }
+
+  /** The secret `name`, or undefined; never an inherited property of the map. */
+  #own(body: StoreBody, name: string): StoredSecret | undefined {
+    return Object.hasOwn(body.secrets, name) ? body.secrets[name] : undefined;
   }
 
   #secret(body: StoreBody | undefined, name: string): StoredSecret {

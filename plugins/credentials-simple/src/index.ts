@@ -19,6 +19,7 @@ export default definePlugin({
     'secret.write': '1.0.0',
     'secret.rotate': '1.0.0',
     'secret.revoke': '1.0.0',
+    'secret.write.idempotent': '1.0.0',
   },
   configSchema: CredentialsSimpleConfig,
   async setup(ctx) {

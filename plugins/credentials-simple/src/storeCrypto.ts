@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdf, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdf, randomBytes, scrypt } from 'node:crypto';
 import { promisify } from 'node:util';
 
 const hkdfAsync = promisify(hkdf);
@@ -21,6 +21,7 @@ export interface Sealed {
 
 const VALUE_INFO = 'wm-credentials-simple/value/v1';
 const CHECK_INFO = 'wm-credentials-simple/key-check/v1';
+const REQUEST_INFO = 'wm-credentials-simple/request/v1';
 const CHECK_PLAINTEXT = Buffer.from('wm-credentials-simple key check', 'utf8');
 
 /** Fresh scrypt parameters with a random salt, for a new store. */
@@ -88,4 +89,20 @@ export function sealKeyCheck(storeKey: Buffer): Promise<Sealed> {
 export async function verifyKeyCheck(storeKey: Buffer, sealed: Sealed): Promise<boolean> {
   const plain = await open(storeKey, sealed, Buffer.alloc(0), CHECK_INFO);
   return plain !== undefined && plain.equals(CHECK_PLAINTEXT);
+}
+
+/**
+ * A keyed digest (HMAC-SHA256 under a key of its own derived from the store key) of a write request's parts: it lets a
+ * retried write be recognised from the file without keeping the request token or the value in clear, and without
+ * giving anyone who lacks the key a way to test guesses against it.
+ */
+export async function requestDigest(storeKey: Buffer, parts: readonly string[]): Promise<string> {
+  const key = await subKey(storeKey, Buffer.alloc(0), REQUEST_INFO);
+  const mac = createHmac('sha256', key);
+  // Length-prefixed, so no two different part lists feed the MAC the same bytes.
+  for (const part of parts) {
+    const bytes = Buffer.from(part, 'utf8');
+    mac.update(`${bytes.length}:`).update(bytes);
+  }
+  return mac.digest('base64');
 }

@@ -7,6 +7,18 @@ import { storeError } from './storeError.ts';
 /** Identifies the file format; a file with anything else here is not ours (or is damaged). */
 export const STORE_FORMAT = 'wm-credentials-simple/1';
 
+/**
+ * The write that made a version, when it carried a request token (capability `secret.write.idempotent`): keyed digests
+ * only (`requestDigest`), never the token or the value. It lives and is pruned with its version, so it stays bounded.
+ */
+export interface StoredRequest {
+  op: 'put' | 'pending';
+  /** Digest of the secret name and the token. */
+  token: string;
+  /** Digest of the name, the token and the value; absent when the plugin generated the value. */
+  value?: string;
+}
+
 /** One stored version: metadata in clear, the value only as AES-256-GCM ciphertext (dropped once revoked). */
 export interface StoredVersion {
   version: string;
@@ -15,6 +27,7 @@ export interface StoredVersion {
   createdAt: string;
   updatedAt: string;
   sealed?: Sealed;
+  request?: StoredRequest;
 }
 
 /** One secret and its versions, oldest first. */
@@ -36,6 +49,10 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const isSealed = (v: unknown): v is Sealed => isObject(v) && isString(v['salt']) && isString(v['nonce']) && isString(v['ciphertext']) && isString(v['tag']);
 const STATUSES = new Set(['active', 'pending', 'deprecated', 'revoked']);
 
+function isRequest(v: unknown): v is StoredRequest {
+  return isObject(v) && (v['op'] === 'put' || v['op'] === 'pending') && isString(v['token']) && (v['value'] === undefined || isString(v['value']));
+}
+
 function isVersion(v: unknown): v is StoredVersion {
   return (
     isObject(v) &&
@@ -46,7 +63,8 @@ function isVersion(v: unknown): v is StoredVersion {
     v['stages'].every(isString) &&
     isString(v['createdAt']) &&
     isString(v['updatedAt']) &&
-    (v['sealed'] === undefined ? v['status'] === 'revoked' : isSealed(v['sealed']))
+    (v['sealed'] === undefined ? v['status'] === 'revoked' : isSealed(v['sealed'])) &&
+    (v['request'] === undefined || isRequest(v['request']))
   );
 }
 
