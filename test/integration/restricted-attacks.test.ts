@@ -125,6 +125,9 @@ describe(`attacks on a ${TIER} instance (WM_ATTACKS_TIER=${TIER})`, { timeout: b
   let outside: string;
   let tcpServer: net.Server;
   let tcpPort: number;
+  /** A loopback port the `attacker-allowed` instance may reach: an allowance that has nothing to do with what it attacks. */
+  let unrelatedServer: net.Server;
+  let unrelatedPort: number;
   let keyFile: string;
   const marker = `wm-attack-${randomUUID()}`;
   const startupEntry = startupEnvEntry();
@@ -143,6 +146,9 @@ describe(`attacks on a ${TIER} instance (WM_ATTACKS_TIER=${TIER})`, { timeout: b
     });
     await new Promise<void>((resolve) => tcpServer.listen(0, '127.0.0.1', resolve));
     tcpPort = (tcpServer.address() as net.AddressInfo).port;
+    unrelatedServer = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => unrelatedServer.listen(0, '127.0.0.1', resolve));
+    unrelatedPort = (unrelatedServer.address() as net.AddressInfo).port;
     h = await startTestHost(
       `
 host: { id: h-attacks, stateDir: \${DIR}/state }
@@ -157,6 +163,7 @@ plugins:
     package: ${repoRoot}plugins/credentials-simple
 instances:
   - { name: attacker, plugin: attacker }
+  - { name: attacker-allowed, plugin: attacker, egress: ['127.0.0.1:${unrelatedPort}'] }
   - { name: healthy, plugin: echo, default: true }
   - { name: vault, plugin: credentials-simple, config: { keyFile: \${DIR}/vault.key, scrypt: { cost: 1024 } } }
 `,
@@ -181,14 +188,16 @@ instances:
       await h?.stop();
     } finally {
       await new Promise((resolve) => tcpServer?.close(resolve));
+      await new Promise((resolve) => unrelatedServer?.close(resolve));
       if (outside !== undefined) await rm(outside, { recursive: true, force: true });
     }
   });
 
   /** Runs one attack in the attacker instance; never waits longer than a budget. */
-  const attack = (...command: string[]): Promise<ExecutionResult> =>
+  const attack = (...command: string[]): Promise<ExecutionResult> => attackFrom('attacker', ...command);
+  const attackFrom = (instance: string, ...command: string[]): Promise<ExecutionResult> =>
     within(
-      h.host.registry.provider('attacker').executeCommand({ workerId: 'w', command }, { timeoutMs: budget(ATTACK_CALL_MS) }),
+      h.host.registry.provider(instance).executeCommand({ workerId: 'w', command }, { timeoutMs: budget(ATTACK_CALL_MS) }),
       `the attacker's answer to '${command.join(' ')}'`,
       ATTACK_CALL_MS + 10_000,
     );
@@ -355,6 +364,22 @@ instances:
   it('connect to a loopback service: no network reaches the host\'s loopback', async (t) => {
     assertOutcome(t, 'connect loopback', await attack('connect', `127.0.0.1:${tcpPort}`), 'succeeds');
     await assertHostHealthy();
+  });
+
+  it('with an unrelated egress allowance: the host API and a loopback service stay out of reach, directly and through the proxy', async (t) => {
+    const { hostname, port } = new URL(apiUrl);
+    assertOutcome(t, 'connect api (allowed elsewhere)', await attackFrom('attacker-allowed', 'connect', `${hostname}:${port}`), 'succeeds');
+    assertOutcome(t, 'connect loopback (allowed elsewhere)', await attackFrom('attacker-allowed', 'connect', `127.0.0.1:${tcpPort}`), 'succeeds');
+    const refusedBefore = notAllowed();
+    // Through the proxy: the API is plain HTTP, so this GET could fail for that alone; the proxy's count says it refused.
+    assertOutcome(t, 'proxy-get api (allowed elsewhere)', await attackFrom('attacker-allowed', 'proxy-get', `${hostname}:${port}`), 'either');
+    if (RESTRICTED) assert.equal(notAllowed(), refusedBefore + 1, 'the egress proxy refused the CONNECT to the host API');
+    await assertHostHealthy();
+
+    function notAllowed(): number {
+      const sandbox = h.host.registry.instances().find((i) => i.name === 'attacker-allowed')?.sandbox;
+      return sandbox?.stats?.().egressRefused?.find((r) => r.reason === 'not-allowed')?.count ?? 0;
+    }
   });
 
   it('big-log: a 16 MB log field does not stall the host', async (t) => {
