@@ -49,8 +49,10 @@ const MANIFEST = 'inputs.json';
  * 3. piscina, beside the bundle, where the sandbox entry resolves it.
  *
  * Bundling takes most of a restricted instance's cold start, so the result is kept, keyed by the copy's content (and
- * the entry and Node's major version), and reused while every other file the build read (host code, SDK,
- * dependencies) still has the size and modification time it had. The copy is made and checked on every start.
+ * the entry, Node's major version and where this host's code lives), and reused while every other file the build read
+ * (host code, SDK, dependencies) still has the size and modification time it had. The copy is made and checked on
+ * every start. The host's folder is in the key because the cache is per user, not per checkout: two installations
+ * with the same plugin would otherwise run each other's sandbox code, as long as the other's files stayed unchanged.
  */
 export async function buildProcessBundle(options: { entry: string; packageDir: string; label: string }): Promise<ProcessBundle> {
   const realPackage = await realpath(options.packageDir);
@@ -64,7 +66,7 @@ export async function buildProcessBundle(options: { entry: string; packageDir: s
   try {
     const packageCopy = join(staging, 'package');
     await copyPluginPackage(options.packageDir, packageCopy);
-    const key = createHash('sha256').update(`${inside}\0${process.versions.node.split('.')[0]}\0`).update(await treeDigest(packageCopy)).digest('hex').slice(0, 32);
+    const key = createHash('sha256').update(`${inside}\0${process.versions.node.split('.')[0]}\0${await realpath(here)}\0`).update(await treeDigest(packageCopy)).digest('hex').slice(0, 32);
     const dir = join(CACHE_ROOT, key);
     if (!(await validCache(dir))) {
       await bundleInto(staging, packageCopy, inside, realPackage);
