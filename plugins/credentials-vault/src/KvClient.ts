@@ -19,7 +19,11 @@ export interface KvMetadata {
 
 /** What reading one version gave. */
 export type KvRead =
-  | { kind: 'data'; data: Record<string, unknown>; version: number }
+  /**
+   * `customMetadata`: the key's custom metadata as the same answer carried it (Vault 1.9 and later put it in every
+   * read); absent when the server did not send it.
+   */
+  | { kind: 'data'; data: Record<string, unknown>; version: number; customMetadata?: Record<string, string> | null }
   | { kind: 'deleted'; version: number; deletionTime: string }
   | { kind: 'destroyed'; version: number }
   | { kind: 'missing' };
@@ -70,22 +74,27 @@ export class KvClient {
     return body?.data;
   }
 
-  async read(name: string, version: number): Promise<KvRead> {
+  /** Reads one version; without `version`, the key's latest version (Vault's `current_version`). */
+  async read(name: string, version?: number): Promise<KvRead> {
     const p = this.path('data', name);
     return this.#session.call<KvRead>({
       operation: 'read',
       path: p,
       idempotent: true,
       send: async (c) => {
-        const body = (await c.read(`${p}?version=${version}`)) as { data: { data: Record<string, unknown>; metadata: { version: number } } };
-        return { kind: 'data', data: body.data.data, version: body.data.metadata.version };
+        const body = (await c.read(version === undefined ? p : `${p}?version=${version}`)) as {
+          data: { data: Record<string, unknown>; metadata: { version: number; custom_metadata?: Record<string, string> | null } };
+        };
+        const { metadata } = body.data;
+        return { kind: 'data', data: body.data.data, version: metadata.version, ...('custom_metadata' in metadata ? { customMetadata: metadata.custom_metadata ?? null } : {}) };
       },
       answer: (f) => {
         if (f.status !== 404) return undefined;
         // A deleted or destroyed version answers 404 with the full envelope: data null, metadata telling which.
-        const meta = (f.body as { data?: { metadata?: { destroyed?: unknown; deletion_time?: unknown } } } | null)?.data?.metadata;
-        if (meta?.destroyed === true) return { value: { kind: 'destroyed', version } };
-        if (typeof meta?.deletion_time === 'string' && meta.deletion_time !== '') return { value: { kind: 'deleted', version, deletionTime: meta.deletion_time } };
+        const meta = (f.body as { data?: { metadata?: { destroyed?: unknown; deletion_time?: unknown; version?: unknown } } } | null)?.data?.metadata;
+        const which = version ?? (typeof meta?.version === 'number' ? meta.version : 0);
+        if (meta?.destroyed === true) return { value: { kind: 'destroyed', version: which } };
+        if (typeof meta?.deletion_time === 'string' && meta.deletion_time !== '') return { value: { kind: 'deleted', version: which, deletionTime: meta.deletion_time } };
         return isPlain404(f) ? { value: { kind: 'missing' } } : undefined;
       },
     });

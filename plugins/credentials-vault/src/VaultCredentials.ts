@@ -54,6 +54,18 @@ export class VaultCredentials {
   }
 
   async getSecret(name: string, ref: string): Promise<SecretValue> {
+    if (ref === 'current') {
+      // One round trip instead of two in the steady state (what every worker create without a cached value waits
+      // for): a read of the latest version carries the key's custom metadata in the same answer, so when `wm-current`
+      // is absent or names that version, it is the current one, exactly as stagesOf would find it. Anything else (a
+      // rotation between create and promote, a deleted or destroyed latest version, no key, a server that does not
+      // send custom_metadata) takes the full path below, with its errors unchanged.
+      const latest = await this.#kv.read(name);
+      if (latest.kind === 'data' && latest.customMetadata !== undefined) {
+        const pinned = latest.customMetadata?.[STAGE_KEY.current];
+        if (pinned === undefined || pinned === String(latest.version)) return { name, version: String(latest.version), value: decodeValue(latest.data, name, latest.version).value };
+      }
+    }
     const meta = await this.#meta(name);
     const version = this.#resolve(name, meta, ref);
     const read = await this.#kv.read(name, version);

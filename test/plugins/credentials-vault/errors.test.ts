@@ -67,7 +67,8 @@ describe('credentials-vault errors', () => {
 
     const slow = await harness(t, vault, { requestTimeoutMs: 2000, readRetries: 0, auth });
     await slow.proxy.putSecret({ name: 'x', value: 'v' });
-    vault.fault({ kind: 'hang', match: /^secret\/metadata\/wm\/x$/ });
+    // getSecret of the current version reads the key's latest version first (one round trip when it is current).
+    vault.fault({ kind: 'hang', match: /^secret\/data\/wm\/x$/, method: 'GET' });
     const timeout = await rejection(() => slow.proxy.getSecret({ name: 'x' }));
     assert.equal(timeout.code, 'WM_ERR_TIMEOUT');
   });
@@ -76,11 +77,12 @@ describe('credentials-vault errors', () => {
     const vault = await startVault(t);
     const h = await harness(t, vault, { readRetries: 3 });
     await h.proxy.putSecret({ name: 'f', value: 'v' });
-    vault.fault({ kind: 'status', status: 500, errors: ['internal error'], match: /^secret\/metadata\/wm\/f$/ });
-    vault.fault({ kind: 'status', status: 429, errors: ['request path "secret/metadata/wm/f": rate limit quota exceeded'], match: /^secret\/metadata\/wm\/f$/ });
-    vault.fault({ kind: 'reset', match: /^secret\/metadata\/wm\/f$/ });
+    // getSecret of the current version starts with a read of the latest version (GET data, no version).
+    vault.fault({ kind: 'status', status: 500, errors: ['internal error'], match: /^secret\/data\/wm\/f$/, method: 'GET' });
+    vault.fault({ kind: 'status', status: 429, errors: ['request path "secret/data/wm/f": rate limit quota exceeded'], match: /^secret\/data\/wm\/f$/, method: 'GET' });
+    vault.fault({ kind: 'reset', match: /^secret\/data\/wm\/f$/, method: 'GET' });
     assert.equal((await h.proxy.getSecret({ name: 'f' })).value, 'v');
-    assert.equal(vault.requests.filter((r) => r.path === 'secret/metadata/wm/f' && r.method === 'GET').length, 4 + 1, 'three failures, then the answer (plus the put’s read)');
+    assert.equal(vault.requests.filter((r) => r.path === 'secret/data/wm/f' && r.method === 'GET').length, 4, 'three failures, then the answer');
 
     vault.fault({ kind: 'status', status: 502, match: /^secret\/data\/wm\/f$/, method: 'POST' });
     const err = await rejection(() => h.proxy.putSecret({ name: 'f', value: CANARY }));
