@@ -44,7 +44,29 @@ export interface TestIdentityProvider {
   rotateKeys(): Promise<void>;
   /** Number of JWKS requests served (to see a verifier refetch keys). */
   readonly jwksRequests: number;
+  /** Registers another client (Keycloak: a client created through the admin API); the realm is rebuilt with it. */
+  addClient(client: TestClient): void;
   close(): Promise<void>;
+}
+
+/** Options of {@link startTestIdentityProvider}. */
+export interface TestIdentityProviderOptions {
+  realm?: string;
+  clients?: TestClient[];
+  audience?: string;
+  /** Lifetime of issued access tokens in seconds; default an hour. Short lifetimes test token refresh. */
+  tokenTtlSeconds?: number;
+  /**
+   * Runs on every build of the provider (start, key rotation, new client): Koa middleware through `provider.use`, or
+   * replacing how a client secret is compared (`provider.Client.prototype.compareClientSecret`), as a Keycloak double
+   * with rotated secrets needs.
+   */
+  configure?: (provider: Provider) => void;
+  /**
+   * Sees every request first, on the realm's origin; returns true when it answered it (Keycloak's admin API beside the
+   * realm, or an injected fault). Requests it leaves go to the realm as before.
+   */
+  intercept?: (req: IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 /** The clients of the default test realm (seed 000 table 12 service accounts). */
@@ -68,9 +90,10 @@ async function newKey(): Promise<SigningKey> {
  * `realm_access`, `resource_access`, `preferred_username: service-account-<client>`, and the `tenant` attribute); the
  * realm's endpoints under `/realms/<realm>/protocol/openid-connect/` as Keycloak has them.
  */
-export async function startTestIdentityProvider(options: { realm?: string; clients?: TestClient[]; audience?: string } = {}): Promise<TestIdentityProvider> {
+export async function startTestIdentityProvider(options: TestIdentityProviderOptions = {}): Promise<TestIdentityProvider> {
   const realm = options.realm ?? 'wm';
-  const clients = options.clients ?? DEFAULT_CLIENTS;
+  const clients = [...(options.clients ?? DEFAULT_CLIENTS)];
+  const tokenTtl = options.tokenTtlSeconds ?? TOKEN_TTL_S;
   const audience = options.audience ?? 'worker-manager';
   const scopes = [...new Set(clients.flatMap((c) => c.scopes))];
   let keys: SigningKey[] = [await newKey()];
@@ -79,6 +102,7 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
   const prefix = `/realms/${realm}`;
 
   const server = http.createServer((req, res) => {
+    if (options.intercept?.(req, res) === true) return;
     const url = req.url ?? '/';
     if (provider === undefined || !(url === prefix || url.startsWith(`${prefix}/`))) {
       res.writeHead(404).end();
@@ -103,7 +127,7 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
       })),
       jwks: { keys: keys.map((k) => k.jwk) },
       cookies: { keys: ['test-cookie-key'] },
-      ttl: { ClientCredentials: TOKEN_TTL_S },
+      ttl: { ClientCredentials: tokenTtl },
       scopes: ['openid', ...scopes],
       routes: {
         token: '/protocol/openid-connect/token',
@@ -122,8 +146,8 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
           defaultResource: () => 'urn:worker-manager',
           useGrantedResource: () => true,
           getResourceServerInfo: (_ctx: unknown, resource: string) => {
-            if (resource === 'urn:worker-manager') return { scope: scopes.join(' '), audience, accessTokenTTL: TOKEN_TTL_S, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
-            if (resource === 'urn:other-api') return { scope: scopes.join(' '), audience: 'other-api', accessTokenTTL: TOKEN_TTL_S, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            if (resource === 'urn:worker-manager') return { scope: scopes.join(' '), audience, accessTokenTTL: tokenTtl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+            if (resource === 'urn:other-api') return { scope: scopes.join(' '), audience: 'other-api', accessTokenTTL: tokenTtl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
             throw new Error(`unknown resource ${resource}`);
           },
         },
@@ -141,6 +165,7 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
       },
     });
     p.on('server_error', (_ctx, error) => console.error('test identity provider error', error));
+    options.configure?.(p);
     return p;
   };
   provider = build();
@@ -174,6 +199,10 @@ export async function startTestIdentityProvider(options: { realm?: string; clien
     },
     async rotateKeys() {
       keys = [await newKey(), ...keys];
+      provider = build();
+    },
+    addClient(client) {
+      clients.push(client);
       provider = build();
     },
     async close() {
