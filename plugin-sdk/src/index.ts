@@ -11,3 +11,4 @@ export * from './schema.ts';
 export * from './fs/writeFileAtomic.ts';
 export * from './fs/readProcStat.ts';
 export * from './net/egressAgent.ts';
+export * from './credentials/secretSource.ts';

@@ -1,6 +1,6 @@
 import type { AdminTokenSource } from './AdminApi.ts';
 import type { SecretSource } from './config.ts';
-import { readSecretSource } from './readSecretSource.ts';
+import { readSecretSource } from '@worker-manager/plugin-sdk';
 import type { Grant, TokenEndpoint } from './TokenEndpoint.ts';
 
 /**

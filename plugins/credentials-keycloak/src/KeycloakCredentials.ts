@@ -4,7 +4,7 @@ import type { HttpFetch } from './agentFetch.ts';
 import { AdminSession } from './AdminSession.ts';
 import { ClientSecrets } from './ClientSecrets.ts';
 import type { ResolvedConfig } from './config.ts';
-import { readSecretSource } from './readSecretSource.ts';
+import { readSecretSource } from '@worker-manager/plugin-sdk';
 import type { RevokedVersions } from './RevokedVersions.ts';
 import { parseSecretName, type SecretName } from './secretNames.ts';
 import { TokenEndpoint } from './TokenEndpoint.ts';

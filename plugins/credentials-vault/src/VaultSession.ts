@@ -3,7 +3,7 @@ import path from 'node:path';
 import { WorkerManagerError, type PluginLogger } from '@worker-manager/plugin-sdk';
 import nodeVault from 'node-vault';
 import type { ResolvedConfig } from './config.ts';
-import { describeSource, readSecretSource } from './readSecretSource.ts';
+import { describeSecretSource as describeSource, readSecretSource } from '@worker-manager/plugin-sdk';
 import { responseFailure, toVaultError, type VaultResponseFailure } from './vaultError.ts';
 
 /** A node-vault client: the library's own type. */

@@ -1,20 +1,7 @@
-import { Type, type Static } from '@worker-manager/plugin-sdk';
+import { Type, type Static, secretSourceSchema } from '@worker-manager/plugin-sdk';
 
 /** Where a credential (a Vault token, an AppRole secret_id, a JWT) comes from: never the YAML itself. */
-export const SecretSource = Type.Union(
-  [
-    Type.Object(
-      { file: Type.String({ minLength: 1, description: 'file holding it (absolute, or relative to the state directory); re-read at every login' }) },
-      { additionalProperties: false },
-    ),
-    Type.Object(
-      { env: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: "environment variable holding it (grant it in the plugin's env:)" }) },
-      { additionalProperties: false },
-    ),
-  ],
-  { description: 'a file or an environment variable; the value never appears in the config' },
-);
-/** A file or an environment variable. */
+export const SecretSource = secretSourceSchema('file holding it (absolute, or relative to the state directory); re-read at every login');
 export type SecretSource = Static<typeof SecretSource>;
 
 const AuthMount = (fallback: string): ReturnType<typeof Type.String> =>
