@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -18,9 +18,11 @@ import type { AwsCaller } from './AwsCaller.ts';
 import { fromStored, toSecretString } from './checkValue.ts';
 import type { ResolvedConfig } from './config.ts';
 import { clientRequestToken } from './requestToken.ts';
-import { AWS_LABEL, isStage, REVOKED_TAG_PREFIX, toSecretVersion, type AwsVersionEntry } from './stages.ts';
+import { AWS_LABEL, isStage, MAX_TAG_VALUE_LENGTH, REVOKED_SET_TAG_PREFIX, REVOKED_TAG_PREFIX, revokedByTag, toSecretVersion, type AwsVersionEntry } from './stages.ts';
 
 const AWS_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+/** Single revocation tags are folded into packs once there are this many (a pack holds six UUIDs). */
+const PACK_AT = 6;
 
 /** What DescribeSecret tells about a secret, in the plugin's terms. */
 interface SecretState {
@@ -28,6 +30,8 @@ interface SecretState {
   labels: Map<string, string[]>;
   revoked: Set<string>;
   tagKeys: string[];
+  /** Tag key to value. */
+  tagValues: Map<string, string>;
 }
 
 /**
@@ -223,16 +227,30 @@ export class SecretsManagerStore {
     return toSecretVersion({ ...entry, labels: [] }, new Set([target]));
   }
 
-  /** Tags the version revoked, after dropping revoked tags of versions AWS no longer keeps (50 tags per secret). */
+  /**
+   * Tags the version revoked, after dropping revocation tags whose versions AWS no longer keeps (50 tags per secret),
+   * then folds the single tags into a pack once there are {@link PACK_AT} of them (see REVOKED_SET_TAG_PREFIX).
+   */
   async #markRevoked(name: string, id: string, versionId: string, state: SecretState, signal: AbortSignal | undefined): Promise<void> {
-    const stale = state.tagKeys.filter((k) => k.startsWith(REVOKED_TAG_PREFIX));
+    const stale = state.tagKeys.filter((k) => k.startsWith(REVOKED_TAG_PREFIX) || k.startsWith(REVOKED_SET_TAG_PREFIX));
     if (stale.length > 0) {
       const kept = new Set((await this.#versions(name, signal)).map((e) => e.versionId));
-      const gone = stale.filter((k) => !kept.has(k.slice(REVOKED_TAG_PREFIX.length)));
+      const gone = stale.filter((k) => revokedByTag(k, state.tagValues.get(k)).every((v) => !kept.has(v)));
       if (gone.length > 0) await this.#aws.send((c, abortSignal) => c.send(new UntagResourceCommand({ SecretId: id, TagKeys: gone }), { abortSignal }), { operation: 'UntagResource', name }, signal);
+      state.tagKeys = state.tagKeys.filter((k) => !gone.includes(k));
     }
-    await this.#aws.send((c, abortSignal) => c.send(new TagResourceCommand({ SecretId: id, Tags: [{ Key: `${REVOKED_TAG_PREFIX}${versionId}`, Value: new Date().toISOString() }] }), { abortSignal }), { operation: 'TagResource', name, version: versionId }, signal);
+    const key = `${REVOKED_TAG_PREFIX}${versionId}`;
+    await this.#aws.send((c, abortSignal) => c.send(new TagResourceCommand({ SecretId: id, Tags: [{ Key: key, Value: new Date().toISOString() }] }), { abortSignal }), { operation: 'TagResource', name, version: versionId }, signal);
     state.revoked.add(versionId);
+    if (!state.tagKeys.includes(key)) state.tagKeys.push(key);
+    const singles = state.tagKeys.filter((k) => k.startsWith(REVOKED_TAG_PREFIX));
+    if (singles.length < PACK_AT) return;
+    // The packs are on the secret before the single tags go: no moment where a revoked version reads as live.
+    const packs = packIds(singles.map((k) => k.slice(REVOKED_TAG_PREFIX.length)));
+    await this.#aws.send((c, abortSignal) => c.send(new TagResourceCommand({ SecretId: id, Tags: packs }), { abortSignal }), { operation: 'TagResource', name }, signal);
+    await this.#aws.send((c, abortSignal) => c.send(new UntagResourceCommand({ SecretId: id, TagKeys: singles }), { abortSignal }), { operation: 'UntagResource', name }, signal);
+    state.tagKeys = [...state.tagKeys.filter((k) => !singles.includes(k)), ...packs.map((p) => p.Key)];
+    for (const p of packs) state.tagValues.set(p.Key, p.Value);
   }
 
   /** DescribeSecret, in the plugin's terms; refuses a secret of another tenant when the instance has one. */
@@ -248,8 +266,13 @@ export class SecretsManagerStore {
       }
     }
     const revoked = new Set<string>();
-    for (const t of tags) if (t.Key?.startsWith(REVOKED_TAG_PREFIX) === true) revoked.add(t.Key.slice(REVOKED_TAG_PREFIX.length));
-    return { labels: new Map(Object.entries(d.VersionIdsToStages ?? {})), revoked, tagKeys: tags.flatMap((t) => (t.Key === undefined ? [] : [t.Key])) };
+    const tagValues = new Map<string, string>();
+    for (const t of tags) {
+      if (t.Key === undefined) continue;
+      tagValues.set(t.Key, t.Value ?? '');
+      for (const v of revokedByTag(t.Key, t.Value)) revoked.add(v);
+    }
+    return { labels: new Map(Object.entries(d.VersionIdsToStages ?? {})), revoked, tagKeys: [...tagValues.keys()], tagValues };
   }
 
   /** Every version AWS keeps, deprecated ones included, oldest first. */
@@ -314,6 +337,20 @@ export class SecretsManagerStore {
 function holder(state: SecretState, label: string): string | undefined {
   for (const [id, labels] of state.labels) if (labels.includes(label)) return id;
   return undefined;
+}
+
+/**
+ * Revocation packs holding `ids`: space-separated values of at most 256 characters, each keyed by a digest of its value,
+ * so that writing the same pack twice is one tag.
+ */
+function packIds(ids: readonly string[]): Array<{ Key: string; Value: string }> {
+  const values: string[] = [];
+  for (const id of ids) {
+    const last = values.at(-1);
+    if (last !== undefined && last.length + 1 + id.length <= MAX_TAG_VALUE_LENGTH) values[values.length - 1] = `${last} ${id}`;
+    else values.push(id);
+  }
+  return values.map((Value) => ({ Key: `${REVOKED_SET_TAG_PREFIX}${createHash('sha256').update(Value).digest('hex').slice(0, 16)}`, Value }));
 }
 
 function versionNotFound(name: string, version: string, why: string): WorkerManagerError {

@@ -18,6 +18,25 @@ export function isStage(version: string): version is Stage {
  */
 export const REVOKED_TAG_PREFIX = 'wm:revoked:';
 
+/**
+ * Tag key prefix of a pack of revoked versions (`wm:revoked-set:<digest of the ids>` = the VersionIds, separated by
+ * spaces). AWS allows 50 tags per secret and keeps every version of the last 24 hours, so one tag per revoked version
+ * stopped revocation after about 48 rotations a day: the plugin folds single tags into packs (six UUIDs to a value of
+ * at most 256 characters). A pack is only ever added whole and removed whole, never rewritten, so two writers cannot
+ * lose each other's revocations.
+ */
+export const REVOKED_SET_TAG_PREFIX = 'wm:revoked-set:';
+
+/** Longest tag value AWS accepts. */
+export const MAX_TAG_VALUE_LENGTH = 256;
+
+/** The VersionIds a revocation tag marks revoked (none for any other tag). */
+export function revokedByTag(key: string, value: string | undefined): string[] {
+  if (key.startsWith(REVOKED_TAG_PREFIX)) return [key.slice(REVOKED_TAG_PREFIX.length)];
+  if (key.startsWith(REVOKED_SET_TAG_PREFIX)) return (value ?? '').split(' ').filter((id) => id.length > 0);
+  return [];
+}
+
 /** One version as ListSecretVersionIds shows it. */
 export interface AwsVersionEntry {
   versionId: string;

@@ -121,6 +121,31 @@ describe('credentials-aws-secrets-manager operations (real SDK against the Secre
     assert.deepEqual(Object.keys(d.secret('tags')?.tags ?? {}).filter((k) => k.startsWith('wm:revoked:')), [`wm:revoked:${p.version}`]);
   });
 
+  // Regression (issue 16, rotation under load): one tag per revoked version hit AWS's 50 tags per secret after 48
+  // revocations within AWS's 24-hour retention, and every later revocation failed, leaving old versions served.
+  it('revokes far more versions than a secret has tags for: single tags are folded into packs, and none is served again', async (t) => {
+    const d = await startDouble(t);
+    const h = await harness(t, d);
+    let current = (await h.proxy.putSecret({ name: 'many', value: 'v0' })).version;
+    const revoked: string[] = [];
+    for (let i = 1; i <= 120; i += 1) {
+      const pending = await h.proxy.createPendingVersion({ name: 'many' });
+      await h.proxy.promoteVersion({ name: 'many', version: pending.version });
+      assert.equal((await h.proxy.revokeVersion({ name: 'many', version: current })).status, 'revoked', `revocation ${i}`);
+      revoked.push(current);
+      current = pending.version;
+    }
+    const tags = Object.keys(d.secret('many')?.tags ?? {});
+    assert.ok(tags.length <= 30, `${tags.length} tags`);
+    assert.ok(tags.some((k) => k.startsWith('wm:revoked-set:')), JSON.stringify(tags));
+    const listed = new Map((await h.proxy.listVersions({ name: 'many' })).map((v) => [v.version, v.status]));
+    assert.deepEqual(revoked.filter((v) => listed.get(v) !== 'revoked'), [], 'every revoked version lists as revoked');
+    assert.equal(listed.get(current), 'active');
+    for (const v of [revoked[0], revoked[59], revoked.at(-1)] as string[]) {
+      assert.equal((await rejection(() => h.proxy.getSecret({ name: 'many', version: v }))).code, 'WM_ERR_SECRET_VERSION_NOT_FOUND');
+    }
+  });
+
   it('namePrefix is prepended in AWS, and a name AWS cannot hold is WM_ERR_VALIDATION', async (t) => {
     const d = await startDouble(t);
     const h = await harness(t, d, { namePrefix: 'wm/ci/' });
