@@ -509,7 +509,9 @@ export class RotationEngine {
         for (const v of await creds.listVersions({ name }, opts)) {
           const undone = v.version === rb.previousVersion || v.status === 'pending';
           let revoked = v.status === 'revoked';
-          if (undone && !revoked && !v.stages.includes('current')) revoked = (await creds.revokeVersion({ name, version: v.version }, opts)).status === 'revoked';
+          // Also when listed revoked: a host that died inside revokeVersion may have left it half done (AWS: tagged,
+          // its AWSPENDING label kept), and revoking again is safe by contract.
+          if (undone && !v.stages.includes('current')) revoked = (await creds.revokeVersion({ name, version: v.version }, opts)).status === 'revoked';
           const mark = this.#journal.failedVersion(rb.credentials, name, v.version);
           if (mark !== undefined && revoked) mark.revoked = true;
         }
@@ -665,7 +667,9 @@ export class RotationEngine {
         const opts = callOptions(entry.correlationId);
         if (entry.previousVersion !== undefined) {
           const old = (await creds.listVersions({ name: entry.name }, opts)).find((v) => v.version === entry.previousVersion);
-          if (old !== undefined && old.status !== 'revoked' && !old.stages.includes('current')) await creds.revokeVersion({ name: entry.name, version: old.version }, opts);
+          // Revoked or not, it is revoked again (idempotent, by contract): a host that died inside revokeVersion left
+          // a store that may already list the version revoked with its revocation half done (AWS: tagged, labels kept).
+          if (old !== undefined && !old.stages.includes('current')) await creds.revokeVersion({ name: entry.name, version: old.version }, opts);
         }
         entry.state = 'completed';
         delete entry.error;
