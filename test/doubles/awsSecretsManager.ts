@@ -36,7 +36,9 @@ export type SecretsManagerFault =
   /** The TCP connection is reset (RST) without an answer. */
   | { kind: 'reset' }
   /** The request is carried out, then the connection is reset before the answer: a lost answer to a write. */
-  | { kind: 'lose-answer' };
+  | { kind: 'lose-answer' }
+  /** The request is carried out and never answered (until the double closes): a caller that dies after its write landed. */
+  | { kind: 'apply-and-hang' };
 
 /** Which requests a fault applies to. */
 export interface FaultOptions {
@@ -44,6 +46,8 @@ export interface FaultOptions {
   count?: number;
   /** Only this operation (`GetSecretValue`); default any. */
   operation?: string;
+  /** Only while this holds, asked when a request arrives (say, once a promotion is done); default always. */
+  when?: () => boolean;
 }
 
 /** One request the double received (after SigV4 was checked or refused). */
@@ -146,6 +150,7 @@ interface ActiveFault {
   fault: SecretsManagerFault;
   remaining: number;
   operation?: string;
+  when?: () => boolean;
 }
 
 type Body = Record<string, unknown>;
@@ -510,7 +515,7 @@ export async function startSecretsManagerDouble(options: SecretsManagerDoubleOpt
   }
 
   function takeFault(operation: string): SecretsManagerFault | undefined {
-    const active = faults.find((f) => f.remaining > 0 && (f.operation === undefined || f.operation === operation));
+    const active = faults.find((f) => f.remaining > 0 && (f.operation === undefined || f.operation === operation) && (f.when === undefined || f.when()));
     if (active === undefined) return undefined;
     active.remaining -= 1;
     faults = faults.filter((f) => f.remaining > 0);
@@ -570,6 +575,11 @@ export async function startSecretsManagerDouble(options: SecretsManagerDoubleOpt
         req.socket.resetAndDestroy();
         return;
       }
+      if (fault?.kind === 'apply-and-hang') {
+        record.status = 0;
+        record.errorType = 'answer-withheld';
+        return;
+      }
       send(res, 200, answer);
     } catch (error) {
       const e = error instanceof AwsError ? error : new AwsError(500, 'InternalServiceError', 'An error occurred on the server side.');
@@ -604,7 +614,7 @@ export async function startSecretsManagerDouble(options: SecretsManagerDoubleOpt
       else p.deny = deny;
     },
     injectFault(fault, opts = {}) {
-      faults.push({ fault, remaining: opts.count ?? Number.POSITIVE_INFINITY, ...(opts.operation === undefined ? {} : { operation: opts.operation }) });
+      faults.push({ fault, remaining: opts.count ?? Number.POSITIVE_INFINITY, ...(opts.operation === undefined ? {} : { operation: opts.operation }), ...(opts.when === undefined ? {} : { when: opts.when }) });
     },
     clearFaults() {
       faults = [];

@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { SecretMount } from '@worker-manager/plugin-sdk';
+import type { SecretMount, SecretRef } from '@worker-manager/plugin-sdk';
 import { createApiServer } from '../../host/src/api/createApiServer.ts';
 import { dispatchWorkerCommand } from '../../host/src/bus/commands/dispatchWorkerCommand.ts';
+import { startSecretsManagerDouble } from '../doubles/awsSecretsManager.ts';
+import { VaultDouble } from '../doubles/vault.ts';
+import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
 import { budget, waitFor } from '../helpers/waitFor.ts';
 import { secretValue, startBrokerHost, STORE_KEY } from '../host/secrets/brokerFixtures.ts';
+import { pluginPolicy } from '../plugins/credentials-vault/helpers.ts';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -19,6 +24,20 @@ function forms(value: string): string[] {
 /** Labels of the secrets any form of which appears in `text`. */
 function leaks(text: string, secrets: ReadonlyMap<string, string>): string[] {
   return [...secrets].filter(([, value]) => forms(value).some((f) => text.includes(f))).map(([label]) => label);
+}
+
+/** Everything a failure exposes: message, stack, its JSON, details and cause. */
+function errorText(error: unknown): string {
+  const e = error as { message?: string; stack?: string; toJSON?: () => unknown; details?: unknown; cause?: unknown };
+  return [e.message, e.stack, JSON.stringify(e.toJSON?.() ?? e), JSON.stringify(e.details), String(e.cause)].join('\n');
+}
+
+/** Fails naming the first log line, event, error or API response that holds any form of a value in `secrets`. */
+function assertNoLeak(emitted: { logs: readonly string[]; events: readonly unknown[]; errors: readonly unknown[]; responses: readonly string[] }, secrets: ReadonlyMap<string, string>): void {
+  for (const line of emitted.logs) assert.deepEqual(leaks(line, secrets), [], `log line leaks: ${line.slice(0, 300)}`);
+  for (const event of emitted.events) assert.deepEqual(leaks(JSON.stringify(event), secrets), [], `event leaks: ${(event as { type?: string }).type ?? ''}`);
+  for (const error of emitted.errors) assert.deepEqual(leaks(errorText(error), secrets), [], `error leaks: ${(error as { message?: string }).message ?? ''}`);
+  for (const response of emitted.responses) assert.deepEqual(leaks(response, secrets), [], `response leaks: ${response.slice(0, 300)}`);
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -165,13 +184,182 @@ describe('redaction: no secret value in anything the host emits', () => {
 
     // Everything emitted: log lines, bus events, errors as thrown and as serialised, API responses.
     assert.ok(h.logs.length > 20 && h.events.length > 5, `${h.logs.length} log lines, ${h.events.length} events`);
-    for (const line of h.logs) assert.deepEqual(leaks(line, secrets), [], `log line leaks: ${line.slice(0, 300)}`);
-    for (const event of h.events) assert.deepEqual(leaks(JSON.stringify(event), secrets), [], `event leaks: ${event.type}`);
-    for (const error of errors) {
-      const e = error as { message?: string; stack?: string; toJSON?: () => unknown; details?: unknown; cause?: unknown };
-      const text = [e.message, e.stack, JSON.stringify(e.toJSON?.() ?? e), JSON.stringify(e.details), String(e.cause)].join('\n');
-      assert.deepEqual(leaks(text, secrets), [], `error leaks: ${e.message ?? ''}`);
+    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: emitted }, secrets);
+  });
+});
+
+// Issue 16: the same scan over the two remote stores, each through its real plugin and client library against its
+// protocol double: credentials-vault (instance `kv`) and credentials-aws-secrets-manager (instance `sm`). Besides the
+// values, their credentials are canaries too (the Vault token, the AWS secret access key), and the failures are the
+// backends' own: Vault sealed, refusing a path, failing a write; AWS denying a call, throttling, and answering a write
+// with an error that echoes the value it was sent (the plugin promises to strip it).
+describe('redaction with Vault and AWS Secrets Manager: no value or credential in anything the host emits', () => {
+  it('creates workers with secrets of both stores, fails operations around them, rotates, and finds no value in logs, events, errors, responses or state files', { timeout: budget(240_000) }, async (t) => {
+    const vault = await VaultDouble.start();
+    t.after(() => vault.close());
+    vault.setPolicy('wm', pluginPolicy('wm'));
+    const vaultToken = vault.createToken({ policies: ['wm'] });
+    const awsKeys = { accessKeyId: 'AKIAWMREDACTIONKEY01', secretAccessKey: `wm-redaction-${randomUUID()}` };
+    const aws = await startSecretsManagerDouble({ principals: [awsKeys] });
+    t.after(() => aws.close());
+    // The token file is the operator's, outside the host's state folder (which is scanned).
+    const credsDir = await mkdtemp(path.join(os.tmpdir(), 'wm-redaction-creds-'));
+    t.after(() => rm(credsDir, { recursive: true, force: true }));
+    const tokenFile = path.join(credsDir, 'vault-token');
+    await writeFile(tokenFile, `${vaultToken}\n`, { mode: 0o600 });
+    const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
+    const h = await startTestHost(
+      `
+host: { id: redact-remote, stateDir: \${DIR}/state }
+secrets:
+  cacheTtlMs: 5000
+  tenants:
+    - { tenant: team-a, names: ["team-a/*"] }
+plugins:
+  - name: credentials-vault
+    package: ${repoRoot}plugins/credentials-vault
+  - name: aws-secrets
+    package: ${repoRoot}plugins/credentials-aws-secrets-manager
+    env: { AWS_ACCESS_KEY_ID: "\${KEY_ID}", AWS_SECRET_ACCESS_KEY: "\${SECRET_KEY}", AWS_EC2_METADATA_DISABLED: "true" }
+    limits: { threads: 2, callTimeoutMs: 60000 }
+  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${PATH}" }
+instances:
+  - name: kv
+    plugin: credentials-vault
+    config: { address: "${vault.address}", pathPrefix: wm, auth: { method: token, token: { file: ${tokenFile} } }, readRetries: 1 }
+  - name: sm
+    plugin: aws-secrets
+    config: { region: ${aws.region}, endpoint: "${aws.url}", retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 20 } }
+  - { name: local, plugin: process, default: true }
+`,
+      { env: { PATH, KEY_ID: awsKeys.accessKeyId, SECRET_KEY: awsKeys.secretAccessKey } },
+    );
+    t.after(() => h.stop());
+    const secrets = new Map<string, string>([['vaultToken', vaultToken], ['awsSecretKey', awsKeys.secretAccessKey]]);
+    const s = (label: string): string => secrets.get(label) ?? assert.fail(label);
+    const stores = ['kv', 'sm'] as const;
+    for (const store of stores) {
+      for (const label of ['env', 'file', 'mapUser', 'mapPassword', 'teamA', 'cold', 'failedWrite']) secrets.set(`${store}.${label}`, secretValue(`${store}${label.toLowerCase()}`));
+      const creds = h.host.registry.credentials(store);
+      await creds.putSecret({ name: 'app/env', value: s(`${store}.env`) });
+      await creds.putSecret({ name: 'app/file', value: s(`${store}.file`) });
+      await creds.putSecret({ name: 'app/map', value: { user: s(`${store}.mapUser`), password: s(`${store}.mapPassword`) } });
+      await creds.putSecret({ name: 'team-a/db', value: s(`${store}.teamA`) });
+      // Read for the first time under a fault below: the broker cache cannot answer for it.
+      await creds.putSecret({ name: 'app/cold', value: s(`${store}.cold`) });
     }
-    for (const response of emitted) assert.deepEqual(leaks(response, secrets), [], `response leaks: ${response.slice(0, 300)}`);
+
+    const app = createApiServer({ workers: h.host.workers, registry: h.host.registry, logger: h.host.logger, bus: h.host.bus, subjects: h.host.subjects, rotation: h.host.rotation });
+    t.after(() => app.close());
+    const emitted: string[] = [];
+    const api = async (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown): Promise<{ statusCode: number; json: () => unknown }> => {
+      const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+      emitted.push(`${method} ${url} -> ${res.statusCode} ${JSON.stringify(res.headers)} ${res.body}`);
+      return res;
+    };
+    const errors: unknown[] = [];
+    const fails = async (what: string, p: Promise<unknown>): Promise<void> => {
+      try {
+        await p;
+      } catch (error) {
+        errors.push(error);
+        return;
+      }
+      assert.fail(`${what} should have failed`);
+    };
+
+    const refs: SecretRef[] = stores.flatMap((store) => {
+      const up = store.toUpperCase();
+      return [
+        { name: 'app/env', credentials: store, mount: 'env' as const, envName: `${up}_ENV` },
+        { name: 'app/file', credentials: store, mount: 'file' as const, path: `${store}.txt` },
+        { name: 'app/map', credentials: store, mount: 'env' as const, envName: `${up}_MAP` },
+      ];
+    });
+    // Workers with secrets of both stores, through the service, the API and the bus.
+    await h.host.workers.createWorker({ workerId: 'w-v1', spec: { command: ['sleep', '600'], secretRefs: refs }, correlationId: 'corr-v1' });
+    const created = await api('POST', `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`, { workerId: 'w-v2', spec: { command: ['sleep', '600'], secretRefs: refs } });
+    assert.equal(created.statusCode, 201, JSON.stringify(created.json()));
+    emitted.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-remote-bus', params: { workerId: 'w-v3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
+    // The delivery itself worked, compared by digest so that neither the command nor its output carries a value.
+    const digest = async (workerId: string, script: string): Promise<string> => (await h.host.workers.executeCommand(workerId, ['sh', '-c', `${script} | sha256sum`], 60_000)).stdout.split(' ')[0] ?? '';
+    for (const store of stores) {
+      const up = store.toUpperCase();
+      assert.equal(await digest('w-v2', `printf %s "$${up}_ENV"`), sha256(s(`${store}.env`)), `${store} env`);
+      assert.equal(await digest('w-v2', `printf %s "$${up}_MAP_PASSWORD"`), sha256(s(`${store}.mapPassword`)), `${store} map`);
+      assert.equal(await digest('w-v2', `cat "$WM_SECRETS_DIR/${store}.txt"`), sha256(s(`${store}.file`)), `${store} file`);
+    }
+    for (const url of ['/v1/workers', '/v1/workers/w-v2', '/v1/secrets/app%2Fenv/versions?credentials=kv', '/v1/secrets/app%2Fmap/versions?credentials=sm', '/v1/secrets/app%2Ffile/rotations?credentials=sm']) {
+      const res = await api('GET', url);
+      assert.ok(res.statusCode < 500, `${url}: ${JSON.stringify(res.json())}`);
+    }
+
+    // Failures around the values, in the host and in each backend.
+    const create = (workerId: string, secretRefs: SecretRef[]): Promise<unknown> => h.host.workers.createWorker({ workerId, spec: { command: ['true'], secretRefs } });
+    for (const store of stores) {
+      await fails(`${store}: keys on a string`, create(`w-${store}-f1`, [{ name: 'app/env', credentials: store, mount: 'env', keys: ['x'] }]));
+      await fails(`${store}: missing key`, create(`w-${store}-f2`, [{ name: 'app/map', credentials: store, mount: 'env', keys: ['nope'] }]));
+      await fails(`${store}: unknown version`, create(`w-${store}-f3`, [{ name: 'app/env', credentials: store, mount: 'env', version: store === 'kv' ? '42' : randomUUID() }]));
+      await fails(`${store}: other tenant`, create(`w-${store}-f4`, [{ name: 'team-a/db', credentials: store, mount: 'env' }]));
+      await fails(`${store}: provider refuses after resolution`, h.host.workers.createWorker({ workerId: `w-${store}-f5`, spec: { command: ['true'], workingDir: '../..', secretRefs: refs } }));
+      const res = await api('POST', '/v1/workers', { workerId: `w-${store}-f6`, spec: { command: ['true'], secretRefs: [{ name: 'app/env', credentials: store, mount: 'env', keys: ['x'] }] } });
+      assert.ok(res.statusCode >= 400 && res.statusCode < 500, `${store}: ${res.statusCode}`);
+    }
+    // Vault sealed, then refusing the path: the first read of app/cold fails both times.
+    vault.sealed = true;
+    await fails('kv: Vault sealed', create('w-kv-f7', [{ name: 'app/cold', credentials: 'kv', mount: 'env' }]));
+    vault.sealed = false;
+    vault.fault({ kind: 'status', status: 403, errors: ['permission denied'], match: /app\/cold/, times: 10 });
+    await fails('kv: permission denied', create('w-kv-f8', [{ name: 'app/cold', credentials: 'kv', mount: 'env' }]));
+    // A write Vault fails: the value was sent, and must not come back in the error.
+    vault.fault({ kind: 'status', status: 500, errors: ['internal error'], match: /data\/wm\/app\/env/, method: 'POST', times: 10 });
+    await fails('kv: a write Vault fails', h.host.registry.credentials('kv').putSecret({ name: 'app/env', value: s('kv.failedWrite') }));
+    // AWS denying the read, then throttling it past the retries.
+    aws.setDeny(awsKeys.accessKeyId, ['secretsmanager:GetSecretValue']);
+    await fails('sm: access denied', create('w-sm-f7', [{ name: 'app/cold', credentials: 'sm', mount: 'env' }]));
+    aws.setDeny(awsKeys.accessKeyId, undefined);
+    aws.injectFault({ kind: 'throttle' }, { operation: 'GetSecretValue', count: 10 });
+    await fails('sm: throttled', create('w-sm-f8', [{ name: 'app/cold', credentials: 'sm', mount: 'env' }]));
+    aws.clearFaults();
+    // AWS answering a write with a message that quotes the value it was sent.
+    aws.injectFault({ kind: 'error', status: 400, type: 'InvalidParameterException', message: `Invalid SecretString: ${s('sm.failedWrite')}` }, { operation: 'PutSecretValue', count: 10 });
+    await fails('sm: a write AWS refuses, quoting the value', h.host.registry.credentials('sm').putSecret({ name: 'app/env', value: s('sm.failedWrite') }));
+    aws.clearFaults();
+    assert.equal(errors.length, 16);
+    const codes = errors.map((e) => (e as { code?: string }).code);
+    assert.ok(codes.includes('WM_ERR_NETWORK') && codes.includes('WM_ERR_PERMISSION_DENIED') && codes.includes('WM_ERR_RESOURCE_EXHAUSTED') && codes.includes('WM_ERR_VALIDATION'), `the backends' failures reached the host: ${codes.join(', ')}`);
+
+    // A manual rotation of each store through the API: the file-mounted workers get the generated value in place.
+    for (const store of stores) {
+      const rotated = await api('POST', '/v1/secrets/app%2Ffile/rotate', { credentials: store });
+      assert.equal(rotated.statusCode, 200, JSON.stringify(rotated.json()));
+      const current = await h.host.registry.credentials(store).getSecret({ name: 'app/file' });
+      secrets.set(`${store}.rotated`, typeof current.value === 'string' ? current.value : assert.fail('a string secret'));
+      const rotatedDigest = sha256(s(`${store}.rotated`));
+      await waitFor(async () => (await digest('w-v3', `cat "$WM_SECRETS_DIR/${store}.txt"`)).startsWith(rotatedDigest), `w-v3 to read the rotated ${store} file`);
+    }
+
+    // State files, while the workers still run; only the provider's own secret files may hold values.
+    const local = h.host.registry.instance('local').stateDir ?? assert.fail('no state dir');
+    const isProviderSecretFile = (file: string): boolean => file.startsWith(path.join(local, 'workers') + path.sep) && file.split(path.sep).includes('secrets');
+    const files = await filesUnder(h.dir);
+    assert.ok(files.filter(isProviderSecretFile).length >= 6, 'the workers have their secret files (the exclusion below is not vacuous)');
+    for (const file of files) {
+      if (isProviderSecretFile(file) || file === path.join(h.dir, 'wm.yaml')) continue;
+      const text = await readFile(file, 'latin1');
+      assert.deepEqual(leaks(text, secrets), [], `${path.relative(h.dir, file)} holds a secret`);
+    }
+
+    const deletedFrom = h.events.length;
+    for (const workerId of ['w-v1', 'w-v2', 'w-v3']) assert.equal((await api('DELETE', `/v1/workers/${workerId}?gracePeriodMs=0`)).statusCode, 200);
+    // What the terminations emit is part of what is scanned: wait for the last of it.
+    await waitFor(
+      () => ['w-v1', 'w-v2', 'w-v3'].every((id) => h.events.slice(deletedFrom).some((e) => e.subject === id && (e.busSubject === 'ci.worker.terminated' || e.busSubject === 'ci.worker.failed'))),
+      'the terminal events of w-v1, w-v2 and w-v3',
+    );
+    assert.ok(h.logs.length > 20 && h.events.length > 5, `${h.logs.length} log lines, ${h.events.length} events`);
+    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: emitted }, secrets);
   });
 });
