@@ -59,6 +59,7 @@ export class SecretBroker {
   readonly #rules: CompiledRule[];
   readonly #cache: SecretCache;
   readonly #table: ConsumerTable;
+  #leaseListener: ((credentials: string, name: string, leaseTtlMs: number) => void) | undefined;
   #started: Promise<void> | undefined;
 
   constructor(deps: SecretBrokerDeps) {
@@ -142,6 +143,11 @@ export class SecretBroker {
         details: { workerId: req.workerId, tenant, secrets: released },
       });
       this.#observe(req, tenant, started, undefined, targets[0]?.credentials);
+      // A ref pinned to a version does not follow renewals (as it does not follow rotations).
+      targets.forEach((t, i) => {
+        const lease = (values[i] as SecretValue).leaseTtlMs;
+        if (lease !== undefined && t.ref.version === undefined) this.#leaseListener?.(t.credentials, t.ref.name, lease);
+      });
       return mounts;
     } catch (error) {
       this.#observe(req, tenant, started, error, targets[0]?.credentials);
@@ -173,6 +179,11 @@ export class SecretBroker {
   /** Every recorded consumer (for pruning workers that no longer exist after a restart). */
   allConsumers(): SecretConsumer[] {
     return this.#table.all();
+  }
+
+  /** Tells `listener` of every value handed out with a lease; the rotation engine renews them (LeaseRenewals). */
+  watchLeases(listener: (credentials: string, name: string, leaseTtlMs: number) => void): void {
+    this.#leaseListener = listener;
   }
 
   /** Drops cached values of a secret (rotation calls it after promote/rollback). */

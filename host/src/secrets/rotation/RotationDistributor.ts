@@ -7,6 +7,14 @@ import type { RotationReporter } from './RotationReporter.ts';
 import type { ConsumerRef, RotationBroker, RotationConsumer, RotationWorkers } from './rotationPorts.ts';
 import { callOptions, errorOf } from './rotationSupport.ts';
 
+/** A lease renewal (LeaseRenewals): consumers move onto a fresh value of a leased secret, without a rotation record. */
+export interface LeaseRenewal {
+  id: string;
+  credentials: string;
+  name: string;
+  correlationId?: undefined;
+}
+
 /** A worker that ended meanwhile: it needs no new material. */
 const GONE = new Set(['WM_ERR_NOT_FOUND', 'WM_ERR_CONFLICT']);
 
@@ -63,7 +71,7 @@ export class RotationDistributor {
    * are handed to the coalescer, whose restarts the returned promise waits for (failures are logged and audited, not
    * rolled back: the other consumers already use the new version).
    */
-  async distribute(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<{ workers: string[]; restarts: Promise<void> }> {
+  async distribute(entry: JournalEntry | LeaseRenewal, policy: ResolvedPolicy | undefined): Promise<{ workers: string[]; restarts: Promise<void> }> {
     const { broker, workers } = this.#d;
     if (broker === undefined || workers === undefined) return { workers: [], restarts: Promise.resolve() };
     const byWorker = new Map<string, { tenant: string; hot: ConsumerRef[]; signal: string | undefined; restart: boolean }>();
@@ -108,7 +116,8 @@ export class RotationDistributor {
           if (!this.#d.isRunning()) return;
           const failure = errorOf(error);
           this.#d.logger.error({ rotationId: entry.id, name: entry.name, workerId, err: failure }, 'restart with the rotated secret failed; the worker keeps its old environment');
-          await this.#d.reporter.audit(entry, failure, { workerId });
+          // A rotation's failed restart goes to the audit trail with its record; a lease renewal has none (logged above).
+          if ('operation' in entry) await this.#d.reporter.audit(entry, failure, { workerId });
         }),
       );
     return {

@@ -12,6 +12,7 @@ import type { AuditSink } from '../../security/audit/AuditSink.ts';
 import { CronSyntaxError, parseCron } from './cronSchedule.ts';
 import { parseDuration } from './parseDuration.ts';
 import { PolicyTriggers, type ResolvedPolicy } from './PolicyTriggers.ts';
+import { LeaseRenewals } from './LeaseRenewals.ts';
 import { RotationDistributor } from './RotationDistributor.ts';
 import { RotationJournal } from './RotationJournal.ts';
 import { isFinished, publicRecord, type JournalEntry, type RotationRecord, type RotationStep, type RotationTrigger, type VersionFailure } from './RotationRecord.ts';
@@ -89,6 +90,7 @@ export class RotationEngine {
   readonly #journal: RotationJournal;
   readonly #report: RotationReporter;
   readonly #distribution: RotationDistributor;
+  readonly #leases: LeaseRenewals | undefined;
   readonly #locks = new Map<string, Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
@@ -111,6 +113,21 @@ export class RotationEngine {
       policyFor: (credentials, name) => this.#policyFor(credentials, name),
       isRunning: () => this.#state === 'running',
     });
+    const broker = deps.broker;
+    if (broker !== undefined) {
+      const leases = new LeaseRenewals({
+        broker,
+        logger: deps.logger,
+        redistribute: (target) => this.#distribution.distribute(target, this.#policyFor(target.credentials, target.name)).then(async ({ workers, restarts }) => {
+          await restarts;
+          return { workers };
+        }),
+      });
+      broker.watchLeases?.((credentials, name, ttl) => {
+        if (this.#state === 'running') leases.leased(credentials, name, ttl);
+      });
+      this.#leases = leases;
+    }
     this.#policySpecs = deps.settings.policies.map((p, index) => {
       const where = `secrets.rotation.policies[${index}] (secret '${p.secret}')`;
       if (p.interval !== undefined && p.cron !== undefined) throw hostError('HOST_ERR_CONFIG_INVALID', `${where}: set interval or cron, not both`, { details: { policy: index } });
@@ -250,6 +267,7 @@ export class RotationEngine {
     for (const timer of this.#graceTimers.values()) clearTimeout(timer);
     this.#graceTimers.clear();
     this.#distribution.stop();
+    this.#leases?.stop();
     if (this.#inflight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -22,6 +22,8 @@ export interface RotationBroker {
   resolve(req: { workerId: string; tenant?: string; refs: SecretRef[]; correlationId?: string }): Promise<SecretMount[]>;
   consumersOf(credentials: string, name: string): RotationConsumer[];
   invalidate(credentials: string, name: string): void;
+  /** Tells `listener` of every value handed out with a lease (`leaseTtlMs`), so it can be renewed before it ends. */
+  watchLeases?(listener: (credentials: string, name: string, leaseTtlMs: number) => void): void;
 }
 
 /** What the engine needs from the WorkerService to move workers onto a new version. */
