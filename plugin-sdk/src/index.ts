@@ -12,3 +12,4 @@ export * from './fs/writeFileAtomic.ts';
 export * from './fs/readProcStat.ts';
 export * from './net/egressAgent.ts';
 export * from './credentials/secretSource.ts';
+export * from './credentials/checkSecretPayload.ts';

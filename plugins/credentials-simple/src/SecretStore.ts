@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { WorkerManagerError, type CredentialHandlers, type PluginLogger, type SecretPayload, type SecretValue, type SecretVersion } from '@worker-manager/plugin-sdk';
+import { WorkerManagerError, type CredentialHandlers, type PluginLogger, type SecretPayload, type SecretValue, type SecretVersion, checkSecretPayload } from '@worker-manager/plugin-sdk';
 import type { ResolvedConfig } from './config.ts';
 import { withFileLock } from './fileLock.ts';
 import { deriveStoreKey, newScryptParams, openValue, sealKeyCheck, sealValue, verifyKeyCheck, type ScryptParams } from './storeCrypto.ts';
 import { storeError } from './storeError.ts';
 import { readStore, writeStore, type StoreBody, type StoredSecret, type StoredVersion } from './storeFile.ts';
-import { checkValue } from './checkValue.ts';
 import { replayedVersion, writeRequest } from './writeRequest.ts';
 
 /** Stages a caller may name instead of a version id (AWSCURRENT, AWSPREVIOUS, AWSPENDING). */
@@ -72,7 +71,7 @@ export class SecretStore {
 
   /** With `requestToken`, a retry of the same write answers the version the first call made (secret.write.idempotent). */
   putSecret(name: string, value: SecretPayload, requestToken?: string): Promise<SecretVersion> {
-    checkValue(value, this.#config, name);
+    checkSecretPayload(value, this.#config, name);
     return this.#mutate(async (body, key) => {
       const request = requestToken === undefined ? undefined : await writeRequest(key, name, 'put', requestToken, value);
       const replay = request === undefined ? undefined : replayedVersion(this.#own(body, name), name, request);
@@ -90,7 +89,7 @@ export class SecretStore {
   /** With `requestToken`, a retry answers the pending version the first call made, its value generated once. */
   createPendingVersion(name: string, value: SecretPayload | undefined, requestToken?: string): Promise<SecretVersion> {
     const payload = value ?? randomBytes(this.#config.generatedValueBytes).toString('base64url');
-    checkValue(payload, this.#config, name);
+    checkSecretPayload(payload, this.#config, name);
     return this.#mutate(async (body, key) => {
       const secret = this.#secret(body, name);
       const request = requestToken === undefined ? undefined : await writeRequest(key, name, 'pending', requestToken, value);
@@ -115,7 +114,7 @@ export class SecretStore {
     if (v.status === 'revoked' || v.sealed === undefined) return { ok: false, reason: `version ${v.version} is revoked` };
     const value = await this.#decrypt(key as Buffer, name, v);
     try {
-      checkValue(value, this.#config, name);
+      checkSecretPayload(value, this.#config, name);
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }

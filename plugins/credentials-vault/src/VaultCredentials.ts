@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { WorkerManagerError, type CredentialHandlers, type PluginLogger, type SecretPayload, type SecretValue, type SecretVersion } from '@worker-manager/plugin-sdk';
+import { WorkerManagerError, type CredentialHandlers, type PluginLogger, type SecretPayload, type SecretValue, type SecretVersion, checkSecretPayload } from '@worker-manager/plugin-sdk';
 import type { ResolvedConfig } from './config.ts';
 import { CasMismatch, type KvClient, type KvMetadata } from './KvClient.ts';
 import { STAGE_KEY, STAGES, stagesOf, versionView, withStages, type Stage, type StageMap } from './stages.ts';
-import { checkValue, decodeValue, encodeValue, sameValue } from './valueCodec.ts';
+import { decodeValue, encodeValue, sameValue } from './valueCodec.ts';
 
 /** Attempts of a write that keeps losing the check-and-set race to other writers. */
 const CAS_ATTEMPTS = 5;
@@ -74,7 +74,7 @@ export class VaultCredentials {
   }
 
   putSecret(name: string, value: SecretPayload, requestToken: string | undefined): Promise<SecretVersion> {
-    checkValue(value, this.#config, name);
+    checkSecretPayload(value, this.#config, name);
     return this.#locked(name, async () => {
       for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt += 1) {
         const meta = await this.#kv.metadata(name);
@@ -96,7 +96,7 @@ export class VaultCredentials {
 
   createPendingVersion(name: string, value: SecretPayload | undefined, requestToken: string | undefined): Promise<SecretVersion> {
     const payload = value ?? randomBytes(this.#config.generatedValueBytes).toString('base64url');
-    checkValue(payload, this.#config, name);
+    checkSecretPayload(payload, this.#config, name);
     return this.#locked(name, async () => {
       for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt += 1) {
         let meta = await this.#meta(name);
@@ -130,7 +130,7 @@ export class VaultCredentials {
     if (read.kind === 'missing') return { ok: false, reason: `version ${version} cannot be read` };
     try {
       const { value } = decodeValue(read.data, name, version);
-      checkValue(value, this.#config, name);
+      checkSecretPayload(value, this.#config, name);
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }
