@@ -55,7 +55,7 @@ export const ProcessLimits = Type.Object(
       Type.Integer({
         minimum: 2_048,
         maximum: 1_048_576,
-        description: 'Address space of the sandbox process, in MiB: heap and off-heap memory (Buffers) of all its threads together. Default: 2048 + threads × (640 + heapMb). Address space is not memory in use: a sandbox with one thread reserves about 1.6 GiB (Node 20) to 2.0 GiB (Node 24) at start, and each further thread about 0.6 GiB.',
+        description: 'Address space of the sandbox process, in MiB: heap and off-heap memory (Buffers) of all its threads together. Default: 2048 + (threads + 1) × (640 + heapMb), the one for the replacement of a hung or crashed thread. Address space is not memory in use: a sandbox with one thread reserves about 1.6 GiB (Node 20) to 2.0 GiB (Node 24) at start, and each further thread about 0.6 GiB.',
       }),
     ),
     maxProcesses: Type.Optional(Type.Integer({ minimum: 16, maximum: 65_536, description: 'Processes and threads the sandbox may have (RLIMIT_NPROC, counted per user inside its user namespace). Default 256.' })),

@@ -30,12 +30,14 @@ export interface ProcessLimits {
  * The process limits of an instance: as configured, or sized from its thread limits. Address space is not memory in
  * use: measured at start, a sandbox with one thread reserves about 1.6 GiB on Node 20 and 2.0 GiB on Node 24, and each
  * further thread about 0.6 GiB, almost none of it touched. The default grants 2 GiB plus 640 MiB and the heap limit per
- * thread, which leaves about 0.9 GiB (Node 24) to 1.3 GiB (Node 20) for Buffers with one thread.
+ * thread, and once more for the replacement of a hung or crashed thread, which starts while the old one is still
+ * being torn down: without that room, on Node 24 the replacement failed to allocate and took the whole instance down
+ * (out of memory instead of a thread restart).
  */
 export function processLimitsOf(limits: Static<typeof PluginLimits>): ProcessLimits {
   const configured = limits.process ?? {};
   return {
-    memoryMb: configured.memoryMb ?? 2_048 + limits.threads * (640 + limits.heapMb),
+    memoryMb: configured.memoryMb ?? 2_048 + (limits.threads + 1) * (640 + limits.heapMb),
     maxProcesses: configured.maxProcesses ?? 256,
     maxOpenFiles: configured.maxOpenFiles ?? 1_024,
     // A core per plugin thread: one instance cannot take the machine, and a busy thread still gets a whole core.
