@@ -41,11 +41,6 @@ export class LeaseRenewals {
     this.#arm(credentials, name, Math.max(MIN_DELAY_MS, Math.floor((leaseTtlMs * 2) / 3)));
   }
 
-  /** Renewals armed now (tests, diagnostics). */
-  get armed(): number {
-    return this.#timers.size;
-  }
-
   stop(): void {
     this.#stopped = true;
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
