@@ -5,6 +5,8 @@ import { bytes, milliCpu } from './quantity.ts';
 /** What a container's Docker configuration depends on besides the pod: resolved by the pod worker. */
 export interface ContainerContext {
   nodeName: string;
+  /** The apiserver the agent serves (see {@link CLUSTER_LABEL}). */
+  cluster: string;
   sandboxId: string;
   hostNetwork: boolean;
   podIP: string;
@@ -28,15 +30,23 @@ export class ContainerConfigError extends Error {}
 /** Labels on every Docker container the agent creates, so `stop()` and orphan cleanup find exactly its own. */
 export const AGENT_LABEL = 'wm.test.kube-node';
 
+/**
+ * The apiserver URL of the agent that made a container. Agents of several clusters share one Docker engine (a test
+ * that restarts an apiserver runs a cluster of its own beside the shared one), and a Node exists only in its own
+ * cluster: orphan cleanup asks its apiserver about its cluster's containers alone.
+ */
+export const CLUSTER_LABEL = 'wm.test.kube-cluster';
+
 /** Docker's name for a pod container, as dockershim named them: k8s_<container>_<pod>_<namespace>_<uid>_<attempt>. */
 export function dockerName(pod: V1Pod, container: string, attempt: number): string {
   const meta = pod.metadata ?? {};
   return `k8s_${container}_${meta.name ?? ''}_${meta.namespace ?? ''}_${meta.uid ?? ''}_${attempt}`;
 }
 
-export function podLabels(pod: V1Pod, nodeName: string, container: string): Record<string, string> {
+export function podLabels(pod: V1Pod, node: { nodeName: string; cluster: string }, container: string): Record<string, string> {
   return {
-    [AGENT_LABEL]: nodeName,
+    [AGENT_LABEL]: node.nodeName,
+    [CLUSTER_LABEL]: node.cluster,
     'io.kubernetes.pod.name': pod.metadata?.name ?? '',
     'io.kubernetes.pod.namespace': pod.metadata?.namespace ?? '',
     'io.kubernetes.pod.uid': pod.metadata?.uid ?? '',
@@ -74,7 +84,7 @@ export async function containerConfig(pod: V1Pod, container: V1Container, contex
     name: dockerName(pod, container.name, context.attempt),
     Image: container.image ?? '',
     Env: [...env].map(([name, value]) => `${name}=${value}`),
-    Labels: podLabels(pod, context.nodeName, container.name),
+    Labels: podLabels(pod, context, container.name),
     Tty: container.tty === true,
     OpenStdin: container.stdin === true,
     StdinOnce: container.stdinOnce === true,

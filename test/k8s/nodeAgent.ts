@@ -15,7 +15,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import Docker from 'dockerode';
-import { AGENT_LABEL } from './containerConfig.ts';
+import { AGENT_LABEL, CLUSTER_LABEL } from './containerConfig.ts';
 import { KubeletServer } from './kubeletServer.ts';
 import { PodEvents } from './podEvents.ts';
 import { isNotFound } from './podVolumes.ts';
@@ -47,6 +47,8 @@ const NODE_IP = '127.0.0.1';
  */
 export class NodeAgent {
   readonly name: string;
+  /** The apiserver URL of the agent's cluster: the cluster label of its containers. */
+  readonly cluster: string;
   /** The agent's diagnostics (sync failures, probe kills), newest last. */
   readonly events: string[] = [];
   readonly #options: NodeAgentOptions;
@@ -63,6 +65,7 @@ export class NodeAgent {
   constructor(options: NodeAgentOptions) {
     this.#options = options;
     this.name = options.name ?? `wm-test-node-${randomBytes(4).toString('hex')}`;
+    this.cluster = options.kubeConfig.getCurrentCluster()?.server ?? '';
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.#docker = options.docker ?? new Docker();
     this.#events = new PodEvents(this.#core, this.name, (message) => this.#log(message));
@@ -198,13 +201,22 @@ export class NodeAgent {
     informer.on('add', (object) => onChange(object, 'add'));
     informer.on('update', (object) => onChange(object, 'update'));
     informer.on('delete', (object) => onChange(object, 'delete'));
+    // ListWatch's stop() aborts only a watch that is already connected: one still connecting when the agent stops would
+    // connect afterwards and stream forever (keeping the test process alive). So a start that ends after the stop stops
+    // it again.
+    const start = (): void => {
+      informer.start().then(
+        () => (this.#stopped ? informer.stop() : undefined),
+        () => undefined,
+      );
+    };
     // ListWatch stops on an error (apiserver restart, dropped watch); relist and watch again, like a reflector.
     informer.on('error', (error) => {
       this.#log(`watch ${apiPath}: ${error instanceof Error ? error.message : String(error)}`);
-      if (!this.#stopped) setTimeout(() => void (this.#stopped ? undefined : informer.start()), 1000);
+      if (!this.#stopped) setTimeout(() => (this.#stopped ? undefined : start()), 1000);
     });
     this.#informers.push(informer as unknown as ListWatch<KubernetesObject>);
-    void informer.start();
+    start();
   }
 
   #podChanged(pod: V1Pod, change: 'add' | 'update' | 'delete'): void {
@@ -222,6 +234,7 @@ export class NodeAgent {
           docker: this.#docker,
           core: this.#core,
           nodeName: this.name,
+          cluster: this.cluster,
           hostIP: NODE_IP,
           rootDir: this.#rootDir ?? os.tmpdir(),
           events: this.#events,
@@ -263,9 +276,12 @@ export class NodeAgent {
     };
   }
 
-  /** Containers of agents whose Node no longer exists (a test process that was killed) are removed. */
+  /**
+   * Containers of this cluster's agents whose Node no longer exists (a test process that was killed) are removed. Those
+   * of another cluster are not this apiserver's to judge: their Nodes are not here, and their agents may be running.
+   */
   async #removeOrphans(): Promise<void> {
-    const containers = await this.#docker.listContainers({ all: true, filters: { label: [AGENT_LABEL] } });
+    const containers = await this.#docker.listContainers({ all: true, filters: { label: [AGENT_LABEL, `${CLUSTER_LABEL}=${this.cluster}`] } });
     const nodes = new Set(containers.map((c) => c.Labels[AGENT_LABEL] ?? ''));
     const gone = new Set<string>();
     for (const node of nodes) {
@@ -275,7 +291,7 @@ export class NodeAgent {
       );
       if (!exists) gone.add(node);
     }
-    if (gone.size > 0) await this.#removeContainers((labels) => gone.has(labels[AGENT_LABEL] ?? ''));
+    if (gone.size > 0) await this.#removeContainers((labels) => labels[CLUSTER_LABEL] === this.cluster && gone.has(labels[AGENT_LABEL] ?? ''));
   }
 
   async #removeContainers(match: (labels: Record<string, string>) => boolean): Promise<void> {

@@ -17,6 +17,8 @@ export interface PodWorkerDeps {
   docker: Docker;
   core: CoreV1Api;
   nodeName: string;
+  /** The apiserver URL, for the containers' cluster label. */
+  cluster: string;
   hostIP: string;
   events: PodEvents;
   /** Folder of this agent's pod folders (volumes, termination logs). */
@@ -216,7 +218,7 @@ export class PodWorker {
         Image: SANDBOX_IMAGE,
         Cmd: ['sleep', '2147483647'],
         Hostname: hostNetwork ? undefined : (this.#pod.spec?.hostname ?? this.#pod.metadata?.name),
-        Labels: podLabels(this.#pod, this.#deps.nodeName, 'POD'),
+        Labels: podLabels(this.#pod, this.#deps, 'POD'),
         HostConfig: { NetworkMode: hostNetwork ? 'host' : 'bridge', RestartPolicy: { Name: 'no' } },
       });
       this.#sandboxId = sandbox.id;
@@ -298,6 +300,7 @@ export class PodWorker {
     try {
       options = await containerConfig(this.#pod, spec, {
         nodeName: this.#deps.nodeName,
+        cluster: this.#deps.cluster,
         sandboxId: this.#sandboxId ?? '',
         hostNetwork: this.#pod.spec?.hostNetwork === true,
         podIP: this.#podIP,

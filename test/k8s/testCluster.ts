@@ -20,7 +20,11 @@ export interface TestNode {
   close(): Promise<void>;
 }
 
-export async function startTestNode(kubeConfig: KubeConfig, prefix: string): Promise<TestNode> {
+/**
+ * A namespace `<prefix>-<random>` and a node agent. `kubeDir` is the folder of the cluster's PKI (the agent's serving
+ * certificate): another cluster's than the shared one's of `.ci/kube up` (WM_KUBE_DIR, default /tmp/wm-kube).
+ */
+export async function startTestNode(kubeConfig: KubeConfig, prefix: string, options: { kubeDir?: string } = {}): Promise<TestNode> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const docker = new Docker();
   const namespace = `${prefix}-${randomBytes(3).toString('hex')}`;
@@ -33,7 +37,7 @@ export async function startTestNode(kubeConfig: KubeConfig, prefix: string): Pro
     60_000,
     200,
   );
-  const agent = new NodeAgent({ kubeConfig, docker });
+  const agent = new NodeAgent({ kubeConfig, docker, kubeDir: options.kubeDir });
   await agent.start();
   return {
     core,

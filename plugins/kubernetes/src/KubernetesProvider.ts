@@ -38,6 +38,8 @@ const FORCED_DELETE_MS = 30_000;
 /** How long refreshSecrets waits for the kubelet to write the new files (its Secret sync is periodic). */
 const SECRET_SYNC_MS = 120_000;
 const POLL_MS = 200;
+/** While a deleted pod is not reported gone by the informer (its watch may be down), how often it is read instead. */
+const GONE_POLL_MS = 1_000;
 
 const notFound = (workerId: string): WorkerManagerError => new WorkerManagerError('WM_ERR_NOT_FOUND', `worker '${workerId}' does not exist`, { details: { workerId } });
 
@@ -217,8 +219,6 @@ export class KubernetesProvider {
    */
   async createWorker(workerId: string, spec: RuntimeSpec, secrets: readonly SecretMount[], call: CallContext): Promise<Worker> {
     const hash = specHash(spec);
-    const existing = await this.#readPod(workerId);
-    if (existing !== undefined) return this.#existing(existing, hash, workerId);
     const plan = planPod({
       workerId,
       spec,
@@ -232,10 +232,16 @@ export class KubernetesProvider {
       restartCount: 0,
     });
     plan.pod.metadata!.annotations![this.#specHashKey] = hash;
+    const policy = planNetworkPolicy(spec, this.#names.networkPolicy(workerId), workerSelector(this.#keys, this.#ctx.owner, workerId));
+    if (plan.secret !== undefined || policy !== undefined) {
+      // A repeated create must not replace the Secret or policy of the worker that exists. Without either, the pod's
+      // create alone tells (409), and the read it would cost is saved.
+      const existing = await this.#readPod(workerId);
+      if (existing !== undefined) return this.#existing(existing, hash, workerId);
+    }
     // The Secret first: a pod whose env names a missing Secret would fail its container config instead of waiting.
     if (plan.secret !== undefined) await this.#objects.putSecret(plan.secret, workerId);
     // The isolation policy before the pod too, so the worker never runs without it.
-    const policy = planNetworkPolicy(spec, this.#names.networkPolicy(workerId), workerSelector(this.#keys, this.#ctx.owner, workerId));
     if (policy !== undefined) await this.#objects.putPolicy(policy, workerId);
     let pod: V1Pod;
     try {
@@ -289,17 +295,34 @@ export class KubernetesProvider {
     }
   }
 
-  /** Waits until the pod of `uid` is gone; returns the last version seen (its final status), or undefined on timeout. */
+  /**
+   * Waits until the pod of `uid` is gone: told by the informer (the deleted pod, with its final status), or found by
+   * reading the pod every GONE_POLL_MS, which also covers a watch that is down. Returns the last version seen.
+   */
   async #awaitGone(workerId: string, uid: string | undefined, timeoutMs: number, last: V1Pod): Promise<{ gone: boolean; last: V1Pod }> {
     const deadline = Date.now() + timeoutMs;
+    const reported = uid === undefined ? undefined : this.#watcher.whenGone(uid);
     let seen = last;
-    while (Date.now() < deadline) {
-      const pod = await this.#readPod(workerId);
-      if (pod === undefined || (uid !== undefined && pod.metadata?.uid !== uid)) return { gone: true, last: seen };
-      seen = pod;
-      await sleep(POLL_MS);
+    try {
+      for (;;) {
+        const tick = new AbortController();
+        const final = await Promise.race([
+          sleep(Math.max(0, Math.min(GONE_POLL_MS, deadline - Date.now())), undefined, { signal: tick.signal }).then(
+            () => undefined,
+            () => undefined,
+          ),
+          reported?.promise,
+        ]);
+        tick.abort();
+        if (final !== undefined) return { gone: true, last: final };
+        const pod = await this.#readPod(workerId);
+        if (pod === undefined || (uid !== undefined && pod.metadata?.uid !== uid)) return { gone: true, last: seen };
+        seen = pod;
+        if (Date.now() >= deadline) return { gone: false, last: seen };
+      }
+    } finally {
+      reported?.cancel();
     }
-    return { gone: false, last: seen };
   }
 
   /**
@@ -331,20 +354,31 @@ export class KubernetesProvider {
     this.#ctx.logger.info('kubernetes provider: worker failed and its pod stopped', { workerId, reason });
   }
 
+  /**
+   * Whether the worker has a Secret and a NetworkPolicy beside its pod, as the pod's annotations say (a worker without
+   * secret mounts has no Secret, one with Default isolation no policy); both when a pod does not say.
+   */
+  #companions(pod: V1Pod): { secret: boolean; policy: boolean } {
+    const annotations = pod.metadata?.annotations ?? {};
+    const mounts = annotations[this.#keys.secrets];
+    const isolation = annotations[this.#keys.isolation];
+    return { secret: mounts !== '[]', policy: isolation === undefined || isolation === 'Strict' || isolation === 'Complete' };
+  }
+
   async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
     const pod = await this.#readPod(workerId);
     if (pod === undefined) {
-      await this.#objects.deleteSecret(workerId);
-      await this.#objects.deletePolicy(workerId);
+      await Promise.all([this.#objects.deleteSecret(workerId), this.#objects.deletePolicy(workerId)]);
       return { workerId, state: { phase: 'Terminated' }, alreadyGone: true };
     }
     const before = stateOfPod(pod, this.#keys);
     this.#forwards.closeWorker(workerId);
     this.#watcher.forget(workerId);
     const last = await this.#stopPod(workerId, pod, 'terminate', gracePeriodMs ?? this.#config.defaultGracePeriodMs);
-    // Garbage collection would remove them too; deleting them now makes terminate leave nothing behind at once.
-    await this.#objects.deleteSecret(workerId);
-    await this.#objects.deletePolicy(workerId);
+    // Garbage collection would remove them too; deleting them now makes terminate leave nothing behind at once. Only
+    // those the worker has: each call costs the apiserver a request (and a TLS handshake, as client-node makes them).
+    const companions = this.#companions(pod);
+    await Promise.all([companions.secret ? this.#objects.deleteSecret(workerId) : undefined, companions.policy ? this.#objects.deletePolicy(workerId) : undefined]);
     if (isFinalState(before)) return { workerId, state: before, alreadyGone: true };
     const exitCode = last.status?.containerStatuses?.[0]?.state?.terminated?.exitCode;
     const state: WorkerState = exitCode === undefined ? { phase: 'Terminated' } : { phase: 'Terminated', exitCode };

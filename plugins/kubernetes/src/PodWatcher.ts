@@ -19,6 +19,8 @@ export interface PodWatcherOptions {
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
+/** A watch that ran this long since its last failure was healthy: its next failure is retried after BACKOFF_MIN_MS. */
+const BACKOFF_RESET_MS = 60_000;
 const SWEEP_MS = 1_000;
 /** A kubelet enforces activeDeadlineSeconds at its next sync; past this slack the plugin stops the pod itself. */
 const DEADLINE_SLACK_MS = 2_000;
@@ -36,7 +38,10 @@ export class PodWatcher {
   readonly #last = new Map<string, WorkerState>();
   /** Pods the sweep already failed (by uid), so it asks once. */
   readonly #failing = new Set<string>();
+  /** Who waits for a pod (by uid) to leave the API: see {@link whenGone}. */
+  readonly #goneWaiters = new Map<string, Set<(pod: V1Pod) => void>>();
   #backoffMs = BACKOFF_MIN_MS;
+  #lastFailureAt = 0;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
   #sweep: NodeJS.Timeout | undefined;
@@ -52,9 +57,6 @@ export class PodWatcher {
     this.#informer.on('add', (pod) => this.#seen(pod, true));
     this.#informer.on('update', (pod) => this.#seen(pod, false));
     this.#informer.on('delete', (pod) => this.#deleted(pod));
-    this.#informer.on('connect', () => {
-      this.#backoffMs = BACKOFF_MIN_MS;
-    });
     this.#informer.on('error', (error: unknown) => this.#restartLater(error));
   }
 
@@ -81,13 +83,42 @@ export class PodWatcher {
     this.#last.delete(workerId);
   }
 
+  /**
+   * Resolves with the pod's last version once the informer sees the pod of `uid` deleted. It never resolves for a pod
+   * the informer did not know, or while its watch is down: the caller reads the pod too. `cancel` drops the wait.
+   */
+  whenGone(uid: string): { promise: Promise<V1Pod>; cancel(): void } {
+    let resolve: (pod: V1Pod) => void = () => {};
+    const promise = new Promise<V1Pod>((r) => (resolve = r));
+    const waiters = this.#goneWaiters.get(uid) ?? new Set();
+    this.#goneWaiters.set(uid, waiters);
+    waiters.add(resolve);
+    return {
+      promise,
+      cancel: () => {
+        waiters.delete(resolve);
+        if (waiters.size === 0 && this.#goneWaiters.get(uid) === waiters) this.#goneWaiters.delete(uid);
+      },
+    };
+  }
+
   #run(): void {
     if (this.#stopped) return;
-    this.#informer.start().catch((error: unknown) => this.#restartLater(error));
+    // client-node's stop() aborts only a watch that is already connected: one still connecting at stop() would
+    // connect afterwards and stream on, so a start that ends after the stop stops it again.
+    this.#informer.start().then(
+      () => (this.#stopped ? this.#informer.stop() : undefined),
+      (error: unknown) => this.#restartLater(error),
+    );
   }
 
   #restartLater(error: unknown): void {
     if (this.#stopped) return;
+    // Not reset on the informer's 'connect': client-node emits it before it lists or watches, so it would hold the
+    // backoff at its minimum against an apiserver that is down. Only a stretch without failures tells a healthy watch.
+    const now = Date.now();
+    if (now - this.#lastFailureAt > BACKOFF_RESET_MS) this.#backoffMs = BACKOFF_MIN_MS;
+    this.#lastFailureAt = now;
     this.#o.logger.warn('kubernetes provider: pod watch failed, restarting', { error: error instanceof Error ? error.message : String(error), backoffMs: this.#backoffMs });
     clearTimeout(this.#retry);
     this.#retry = setTimeout(() => this.#run(), this.#backoffMs);
@@ -125,9 +156,12 @@ export class PodWatcher {
   }
 
   #deleted(pod: V1Pod): void {
+    const uid = pod.metadata?.uid ?? '';
+    for (const resolve of this.#goneWaiters.get(uid) ?? []) resolve(pod);
+    this.#goneWaiters.delete(uid);
     const workerId = this.#workerId(pod);
     if (workerId === undefined) return;
-    this.#failing.delete(pod.metadata?.uid ?? '');
+    this.#failing.delete(uid);
     const last = this.#last.get(workerId);
     this.#last.delete(workerId);
     if (this.#stopping(pod) || last === undefined || isFinalState(last)) return;

@@ -9,9 +9,17 @@ const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount
 export function loadKubeConfig(config: ResolvedConfig, instance: string): { kubeConfig: KubeConfig; namespace: string } {
   const kubeConfig = new KubeConfig();
   try {
-    if (config.inCluster) kubeConfig.loadFromCluster();
-    else if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    if (config.inCluster) {
+      // client-node builds the server URL from these two, and a plugin thread sees only its entry's `env`: without them
+      // every call would go to https://undefined:undefined.
+      const missing = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'].filter((name) => (process.env[name] ?? '') === '');
+      if (missing.length > 0) throw new Error(`inCluster needs ${missing.join(' and ')} in the plugin's env (plugins[].env)`);
+      kubeConfig.loadFromCluster();
+    } else if (config.kubeconfig !== undefined) {
+      kubeConfig.loadFromFile(config.kubeconfig);
+    } else {
+      kubeConfig.loadFromDefault();
+    }
     if (config.context !== undefined) kubeConfig.setCurrentContext(config.context);
   } catch (cause) {
     throw new WorkerManagerError('WM_ERR_CONFIGURATION', `kubernetes provider: cannot load the cluster config: ${cause instanceof Error ? cause.message : String(cause)}`, {

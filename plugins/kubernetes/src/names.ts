@@ -21,6 +21,8 @@ export class Keys {
   readonly finalizer: string;
   /** JSON `[name, version, strategy][]` of the worker's secret mounts: names, never values. */
   readonly secrets: string;
+  /** The worker's network isolation (`Default`, `Strict`, `Complete`): the last two have a NetworkPolicy. */
+  readonly isolation: string;
 
   constructor(prefix: string) {
     this.host = `${prefix}/host`;
@@ -34,6 +36,7 @@ export class Keys {
     this.failure = `${prefix}/failure`;
     this.finalizer = `${prefix}/final-state`;
     this.secrets = `${prefix}/secrets`;
+    this.isolation = `${prefix}/isolation`;
   }
 }
 

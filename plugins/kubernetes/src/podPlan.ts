@@ -191,6 +191,7 @@ export function planPod(input: PlanInput): PodPlan {
     [keys.createdAt]: input.createdAt,
     [keys.restartCount]: String(input.restartCount),
     [keys.secrets]: JSON.stringify(secrets.map((s) => [s.name, s.version, s.strategy])),
+    [keys.isolation]: spec.network?.isolation ?? 'Default',
   };
   if (input.correlationId !== undefined) annotations[keys.correlationId] = input.correlationId;
   const tenant = spec.labels?.['wm.tenant'];

@@ -2,8 +2,7 @@ import { after, describe } from 'node:test';
 import { createPluginHarness, runProviderConformance } from '@worker-manager/plugin-sdk/testing';
 import plugin from '@worker-manager/plugin-kubernetes';
 import { requireKube } from '../../helpers/requireKube.ts';
-import type { TestNode } from '../../k8s/testCluster.ts';
-import { IMAGE, startKubeWorld, trapping } from './helpers.ts';
+import { IMAGE, startKubeWorld, trapping, type KubeWorld } from './helpers.ts';
 
 const kube = await requireKube();
 
@@ -11,9 +10,9 @@ const kube = await requireKube();
 // the pods as Docker containers: create is asynchronous (the pod is accepted before it is scheduled), states and
 // events come from the informer, logs/exec go through the apiserver to the agent, secrets through a Kubernetes Secret.
 describe('kubernetes provider (in-process harness)', { skip: kube.skip }, () => {
-  let node: TestNode | undefined;
+  let world: KubeWorld | undefined;
   after(async () => {
-    await node?.close();
+    await world?.close();
   });
   runProviderConformance({
     name: 'kubernetes',
@@ -22,8 +21,7 @@ describe('kubernetes provider (in-process harness)', { skip: kube.skip }, () => 
     // three times the budgets of a single-engine provider, on top of the machine's own factor.
     timeFactor: 3 * Number(process.env['WM_TEST_TIME_FACTOR'] ?? '1'),
     async setup() {
-      const world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-conf');
-      node = world.node;
+      world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-conf');
       const h = await createPluginHarness(plugin, { config: world.config, hostId: 'k8s-conf' });
       return { provider: h.proxy, events: () => h.events, teardown: () => h.close() };
     },

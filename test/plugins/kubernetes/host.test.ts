@@ -8,7 +8,7 @@ import { requireKube } from '../../helpers/requireKube.ts';
 import { repoRoot, startTestHost, type TestHost } from '../../helpers/startTestHost.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 import { POD_WAIT_MS, type TestNode } from '../../k8s/testCluster.ts';
-import { startKubeWorld, tempDir, trapping } from './helpers.ts';
+import { startKubeWorld, tempDir, trapping, type KubeWorld } from './helpers.ts';
 
 const kube = await requireKube();
 
@@ -16,13 +16,14 @@ const kube = await requireKube();
 // own namespace: the namespace comes from the context, and each call reaches its instance's cluster and namespace.
 // Both contexts name the one test apiserver, the closest this machine comes to two clusters.
 describe('kubernetes provider through the host: one plugin, two instances (contexts and namespaces)', { skip: kube.skip }, () => {
+  let world: KubeWorld;
   let node: TestNode;
   let t: TestHost;
   let east: string;
   let west: string;
 
   before(async () => {
-    const world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-host');
+    world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-host');
     node = world.node;
     east = node.namespace;
     west = `${node.namespace}-west`;
@@ -65,8 +66,11 @@ instances:
   });
   after(async () => {
     await t?.stop();
-    await node?.core.deleteNamespace({ name: west }).catch(() => {});
-    await node?.close();
+    try {
+      await world?.close(west);
+    } finally {
+      await node?.core.deleteNamespace({ name: west }).catch(() => {});
+    }
   });
 
   it('routes each call to its instance\'s namespace, and carries its events on the bus with the instance', { timeout: budget(240_000) }, async () => {

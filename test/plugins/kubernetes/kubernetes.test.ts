@@ -7,7 +7,7 @@ import plugin from '@worker-manager/plugin-kubernetes';
 import { requireKube } from '../../helpers/requireKube.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 import { POD_WAIT_MS, type TestNode } from '../../k8s/testCluster.ts';
-import { IMAGE, startKubeWorld, trapping } from './helpers.ts';
+import { IMAGE, startKubeWorld, trapping, type KubeWorld } from './helpers.ts';
 
 const kube = await requireKube();
 
@@ -19,6 +19,7 @@ const TEST_MS = budget(300_000);
 const isFinal = (s: WorkerState): boolean => s.phase === 'Terminated' || s.phase === 'Failed';
 
 describe('kubernetes provider: Kubernetes-specific behaviour', { skip: kube.skip }, () => {
+  let world: KubeWorld;
   let node: TestNode;
   /** Default pending timeout (5 min): for workers that must run. */
   let h: PluginHarness<'provider'>;
@@ -27,7 +28,7 @@ describe('kubernetes provider: Kubernetes-specific behaviour', { skip: kube.skip
   let baseConfig: Record<string, unknown>;
 
   before(async () => {
-    const world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-spec');
+    world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-spec');
     node = world.node;
     baseConfig = world.config;
     h = await createPluginHarness(plugin, { config: world.config, hostId: 'k8s-spec', instance: 'main' });
@@ -36,7 +37,7 @@ describe('kubernetes provider: Kubernetes-specific behaviour', { skip: kube.skip
   after(async () => {
     await h?.close();
     await quick?.close();
-    await node?.close();
+    await world?.close();
   });
 
   const status = (x: PluginHarness<'provider'>, id: string): Promise<WorkerState> => x.proxy.getWorkerStatus({ workerId: id });

@@ -11,7 +11,7 @@ import plugin from '@worker-manager/plugin-kubernetes';
 import { requireKube } from '../../helpers/requireKube.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 import type { TestNode } from '../../k8s/testCluster.ts';
-import { startKubeWorld, tempDir } from './helpers.ts';
+import { startKubeWorld, tempDir, type KubeWorld } from './helpers.ts';
 
 const kube = await requireKube();
 const rbacFile = fileURLToPath(new URL('../../../config/examples/kubernetes/rbac.yaml', import.meta.url));
@@ -23,6 +23,7 @@ function shippedRoles(): { role: V1Role; clusterRole: V1ClusterRole } {
 }
 
 describe('kubernetes provider: RBAC self-check at start', { skip: kube.skip }, () => {
+  let world: KubeWorld;
   let node: TestNode;
   let config: Record<string, unknown>;
   let dir: string;
@@ -31,7 +32,7 @@ describe('kubernetes provider: RBAC self-check at start', { skip: kube.skip }, (
   const clusterObjects: string[] = [];
 
   before(async () => {
-    const world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-rbac');
+    world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-rbac');
     node = world.node;
     config = world.config;
     dir = await tempDir('wm-k8s-rbac-');
@@ -41,7 +42,7 @@ describe('kubernetes provider: RBAC self-check at start', { skip: kube.skip }, (
       await rbac.deleteClusterRoleBinding({ name }).catch(() => {});
       await rbac.deleteClusterRole({ name }).catch(() => {});
     }
-    await node?.close();
+    await world?.close();
   });
 
   /** A service account bound to `rules` (namespace) and the shipped ClusterRole, and a kubeconfig file with its token. */

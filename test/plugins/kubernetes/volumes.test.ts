@@ -10,12 +10,13 @@ import plugin from '@worker-manager/plugin-kubernetes';
 import { requireKube } from '../../helpers/requireKube.ts';
 import { budget, waitFor } from '../../helpers/waitFor.ts';
 import { POD_WAIT_MS, type TestNode } from '../../k8s/testCluster.ts';
-import { startKubeWorld, trapping } from './helpers.ts';
+import { startKubeWorld, trapping, type KubeWorld } from './helpers.ts';
 
 const kube = await requireKube();
 const TEST_MS = budget(300_000);
 
 describe('kubernetes provider: volumes', { skip: kube.skip }, () => {
+  let world: KubeWorld;
   let node: TestNode;
   let h: PluginHarness<'provider'>;
   // The agent runs pods on this machine's Docker, so a HostPath is a folder here.
@@ -24,13 +25,13 @@ describe('kubernetes provider: volumes', { skip: kube.skip }, () => {
   before(async () => {
     mkdirSync(path.join(hostDir, 'cache'), { recursive: true });
     writeFileSync(path.join(hostDir, 'cache', 'seed.txt'), 'from-the-node');
-    const world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-vol');
+    world = await startKubeWorld(kube.kubeConfig, 'wm-k8s-vol');
     node = world.node;
     h = await createPluginHarness(plugin, { config: { ...world.config, allowedHostPaths: [hostDir] }, hostId: 'k8s-vol' });
   });
   after(async () => {
     await h?.close();
-    await node?.close();
+    await world?.close();
     rmSync(hostDir, { recursive: true, force: true });
   });
 
