@@ -1,11 +1,16 @@
 import { createPublicKey, randomBytes, randomUUID, verify, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { LeaseTable, type DatabaseRole } from './vaultLeases.ts';
+import { TransitEngine } from './vaultTransit.ts';
+import { denied, errors, HttpAnswer } from './vaultWire.ts';
 
 /**
  * A HashiCorp Vault double that speaks the HTTP API under /v1 (reference/protocols.md §1): KV version 2 (data,
- * metadata, delete, undelete, destroy, check-and-set), tokens with TTLs (lookup-self, renew-self), AppRole, JWT and
- * Kubernetes login, ACL policies per path glob, and faults on demand (sealed, status codes, resets, hangs).
+ * metadata, delete, undelete, destroy, check-and-set), the transit engine (vaultTransit.ts), a database engine whose
+ * dynamic credentials come with leases and the `sys/leases` endpoints (vaultLeases.ts), tokens with TTLs
+ * (lookup-self, renew-self), AppRole, JWT and Kubernetes login, ACL policies per path glob, and faults on demand
+ * (sealed, status codes, resets, hangs).
  *
  * What it simplifies, and why the plugin does not notice: the Kubernetes method verifies the service-account JWT
  * against a configured public key instead of asking the cluster's TokenReview API; `LIST` is only accepted as
@@ -110,17 +115,6 @@ export interface Login {
   expiresAt: number | undefined;
 }
 
-class HttpAnswer {
-  readonly status: number;
-  readonly body: unknown;
-  constructor(status: number, body: unknown) {
-    this.status = status;
-    this.body = body;
-  }
-}
-
-const errors = (status: number, ...messages: string[]): HttpAnswer => new HttpAnswer(status, { errors: messages });
-const denied = (): HttpAnswer => errors(403, 'permission denied');
 const now = (): string => new Date().toISOString().replace('Z', '000Z');
 
 /** Matches a Vault policy path: `*` only as the last character (prefix), `+` for exactly one segment. */
@@ -154,11 +148,14 @@ export class VaultDouble {
   sealed = false;
   readonly requests: SeenRequest[] = [];
   readonly logins: Login[] = [];
+  /** Dynamic secrets and their leases: every lease issued, live or not, for assertions. */
+  readonly leases = new LeaseTable();
   readonly #server: http.Server;
   readonly #sockets = new Set<Socket>();
   readonly #tokens = new Map<string, Token>();
   readonly #policies = new Map<string, PolicyRule[]>();
   readonly #mounts = new Map<string, KvMount>();
+  readonly #transit = new Map<string, TransitEngine>();
   readonly #auth = new Map<string, AuthMount>();
   #faults: Array<VaultFault & { remaining: number }> = [];
 
@@ -172,6 +169,9 @@ export class VaultDouble {
       { path: 'auth/token/lookup-self', capabilities: ['read'] },
       { path: 'auth/token/renew-self', capabilities: ['update'] },
       { path: 'auth/token/revoke-self', capabilities: ['update'] },
+      // Vault's built-in default policy lets any token renew and look up a lease whose id it knows; revoking is not in it.
+      { path: 'sys/leases/renew', capabilities: ['update'] },
+      { path: 'sys/leases/lookup', capabilities: ['update'] },
     ]);
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
@@ -195,6 +195,25 @@ export class VaultDouble {
   /** Mounts a KV version 2 engine (`vault secrets enable -version=2 -path=<path> kv`). */
   mountKv(path: string, options: { maxVersions?: number; casRequired?: boolean } = {}): void {
     this.#mounts.set(path, { maxVersions: options.maxVersions ?? 0, casRequired: options.casRequired ?? false, keys: new Map() });
+  }
+
+  /** `vault secrets enable -path=<path> transit`; returns the engine (to create keys, inspect them, or act as an old Vault). */
+  mountTransit(path: string): TransitEngine {
+    const engine = new TransitEngine();
+    this.#transit.set(path, engine);
+    return engine;
+  }
+
+  /** The transit engine mounted at `path`. */
+  transit(path: string): TransitEngine {
+    const engine = this.#transit.get(path);
+    if (engine === undefined) throw new Error(`no transit engine at ${path}`);
+    return engine;
+  }
+
+  /** `vault secrets enable -path=<path> database` with these roles; `GET <path>/creds/<role>` issues credentials under a lease. */
+  mountDatabase(path: string, roles: Record<string, DatabaseRole>): void {
+    this.leases.mountDatabase(path, roles);
   }
 
   /** `vault policy write <name>`. */
@@ -388,9 +407,20 @@ export class VaultDouble {
     if (path === 'auth/token/lookup-self' && method === 'GET') return this.#envelope(this.#lookup(token));
     if (path === 'auth/token/renew-self' && (method === 'POST' || method === 'PUT')) return this.#renew(token, body);
 
-    const mountPath = [...this.#mounts.keys()].filter((m) => path.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0];
+    if (path.startsWith('sys/leases/')) return this.leases.system(method, path.slice('sys/leases/'.length), body);
+
+    const mountPath = this.#mountOf(path);
     if (mountPath === undefined) return errors(404, `no handler for route "${path}". route entry not found.`);
-    return this.#kv(this.#mounts.get(mountPath) as KvMount, method, path.slice(mountPath.length + 1), query, body, list);
+    const rest = path.slice(mountPath.length + 1);
+    const transit = this.#transit.get(mountPath);
+    if (transit !== undefined) return transit.route(method, rest, body);
+    if (this.leases.mounts().includes(mountPath)) return this.leases.database(mountPath, method, rest);
+    return this.#kv(this.#mounts.get(mountPath) as KvMount, method, rest, query, body, list);
+  }
+
+  /** The longest mount (of any engine) that `path` is under. */
+  #mountOf(path: string): string | undefined {
+    return [...this.#mounts.keys(), ...this.#transit.keys(), ...this.leases.mounts()].filter((m) => path.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0];
   }
 
   /** Which capability the request needs; POST/PUT on data and metadata is `create` for a new key (Vault's existence check). */
@@ -404,9 +434,16 @@ export class VaultDouble {
       case 'PATCH':
         return 'patch';
       default: {
-        const mountPath = [...this.#mounts.keys()].find((m) => path.startsWith(`${m}/`));
-        const rest = mountPath === undefined ? undefined : /^(data|metadata)\/(.+)$/.exec(path.slice(mountPath.length + 1));
-        if (mountPath !== undefined && rest != null) return this.#mounts.get(mountPath)?.keys.has(rest[2] as string) === true ? 'update' : 'create';
+        const mountPath = this.#mountOf(path);
+        if (mountPath === undefined) return 'update';
+        const transit = this.#transit.get(mountPath);
+        if (transit !== undefined) {
+          // Transit's encrypt has an existence check: a key that does not exist yet is created, which takes `create`.
+          const encrypt = /^encrypt\/([^/]+)$/.exec(path.slice(mountPath.length + 1));
+          return encrypt !== null && !transit.has(encrypt[1] as string) ? 'create' : 'update';
+        }
+        const rest = /^(data|metadata)\/(.+)$/.exec(path.slice(mountPath.length + 1));
+        if (rest !== null && this.#mounts.has(mountPath)) return this.#mounts.get(mountPath)?.keys.has(rest[2] as string) === true ? 'update' : 'create';
         return 'update';
       }
     }

@@ -8,6 +8,7 @@ import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { AuditSink } from '../security/audit/AuditSink.ts';
 import { ConsumerTable, type SecretConsumer } from './ConsumerTable.ts';
+import { LeaseHolders, type LeaseKey } from './LeaseHolders.ts';
 import { SecretCache } from './SecretCache.ts';
 import { secretNameGlob } from './secretNameGlob.ts';
 import { assertDistinctTargets, secretMounts } from './secretMounts.ts';
@@ -51,14 +52,17 @@ interface CompiledRule {
 /**
  * The only host component that sees secret values. It resolves the secret refs of one worker into mount instructions
  * (after checking, per ref and before anything is fetched, that the request's tenant owns the secret), keeps values
- * for a short TTL, and remembers which worker uses which secret (persisted, for rotation). Values never leave it except
- * as the `SecretMount`s it returns; its errors, logs, events and audit records carry names and versions only.
+ * for a short TTL, and remembers which worker uses which secret (persisted, for rotation). Values issued under a lease
+ * the plugin ends on request (capability `secret.lease`) are tracked per worker (LeaseHolders): once the last worker
+ * holding one is forgotten, the plugin is told to release it. Values never leave it except as the `SecretMount`s it
+ * returns; its errors, logs, events and audit records carry names and versions only.
  */
 export class SecretBroker {
   readonly #d: SecretBrokerDeps;
   readonly #rules: CompiledRule[];
   readonly #cache: SecretCache;
   readonly #table: ConsumerTable;
+  readonly #leases: LeaseHolders;
   #leaseListener: ((credentials: string, name: string, leaseTtlMs: number) => void) | undefined;
   #started: Promise<void> | undefined;
 
@@ -67,6 +71,13 @@ export class SecretBroker {
     this.#rules = deps.settings.tenants.map((r) => ({ tenant: r.tenant, credentials: r.credentials, matches: r.names.map(secretNameGlob) }));
     this.#cache = new SecretCache(deps.settings.cacheTtlMs);
     this.#table = new ConsumerTable(deps.stateDir);
+    this.#leases = new LeaseHolders({
+      stateDir: deps.stateDir,
+      logger: deps.logger,
+      // Decided leases leave the cache at once, before the release is on its way: no worker can be handed one.
+      onRelease: (lease) => this.#cache.invalidate(lease.credentials, lease.name),
+      release: (lease) => this.#releaseLease(lease),
+    });
   }
 
   /** Loads the persisted consumer table and checks `secrets.defaultCredentials`. Safe to call twice. */
@@ -81,6 +92,9 @@ export class SecretBroker {
       throw hostError('HOST_ERR_CONFIG_INVALID', `secrets.defaultCredentials names '${name}', which is not a configured credentials instance`, { details: { instance: name } });
     }
     await this.#table.load();
+    await this.#leases.load();
+    // A lease holder without recorded consumers never got its worker (a crash between resolving and recording).
+    await this.#leases.retain(new Set(this.#table.all().map((c) => c.workerId)));
   }
 
   /** Credential instance a ref uses: ref.credentials, else secrets.defaultCredentials, else the only configured credentials instance. */
@@ -123,6 +137,7 @@ export class SecretBroker {
     const started = performance.now();
     const tenant = req.tenant ?? DEFAULT_TENANT;
     const targets = req.refs.map((ref) => ({ ref, credentials: this.credentialsFor(ref) }));
+    let done: (() => void) | undefined;
     try {
       for (const t of targets) {
         try {
@@ -132,7 +147,14 @@ export class SecretBroker {
           throw error;
         }
       }
-      const values = await Promise.all(targets.map((t) => this.#fetch(t.credentials, t.ref, req.correlationId)));
+      done = this.#leases.begin(targets.map((t) => ({ credentials: t.credentials, name: t.ref.name })));
+      // Every fetch is waited for, failed or not: a lease one of them issued must be known before the error leaves.
+      const settled = await Promise.allSettled(targets.map((t) => this.#fetch(t.credentials, t.ref, req.correlationId)));
+      const leases = settled.flatMap((r, i) => (r.status === 'fulfilled' ? this.#leaseOf((targets[i] as { credentials: string }).credentials, r.value) : []));
+      if (leases.length > 0) await this.#leases.record(leases);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const values = settled.map((r) => (r as PromiseFulfilledResult<SecretValue>).value);
       const mounts = targets.flatMap((t, i) => secretMounts(t.ref, (values[i] as SecretValue).version, (values[i] as SecretValue).value));
       assertDistinctTargets(mounts);
       const released = targets.map((t, i) => ({ credentials: t.credentials, name: t.ref.name, version: (values[i] as SecretValue).version }));
@@ -142,6 +164,7 @@ export class SecretBroker {
         ...(req.correlationId === undefined ? {} : { correlationId: req.correlationId }),
         details: { workerId: req.workerId, tenant, secrets: released },
       });
+      if (leases.length > 0) await this.#leases.record(leases, req.workerId);
       this.#observe(req, tenant, started, undefined, targets[0]?.credentials);
       // A ref pinned to a version does not follow renewals (as it does not follow rotations).
       targets.forEach((t, i) => {
@@ -152,6 +175,9 @@ export class SecretBroker {
     } catch (error) {
       this.#observe(req, tenant, started, error, targets[0]?.credentials);
       throw error;
+    } finally {
+      // Leases this resolution fetched but handed to no worker are released now (unless another worker holds them).
+      done?.();
     }
   }
 
@@ -161,9 +187,20 @@ export class SecretBroker {
     await this.#table.set(workerId, consumers);
   }
 
-  /** Forgets a worker (terminated, or never created). */
+  /** Forgets a worker (terminated, or never created); the leases it was the last holder of are released. */
   async forgetConsumers(workerId: string): Promise<void> {
     await this.#table.set(workerId, []);
+    await this.#leases.forget(workerId);
+  }
+
+  /** Every lease handed out and not yet released, with the workers holding it (names and versions only). */
+  leases(): Array<LeaseKey & { workers: string[] }> {
+    return this.#leases.all();
+  }
+
+  /** Resolves once the lease releases started so far have finished (released, or failed and kept for later). */
+  leaseReleasesSettled(): Promise<void> {
+    return this.#leases.settled();
   }
 
   /** Workers using a secret, with the ref each used. */
@@ -189,6 +226,27 @@ export class SecretBroker {
   /** Drops cached values of a secret (rotation calls it after promote/rollback). */
   invalidate(credentials: string, name: string): void {
     this.#cache.invalidate(credentials, name);
+  }
+
+  /** The lease a value was issued under, when its instance negotiated `secret.lease` (others are never released). */
+  #leaseOf(credentials: string, value: SecretValue): LeaseKey[] {
+    if (value.lease === undefined || this.#d.registry.capabilitiesOf(credentials)['secret.lease'] === undefined) return [];
+    return [{ credentials, name: value.name, version: value.version }];
+  }
+
+  async #releaseLease(lease: LeaseKey): Promise<void> {
+    let capable: boolean;
+    try {
+      capable = this.#d.registry.capabilitiesOf(lease.credentials)['secret.lease'] !== undefined;
+    } catch {
+      // The instance is no longer configured: nobody can release the lease; it ends at its TTL in the store.
+      capable = false;
+    }
+    if (!capable) {
+      this.#d.logger.warn({ credentials: lease.credentials, name: lease.name, version: lease.version }, 'secret lease dropped: its credentials instance no longer releases leases');
+      return;
+    }
+    await this.#d.registry.credentials(lease.credentials).releaseLease({ name: lease.name, version: lease.version });
   }
 
   #fetch(credentials: string, ref: SecretRef, correlationId: string | undefined): Promise<SecretValue> {

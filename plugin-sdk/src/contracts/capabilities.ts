@@ -58,6 +58,18 @@ export const CAPABILITIES = {
     required: false,
     description: 'createPendingVersion makes a version that is live at once; the previous one stays valid for a grace period the plugin reports',
   },
+  'secret.lease': {
+    version: '1.0.0',
+    contract: 'credentials',
+    required: false,
+    description: 'getSecret may answer a value issued under a lease (SecretValue.lease, its version naming the lease) that the plugin renews; releaseLease ends it once the host says no worker holds it',
+  },
+  'credentials.transit': {
+    version: '1.0.0',
+    contract: 'credentials',
+    required: false,
+    description: 'encrypt, decrypt, rotateKey and rewrap with named keys the store holds, for secrets stored encrypted elsewhere',
+  },
 } as const satisfies Record<string, CapabilityInfo>;
 
 /** A capability name. */

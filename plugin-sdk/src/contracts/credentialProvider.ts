@@ -1,6 +1,8 @@
 import Type, { type Static } from 'typebox';
 import { Timestamp } from './common.ts';
 import { call, type Contract } from './operation.ts';
+import { ReleaseLeaseParams, ReleaseLeaseResult, SecretLease } from './secretLease.ts';
+import { TransitCiphertextParams, TransitEncryptParams, TransitKeyParams, TransitOpened, TransitRotated, TransitSealed } from './transit.ts';
 
 /** Lifecycle status of a secret version. */
 export const SecretVersionStatus = Type.Union([Type.Literal('active'), Type.Literal('pending'), Type.Literal('deprecated'), Type.Literal('revoked')]);
@@ -28,9 +30,13 @@ export const SecretVersion = Type.Object(
 /** Secret version metadata. */
 export type SecretVersion = Static<typeof SecretVersion>;
 
-/** A secret value with its version; only the host's SecretBroker sees it. */
+/**
+ * A secret value with its version; only the host's SecretBroker sees it. `leaseTtlMs`: the value stops working after
+ * this long (the host renews it in the workers at two thirds of it). `lease`: the value was issued under a lease the
+ * plugin ends on `releaseLease` (capability `secret.lease`; see {@link SecretLease}).
+ */
 export const SecretValue = Type.Object(
-  { name: Type.String(), version: Type.String(), value: SecretPayload, leaseTtlMs: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { name: Type.String(), version: Type.String(), value: SecretPayload, leaseTtlMs: Type.Optional(Type.Integer({ minimum: 0 })), lease: Type.Optional(SecretLease) },
   { additionalProperties: false },
 );
 /** Secret value. */
@@ -62,6 +68,9 @@ const ByVersion = Type.Object({ name: SecretName, version: VersionOrStage }, { a
 /**
  * The CredentialProvider contract. Rotation is split into steps the host's RotationEngine drives
  * (create a pending version, test it, promote it, revoke the old one), so a crash between steps can be resumed.
+ * Optional parts: `releaseLease` ends a lease once no worker holds it (`secret.lease`); `encrypt`, `decrypt`,
+ * `rotateKey` and `rewrap` use encryption keys the store holds, for secrets stored encrypted elsewhere
+ * (`credentials.transit`).
  */
 export const CredentialProviderContract = {
   name: 'credentials',
@@ -112,6 +121,12 @@ export const CredentialProviderContract = {
     testVersion: call({ params: ByVersion, result: Type.Object({ ok: Type.Boolean(), reason: Type.Optional(Type.String()) }, { additionalProperties: false }), capability: 'secret.rotate', idempotent: true }),
     promoteVersion: call({ params: ByVersion, result: SecretVersion, capability: 'secret.rotate', idempotent: true }),
     revokeVersion: call({ params: ByVersion, result: SecretVersion, capability: 'secret.revoke', idempotent: true }),
+    releaseLease: call({ params: ReleaseLeaseParams, result: ReleaseLeaseResult, capability: 'secret.lease', idempotent: true }),
+    // A repeated encrypt, decrypt or rewrap is harmless (a new ciphertext at most); a repeated rotation is another one.
+    encrypt: call({ params: TransitEncryptParams, result: TransitSealed, capability: 'credentials.transit', idempotent: true }),
+    decrypt: call({ params: TransitCiphertextParams, result: TransitOpened, capability: 'credentials.transit', idempotent: true }),
+    rotateKey: call({ params: TransitKeyParams, result: TransitRotated, capability: 'credentials.transit', idempotent: false }),
+    rewrap: call({ params: TransitCiphertextParams, result: TransitSealed, capability: 'credentials.transit', idempotent: true }),
   },
 } as const satisfies Contract;
 

@@ -303,6 +303,11 @@ export function runCredentialConformance(target: CredentialConformanceTarget): v
           testVersion: { name, version: 'pending' },
           promoteVersion: { name, version: 'pending' },
           revokeVersion: { name, version: 'previous' },
+          releaseLease: { name, version: 'compat' },
+          encrypt: { key: 'cf-compat', plaintext: Buffer.from(canaries.value('compat')).toString('base64') },
+          decrypt: { key: 'cf-compat', ciphertext: 'compat' },
+          rotateKey: { key: 'cf-compat' },
+          rewrap: { key: 'cf-compat', ciphertext: 'compat' },
         };
         for (const [op] of undeclared) {
           const fn = (c() as unknown as Record<string, (params: unknown) => Promise<unknown>>)[op];

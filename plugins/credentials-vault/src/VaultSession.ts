@@ -4,6 +4,7 @@ import { WorkerManagerError, type PluginLogger } from '@worker-manager/plugin-sd
 import nodeVault from 'node-vault';
 import type { ResolvedConfig } from './config.ts';
 import { describeSecretSource as describeSource, readSecretSource } from '@worker-manager/plugin-sdk';
+import { timerDelay } from './timerDelay.ts';
 import { responseFailure, toVaultError, type VaultResponseFailure } from './vaultError.ts';
 
 /** A node-vault client: the library's own type. */
@@ -21,6 +22,8 @@ export interface VaultRequest<T> {
    * `{ value }` to answer with it, or undefined to let it fail as an error.
    */
   answer?(failure: VaultResponseFailure): { value: T } | undefined;
+  /** Turns an expected refusal into its own coded error (a transit key that does not exist); undefined: the usual mapping. */
+  refuse?(failure: VaultResponseFailure): WorkerManagerError | undefined;
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -99,6 +102,8 @@ export class VaultSession {
         const failure = responseFailure(error);
         const answered = failure === undefined ? undefined : request.answer?.(failure);
         if (answered !== undefined) return answered.value;
+        const refused = failure === undefined ? undefined : request.refuse?.(failure);
+        if (refused !== undefined) throw refused;
         if (failure?.status === 403 && failure.errors.includes('invalid token') && !reauthenticated) {
           reauthenticated = true;
           this.#logger.warn('vault rejected the token (403 invalid token); logging in again', { method: this.#config.auth.method });
@@ -253,7 +258,7 @@ export class VaultSession {
         // The next call tries again; until the token expires nothing is lost.
         this.#logger.warn('vault token refresh failed; the next call retries', { code: e.code, message: e.message, expiresAt: new Date(this.#expiresAt ?? 0).toISOString() });
       });
-    }, wait);
+    }, timerDelay(wait, 50));
     this.#timer.unref();
   }
 }

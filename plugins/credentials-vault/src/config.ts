@@ -52,6 +52,17 @@ export type VaultAuth = Static<typeof VaultAuth>;
 
 const VaultPath = Type.String({ pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$' });
 
+/** Secret names that are dynamic secrets: `<prefix>/<role>` reads `<mount>/creds/<role>`, a credential under a lease. */
+export const DynamicSecrets = Type.Object(
+  {
+    prefix: { ...VaultPath, description: 'secret names <prefix>/<role> are dynamic secrets of this engine (e.g. db)' },
+    mount: { ...VaultPath, description: 'path of the secrets engine whose creds/<role> issues them (e.g. database)' },
+  },
+  { additionalProperties: false },
+);
+/** One dynamic-secrets block. */
+export type DynamicSecrets = Static<typeof DynamicSecrets>;
+
 /** Instance config of the Vault credential plugin. */
 export const CredentialsVaultConfig = Type.Object(
   {
@@ -72,6 +83,13 @@ export const CredentialsVaultConfig = Type.Object(
     requestTokenLookback: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'newest versions searched for a retried write’s requestToken' }),
     ),
+    dynamic: Type.Optional(
+      Type.Array(DynamicSecrets, { maxItems: 32, description: 'secret name prefixes served by dynamic secrets engines (database, rabbitmq, ...): each read issues a credential under a lease' }),
+    ),
+    leaseRenewFraction: Type.Optional(
+      Type.Number({ minimum: 0.1, maximum: 0.9, default: 0.5, description: 'renew a dynamic secret’s lease once this fraction of its TTL has passed' }),
+    ),
+    transitMount: Type.Optional({ ...VaultPath, default: 'transit', description: 'path of the transit secrets engine (encrypt, decrypt, rotateKey, rewrap)' }),
   },
   { additionalProperties: false },
 );
@@ -100,6 +118,9 @@ export interface ResolvedConfig {
   readRetries: number;
   tokenRefreshFraction: number;
   requestTokenLookback: number;
+  dynamic: DynamicSecrets[];
+  leaseRenewFraction: number;
+  transitMount: string;
 }
 
 function resolveAuth(auth: VaultAuth): ResolvedAuth {
@@ -131,5 +152,8 @@ export function resolveConfig(config: CredentialsVaultConfig): ResolvedConfig {
     readRetries: config.readRetries ?? 2,
     tokenRefreshFraction: config.tokenRefreshFraction ?? 0.5,
     requestTokenLookback: config.requestTokenLookback ?? 10,
+    dynamic: config.dynamic ?? [],
+    leaseRenewFraction: config.leaseRenewFraction ?? 0.5,
+    transitMount: config.transitMount ?? 'transit',
   };
 }

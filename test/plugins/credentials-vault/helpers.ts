@@ -17,6 +17,29 @@ export function pluginPolicy(prefix: string, mount = 'secret'): PolicyRule[] {
   ];
 }
 
+/**
+ * The transit policy of plugins/credentials-vault/README.md for these keys, path by path (no globs: Vault ranks a glob
+ * that starts later above a `+`, which would hide the rotate rule): encrypt (with `create`, encrypt also makes a key
+ * that does not exist yet), decrypt, rewrap, rotate, and read of the key (only an old Vault's rotation needs it).
+ */
+export function transitPolicy(keys: string[], mount = 'transit', options: { create?: boolean } = {}): PolicyRule[] {
+  return keys.flatMap((key) => [
+    { path: `${mount}/encrypt/${key}`, capabilities: options.create === true ? ['create', 'update'] : ['update'] },
+    { path: `${mount}/decrypt/${key}`, capabilities: ['update'] },
+    { path: `${mount}/rewrap/${key}`, capabilities: ['update'] },
+    { path: `${mount}/keys/${key}/rotate`, capabilities: ['update'] },
+    { path: `${mount}/keys/${key}`, capabilities: ['read'] },
+  ] satisfies PolicyRule[]);
+}
+
+/** The lease policy of plugins/credentials-vault/README.md: issue credentials of `mount`'s roles, revoke their leases (renewal is in `default`). */
+export function leasePolicy(mount = 'database'): PolicyRule[] {
+  return [
+    { path: `${mount}/creds/*`, capabilities: ['read'] },
+    { path: 'sys/leases/revoke', capabilities: ['update'] },
+  ];
+}
+
 /** A Vault double closed after the test, with policy `wm` granting the plugin prefix `wm`. */
 export async function startVault(t: TestContext): Promise<VaultDouble> {
   const vault = await VaultDouble.start();
@@ -39,16 +62,24 @@ export async function secretFile(dir: string, name: string, content: string): Pr
   return file;
 }
 
-/** A harness logging in with a fresh `wm` token from a file (unless `config.auth` says otherwise), closed after the test. */
-export async function harness(t: TestContext, vault: VaultDouble, config: Record<string, unknown> = {}): Promise<PluginHarness<'credentials'>> {
+/**
+ * A harness logging in with a fresh `wm` token from a file (unless `config.auth` says otherwise), closed after the test.
+ * Harnesses given the same `stateDir` act as threads (or successive runs) of one instance.
+ */
+export async function harness(t: TestContext, vault: VaultDouble, config: Record<string, unknown> = {}, options: { stateDir?: string } = {}): Promise<PluginHarness<'credentials'>> {
   let auth = config['auth'];
   if (auth === undefined) {
     const dir = await tempDir(t);
     auth = { method: 'token', token: { file: await secretFile(dir, 'token', vault.createToken({ policies: ['wm'] })) } };
   }
-  const h = await createPluginHarness(plugin, { config: { address: vault.address, pathPrefix: 'wm', readRetries: 1, ...config, auth } });
+  const h = await createPluginHarness(plugin, { config: { address: vault.address, pathPrefix: 'wm', readRetries: 1, ...config, auth }, ...(options.stateDir === undefined ? {} : { stateDir: options.stateDir }) });
   t.after(() => h.close());
   return h;
+}
+
+/** A token file for `policies`, in a temporary folder: the `auth` of a harness config. */
+export async function tokenAuth(t: TestContext, vault: VaultDouble, policies: string[]): Promise<{ method: 'token'; token: { file: string } }> {
+  return { method: 'token', token: { file: await secretFile(await tempDir(t), 'token', vault.createToken({ policies })) } };
 }
 
 /** Calls `fn` and returns the error it rejects with; fails when it resolves. */
