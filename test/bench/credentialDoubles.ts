@@ -1,14 +1,17 @@
 /**
  * The protocol doubles of the credential backends for credentials.bench.ts, run in a child process of their own.
  *
- * Why a separate process: a real Vault or Secrets Manager does its work on another machine, not on the host's event
- * loop. In the bench process the doubles' request handling would run on the same thread as the host (broker, rotation
- * engine, process provider) and as the raw client the broker is compared with, and be counted as theirs.
+ * Why a separate process: a real Vault, Secrets Manager or Keycloak does its work on another machine, not on the
+ * host's event loop. In the bench process the doubles' request handling would run on the same thread as the host
+ * (broker, rotation engine, process provider) and as the raw client the broker is compared with, and be counted as
+ * theirs.
  *
  * As a child (`node <loader flags> credentialDoubles.ts <dir>`): starts the Vault double (KV v2 at `secret/`, policy
- * `wm` on prefix `wm`, a token with it written to `<dir>/vault-token`, mode 0600) and the Secrets Manager double (one
- * principal, the key pair written to `<dir>/aws-keys.json`, mode 0600), prints one JSON line with their addresses
- * (addresses only: credentials go through files, never through stdout), and exits when its stdin closes.
+ * `wm` on prefix `wm`, a token with it written to `<dir>/vault-token`, mode 0600), the Secrets Manager double (one
+ * principal, the key pair written to `<dir>/aws-keys.json`, mode 0600) and the Keycloak double (realm `ci` with the
+ * secret-rotation executor on, an admin client with manage-clients whose secret is written to
+ * `<dir>/keycloak-admin-secret`, mode 0600, and the clients {@link KEYCLOAK_CLIENTS}), prints one JSON line with their
+ * addresses (addresses only: credentials go through files, never through stdout), and exits when its stdin closes.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,12 +20,17 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startSecretsManagerDouble } from '../doubles/awsSecretsManager.ts';
+import { startKeycloakDouble } from '../doubles/keycloakAdmin.ts';
 import { VaultDouble } from '../doubles/vault.ts';
+
+/** The Keycloak clients: the admin client the plugin and the raw client use, and one client per measure. */
+export const KEYCLOAK_CLIENTS = { admin: 'wm-bench-admin', resolve: 'bench-resolve', rotate: 'bench-rotate' } as const;
 
 /** Where the doubles listen, and the files holding what a client needs to authenticate. */
 export interface CredentialDoubles {
   vault: { address: string; tokenFile: string; pathPrefix: string };
   aws: { url: string; region: string; keysFile: string };
+  keycloak: { baseUrl: string; realm: string; issuer: string; adminSecretFile: string };
   /** Stops the child (closing its stdin). */
   stop(): Promise<void>;
 }
@@ -46,10 +54,11 @@ export async function startCredentialDoubles(dir: string): Promise<CredentialDou
     child.once('exit', (code) => reject(new Error(`the credential doubles exited with code ${String(code)} before they were ready`)));
   });
   lines.close();
-  const ready = JSON.parse(first) as { vault: string; aws: { url: string; region: string } };
+  const ready = JSON.parse(first) as { vault: string; aws: { url: string; region: string }; keycloak: { baseUrl: string; realm: string; issuer: string } };
   return {
     vault: { address: ready.vault, tokenFile: path.join(dir, 'vault-token'), pathPrefix: PATH_PREFIX },
     aws: { ...ready.aws, keysFile: path.join(dir, 'aws-keys.json') },
+    keycloak: { ...ready.keycloak, adminSecretFile: path.join(dir, 'keycloak-admin-secret') },
     async stop() {
       child.stdin.end();
       await exited;
@@ -76,11 +85,18 @@ async function child(dir: string): Promise<void> {
   const keys: AwsKeys = { accessKeyId: `AKIAWMBENCH${randomBytes(5).toString('hex').toUpperCase().slice(0, 9)}`, secretAccessKey: randomBytes(30).toString('base64url') };
   await writeFile(path.join(dir, 'aws-keys.json'), JSON.stringify(keys), { mode: 0o600 });
   const aws = await startSecretsManagerDouble({ principals: [keys] });
-  process.stdout.write(`${JSON.stringify({ vault: vault.address, aws: { url: aws.url, region: aws.region } })}\n`);
+  // Tokens outlive the run (no grant inside a measurement but the ones measured); the rotated secret outlives it too.
+  const kc = await startKeycloakDouble({
+    clients: [{ clientId: KEYCLOAK_CLIENTS.admin, realmManagementRoles: ['manage-clients'] }, { clientId: KEYCLOAK_CLIENTS.resolve }, { clientId: KEYCLOAK_CLIENTS.rotate }],
+    tokenTtlSeconds: 24 * 3600,
+    rotation: { expirationPeriod: 30 * 86_400, rotatedExpirationPeriod: 86_400, remainingRotationPeriod: 600 },
+  });
+  await writeFile(path.join(dir, 'keycloak-admin-secret'), `${kc.client(KEYCLOAK_CLIENTS.admin).secret}\n`, { mode: 0o600 });
+  process.stdout.write(`${JSON.stringify({ vault: vault.address, aws: { url: aws.url, region: aws.region }, keycloak: { baseUrl: kc.baseUrl, realm: kc.realm, issuer: kc.issuer } })}\n`);
   // The doubles keep every request they saw (for tests); this child only lives for one bench run.
   process.stdin.resume();
   await new Promise<void>((resolve) => process.stdin.once('end', resolve));
-  await Promise.all([vault.close(), aws.close()]);
+  await Promise.all([vault.close(), aws.close(), kc.close()]);
 }
 
 if (process.argv[1] === self) {

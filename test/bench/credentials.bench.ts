@@ -1,17 +1,21 @@
 /**
  * credentials: issue 16, what the credential backends cost through the host, per backend (`vault`,
- * `aws-secrets-manager`; `keycloak` joins once its plugin lands, see BACKENDS), each against a baseline measured in
- * the same run. One real host (credential plugins in their sandbox threads, SecretBroker, RotationEngine, process
- * provider) talks to the protocol doubles (test/doubles/vault.ts, test/doubles/awsSecretsManager.ts), which run in a
- * child process of their own (credentialDoubles.ts) as a real backend runs on another machine.
+ * `aws-secrets-manager`, `keycloak`), each against a baseline measured in the same run. One real host (credential
+ * plugins in their sandbox threads, SecretBroker, RotationEngine, process provider) talks to the protocol doubles
+ * (test/doubles/vault.ts, test/doubles/awsSecretsManager.ts, test/doubles/keycloakAdmin.ts), which run in a child
+ * process of their own (credentialDoubles.ts) as a real backend runs on another machine. Keycloak's secret is a client
+ * secret (`client-secret/<clientId>`, read and regenerated through the admin API): the one kind of Keycloak secret the
+ * engine rotates (a token is replaced by expiring), so all three measures are of the same secret kind.
  *
  * 1. p50_ms:resolve:<backend>: SecretBroker.resolve of one file ref with the cache cold: the broker's cache entry of
  *    the secret is dropped (SecretBroker.invalidate, inside the timed call) before every sample, so each sample takes
  *    the path a worker create takes when the value is not cached: tenant check, getSecret through the plugin's
  *    sandbox thread to the backend, mount instructions, the audit record of the release. Baseline: the same read
  *    done with the raw client library in this process against the same double (node-vault `read` of the key's data;
- *    the SDK's GetSecretValue), the value taken out of the answer. Alternating rounds, rotating which goes first
- *    (measure.ts latencies). Target: ratio <= 1.2.
+ *    the SDK's GetSecretValue; openid-client's fetchProtectedResource with the admin client's token, cached as the
+ *    plugin caches it: the client looked up by clientId, then its client-secret, the two GETs the plugin makes), the
+ *    value taken out of the answer. Alternating rounds, rotating which goes first (measure.ts latencies). Target:
+ *    ratio <= 1.2.
  * 2. us:cache-hit:<backend>: SecretBroker.resolve of the same ref with the value cached (what a worker create pays
  *    for a secret resolved within the cache TTL). Baseline: an awaited lookup of the same value in a `Map`, the least
  *    any cache can cost; a `#` line also shows SecretCache.get alone, to tell the cache from the rest of resolve.
@@ -36,10 +40,12 @@ import path from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretRef, SecretValue } from '@worker-manager/plugin-sdk';
 import nodeVault from 'node-vault';
+import * as oidc from 'openid-client';
 import { SecretCache } from '../../host/src/secrets/SecretCache.ts';
+import { keycloakInstanceYaml, keycloakPluginYaml } from '../helpers/keycloakHostYaml.ts';
 import { fingerprintOf, parseRotationReader, rotationReaderCommand, type Fingerprint } from '../helpers/rotationReader.ts';
 import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
-import { readAwsKeys, startCredentialDoubles, type CredentialDoubles } from './credentialDoubles.ts';
+import { KEYCLOAK_CLIENTS, readAwsKeys, startCredentialDoubles, type CredentialDoubles } from './credentialDoubles.ts';
 import { latencies, percentile } from './measure.ts';
 
 const VALUE_BYTES = 192;
@@ -56,9 +62,18 @@ interface Backend {
   /** YAML of its `plugins:` entry and its `instances:` entry (list items, indented two spaces). */
   plugin: string;
   instance: string;
+  /**
+   * The secrets measured: resolved (1, 2) and rotated (3). A backend that takes values has them written first with
+   * putSecret (`writable`); Keycloak generates its client secrets, and its double starts with them.
+   */
+  secrets: { resolve: string; rotate: string };
+  writable: boolean;
   /** A client of the backend's own library on the same double, reading the current value of a secret. */
   rawClient(): Promise<RawClient>;
 }
+
+/** The secrets of a backend that takes values. */
+const WRITTEN = { resolve: 'bench-resolve', rotate: 'bench-rotate' };
 
 interface RawClient {
   read(name: string): Promise<string>;
@@ -79,6 +94,8 @@ const BACKENDS: Backend[] = [
   - name: vault
     plugin: credentials-vault
     config: { address: "${doubles.vault.address}", pathPrefix: ${doubles.vault.pathPrefix}, generatedValueBytes: ${VALUE_BYTES}, auth: { method: token, token: { file: "${doubles.vault.tokenFile}" } } }`,
+    secrets: WRITTEN,
+    writable: true,
     async rawClient() {
       // What an application would write with node-vault: one GET of the key's data (latest version), same token.
       const client = nodeVault({ endpoint: doubles.vault.address, apiVersion: 'v1', token: (await readFile(doubles.vault.tokenFile, 'utf8')).trim() });
@@ -105,6 +122,8 @@ const BACKENDS: Backend[] = [
   - name: aws-secrets-manager
     plugin: credentials-aws-secrets-manager
     config: { region: ${doubles.aws.region}, endpoint: "${doubles.aws.url}", generatedValueBytes: ${VALUE_BYTES} }`,
+    secrets: WRITTEN,
+    writable: true,
     async rawClient() {
       // The SDK as an application would use it: one GetSecretValue, SDK retries off as in the plugin (no retry happens).
       const client = new SecretsManagerClient({ region: doubles.aws.region, endpoint: doubles.aws.url, credentials: awsKeys, maxAttempts: 1 });
@@ -118,9 +137,48 @@ const BACKENDS: Backend[] = [
       };
     },
   },
-  // keycloak: plugins/credentials-keycloak (double test/doubles/keycloakAdmin.ts) is being written; once it lands, its
-  // entry goes here (start its double in credentialDoubles.ts, raw client = the same read with its client library),
-  // and every measure above picks it up.
+  {
+    name: 'keycloak',
+    plugin: `\n${keycloakPluginYaml.trimEnd()}`,
+    instance: `\n${keycloakInstanceYaml(doubles.keycloak, {
+      name: 'keycloak',
+      admin: { clientId: KEYCLOAK_CLIENTS.admin, file: doubles.keycloak.adminSecretFile },
+      clients: [{ clientId: KEYCLOAK_CLIENTS.resolve, rotate: true }, { clientId: KEYCLOAK_CLIENTS.rotate, rotate: true }],
+    }).trimEnd()}`,
+    secrets: { resolve: `client-secret/${KEYCLOAK_CLIENTS.resolve}`, rotate: `client-secret/${KEYCLOAK_CLIENTS.rotate}` },
+    writable: false,
+    async rawClient() {
+      // What an application would write with openid-client: the admin client's token from a client credentials grant
+      // (kept until half its lifetime, as the plugin keeps it), then the admin REST API with it as a bearer token.
+      const { baseUrl, realm, issuer, adminSecretFile } = doubles.keycloak;
+      const config = new oidc.Configuration({ issuer, token_endpoint: `${issuer}/protocol/openid-connect/token` }, KEYCLOAK_CLIENTS.admin, undefined, oidc.ClientSecretPost((await readFile(adminSecretFile, 'utf8')).trim()));
+      oidc.allowInsecureRequests(config);
+      let token: { value: string; renewAt: number } | undefined;
+      const bearer = async (): Promise<string> => {
+        if (token === undefined || Date.now() >= token.renewAt) {
+          const grant = await oidc.clientCredentialsGrant(config);
+          token = { value: grant.access_token, renewAt: Date.now() + ((grant.expires_in ?? 60) * 1_000) / 2 };
+        }
+        return token.value;
+      };
+      const admin = async (pathname: string): Promise<unknown> => {
+        const res = await oidc.fetchProtectedResource(config, await bearer(), new URL(`${baseUrl}/admin/realms/${realm}${pathname}`), 'GET');
+        assert.equal(res.status, 200);
+        return res.json();
+      };
+      return {
+        async read(name) {
+          const clientId = name.slice('client-secret/'.length);
+          const [client] = (await admin(`/clients?clientId=${encodeURIComponent(clientId)}`)) as Array<{ id: string }>;
+          assert.ok(client !== undefined);
+          const { value } = (await admin(`/clients/${client.id}/client-secret`)) as { value?: unknown };
+          assert.equal(typeof value, 'string');
+          return value as string;
+        },
+        close() {},
+      };
+    },
+  },
 ];
 
 /** The rotation baseline: a credentials-simple store (local file, no backend), rotated the same way. */
@@ -180,8 +238,8 @@ try {
   // ---------------------------------------------------------------- 1 and 2: resolution, cold and cached
   const perBackend = new Map<string, { resolve: [number, number]; hit: [number, number] }>();
   for (const backend of BACKENDS) {
-    const secret = 'bench-resolve';
-    await host.registry.credentials(backend.name).putSecret({ name: secret, value: randomBytes(VALUE_BYTES).toString('base64url') });
+    const secret = backend.secrets.resolve;
+    if (backend.writable) await host.registry.credentials(backend.name).putSecret({ name: secret, value: randomBytes(VALUE_BYTES).toString('base64url') });
     const raw = await backend.rawClient();
     const ref: SecretRef = { name: secret, credentials: backend.name, mount: 'file', path: 'token' };
     const resolve = (): Promise<unknown> => host.secrets.resolve({ workerId: 'bench-resolve', refs: [ref] });
@@ -238,8 +296,12 @@ try {
   }
 
   // ---------------------------------------------------------------- 3: rotation to 20 file-mounted workers
-  const secret = 'bench-rotate';
-  for (const name of names) await host.registry.credentials(name).putSecret({ name: secret, value: randomBytes(VALUE_BYTES).toString('base64url') });
+  // The baseline (credentials-simple) is not in BACKENDS: it takes values, under the written name.
+  const backendOf = (name: string): Backend | undefined => BACKENDS.find((b) => b.name === name);
+  const secretOf = (name: string): string => backendOf(name)?.secrets.rotate ?? WRITTEN.rotate;
+  for (const name of names) {
+    if (backendOf(name)?.writable !== false) await host.registry.credentials(name).putSecret({ name: secretOf(name), value: randomBytes(VALUE_BYTES).toString('base64url') });
+  }
   const readers = new Map(names.map((name) => [name, Array.from({ length: READERS }, (_, i) => `${name}-reader-${i}`)]));
   for (const name of names) {
     await Promise.all(
@@ -248,7 +310,7 @@ try {
           workerId,
           spec: {
             command: rotationReaderCommand('token', { shell: 'bash', pauseMs: READ_PAUSE_MS, nice: true }),
-            secretRefs: [{ name: secret, credentials: name, mount: 'file', path: 'token', onRotation: 'hot' }],
+            secretRefs: [{ name: secretOf(name), credentials: name, mount: 'file', path: 'token', onRotation: 'hot' }],
           },
         });
         live.add(workerId);
@@ -266,11 +328,11 @@ try {
     for (let k = 0; k < names.length; k++) {
       const name = names[(k + i) % names.length] as string;
       const at = now();
-      const record = await host.rotation.rotate({ name: secret, credentials: name, requester: 'bench' });
+      const record = await host.rotation.rotate({ name: secretOf(name), credentials: name, requester: 'bench' });
       if (record.state !== 'in_progress' || record.newVersion === undefined || record.workers.length !== READERS) {
         throw new Error(`${name}: rotation ${record.id} ended ${record.state} with ${record.workers.length} workers: ${JSON.stringify(record.error ?? null)}`);
       }
-      const { value } = await host.registry.credentials(name).getSecret({ name: secret, version: record.newVersion });
+      const { value } = await host.registry.credentials(name).getSecret({ name: secretOf(name), version: record.newVersion });
       triggers.set(key(fingerprintOf(String(value))), { at, backend: name, measured });
       if (measured && record.latencyMs !== undefined) engineSide.get(name)?.push(record.latencyMs);
       await sleep(SETTLE_MS);

@@ -1,5 +1,5 @@
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type Provider from 'oidc-provider';
 import { startTestIdentityProvider, type TestClient, type TestIdentityProvider } from '../helpers/testIdentityProvider.ts';
@@ -47,8 +47,14 @@ export interface SecretRotationPolicy {
 export interface KeycloakFault {
   /** `token`: the token endpoint; `admin`: every admin API call; or a pattern over `METHOD path`. */
   match: 'token' | 'admin' | RegExp;
-  /** `timeout`: never answers; `reset`: drops the connection; `status`: answers with `status` (5xx by default 503). */
-  kind: 'timeout' | 'reset' | 'status';
+  /**
+   * `timeout`: never answers; `reset`: drops the connection; `status`: answers with `status` (5xx by default 503);
+   * `invalid-client` (token endpoint): refuses the client's credentials as Keycloak does (401 `invalid_client`), as a
+   * node of a Keycloak cluster that has not seen a regenerated secret yet would. Admin API only: `apply-and-hang`
+   * carries the request out, then never answers (an answer lost after Keycloak acted on it, or a client that died
+   * waiting for it); `hold` keeps the request, not carried out, until `release()`.
+   */
+  kind: 'timeout' | 'reset' | 'status' | 'invalid-client' | 'apply-and-hang' | 'hold';
   status?: number;
   /** How many requests it hits; default every one until `clearFaults()`. */
   count?: number;
@@ -87,6 +93,11 @@ export interface KeycloakDouble {
   readonly requests: KeycloakRequest[];
   /** Token requests of `clientId` that were answered 200. */
   grants(clientId: string): number;
+  /**
+   * Every client secret the realm generated or was given (current, rotated and long gone) and every access token its
+   * token endpoint issued, oldest first: what a redaction test must never find in anything the host emits.
+   */
+  readonly issued: { readonly secrets: readonly string[]; readonly tokens: readonly string[] };
   client(clientId: string): KeycloakClientState;
   /** Creates a client (Keycloak: POST /admin/realms/{r}/clients); returns its state with the generated secret. */
   addClient(seed: KeycloakClientSeed): KeycloakClientState;
@@ -96,6 +107,9 @@ export interface KeycloakDouble {
   regenerate(clientId: string): string;
   fault(fault: KeycloakFault): void;
   clearFaults(): void;
+  /** Requests a `hold` fault kept: how many, and a function that carries them out and answers them, in order. */
+  readonly holding: number;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -142,6 +156,8 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
   let faults: Array<KeycloakFault & { left: number }> = [];
   let rotation = options.rotation;
   const held = new Set<ServerResponse>();
+  let holding: Array<() => void> = [];
+  const issued = { secrets: [] as string[], tokens: [] as string[] };
   const adminPrefix = `/admin/realms/${realm}`;
   const tokenPath = `/realms/${realm}/protocol/openid-connect/token`;
 
@@ -156,6 +172,7 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
     };
     if (rotation !== undefined) state.secretExpiresAt = state.secretCreatedAt + rotation.expirationPeriod;
     clients.set(seed.clientId, state);
+    issued.secrets.push(state.secret);
     return state;
   };
   for (const seed of options.clients) register(seed);
@@ -189,6 +206,7 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
       delete c.rotated;
     }
     c.secret = newSecret();
+    issued.secrets.push(c.secret);
     c.secretCreatedAt = now;
     if (rotation !== undefined) c.secretExpiresAt = now + rotation.expirationPeriod;
     else delete c.secretExpiresAt;
@@ -212,6 +230,7 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
       } else if (body?.['error'] === 'invalid_client') {
         ctx.body = { error: 'invalid_client', error_description: 'Invalid client or Invalid client credentials' };
       } else if (ctx.status === 200 && body !== undefined) {
+        if (typeof body['access_token'] === 'string') issued.tokens.push(body['access_token']);
         ctx.body = { ...body, refresh_expires_in: 0, 'not-before-policy': 0 };
       }
       const last = requests.findLast((r) => r.path === tokenPath && r.status === -1);
@@ -235,7 +254,30 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
     return fault;
   };
 
-  const applyFault = (fault: KeycloakFault, req: IncomingMessage, res: ServerResponse, entry: KeycloakRequest): void => {
+  const applyFault = (fault: KeycloakFault, req: IncomingMessage, res: ServerResponse, entry: KeycloakRequest, url: URL): void => {
+    if (fault.kind === 'apply-and-hang') {
+      // The admin API acts on the request and writes its answer into a response bound to no socket; the client's own
+      // response is held like a timeout's.
+      entry.status = 0;
+      held.add(res);
+      res.on('close', () => held.delete(res));
+      admin(req, new ServerResponse(req), url, entry).catch((error: unknown) => console.error('keycloak double admin error', error));
+      return;
+    }
+    if (fault.kind === 'hold') {
+      holding.push(() => {
+        admin(req, res, url, entry).catch((error: unknown) => {
+          console.error('keycloak double admin error', error);
+          if (!res.headersSent) json(res, 500, { error: 'unknown_error' });
+        });
+      });
+      return;
+    }
+    if (fault.kind === 'invalid-client') {
+      entry.status = 401;
+      req.resume();
+      return json(res, 401, { error: 'invalid_client', error_description: 'Invalid client or Invalid client credentials' });
+    }
     if (fault.kind === 'reset') {
       entry.status = 0;
       req.socket.resetAndDestroy();
@@ -403,7 +445,7 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
     });
     const fault = takeFault(method, url.pathname);
     if (fault !== undefined) {
-      applyFault(fault, req, res, entry);
+      applyFault(fault, req, res, entry, url);
       return true;
     }
     if (url.pathname === adminPrefix || url.pathname.startsWith(`${adminPrefix}/`)) {
@@ -438,6 +480,7 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
     idp,
     requests,
     grants: (clientId) => requests.filter((r) => r.path === tokenPath && r.clientId === clientId && r.status === 200).length,
+    issued,
     client: get,
     addClient(seed) {
       const state = register(seed);
@@ -453,6 +496,14 @@ export async function startKeycloakDouble(options: KeycloakDoubleOptions): Promi
     },
     clearFaults() {
       faults = [];
+    },
+    get holding() {
+      return holding.length;
+    },
+    release() {
+      const run = holding;
+      holding = [];
+      for (const carryOut of run) carryOut();
     },
     async close() {
       for (const res of held) res.destroy();

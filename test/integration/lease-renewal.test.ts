@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { startKeycloakDouble } from '../doubles/keycloakAdmin.ts';
+import { keycloakInstanceYaml, keycloakPluginYaml } from '../helpers/keycloakHostYaml.ts';
 import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
 import { budget, waitFor } from '../helpers/waitFor.ts';
 
@@ -23,21 +24,9 @@ plugins:
     package: ${repoRoot}plugins/process
     isolation: trusted
     env: { PATH: "${process.env['PATH'] ?? '/usr/bin:/bin'}" }
-  - name: credentials-keycloak
-    package: ${repoRoot}plugins/credentials-keycloak
-    isolation: trusted
-instances:
+${keycloakPluginYaml}instances:
   - { name: proc, plugin: process, default: true }
-  - name: keycloak
-    plugin: credentials-keycloak
-    config:
-      baseUrl: ${kc.baseUrl}
-      realm: ${kc.realm}
-      allowHttp: true
-      tokenSkewSeconds: 1
-      admin: { clientId: wm-rotator, secret: { file: \${DIR}/admin-secret } }
-      clients: [{ clientId: ci-runner }]
-`,
+${keycloakInstanceYaml(kc, { name: 'keycloak', admin: { clientId: 'wm-rotator', file: '${DIR}/admin-secret' }, clients: [{ clientId: 'ci-runner' }], settings: { tokenSkewSeconds: 1 } })}`,
       { beforeStart: (dir) => writeFile(path.join(dir, 'admin-secret'), `${kc.client('wm-rotator').secret}\n`, { mode: 0o600 }) },
     );
     t.after(() => h.stop());

@@ -4,12 +4,15 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
 import type { SecretMount, SecretRef } from '@worker-manager/plugin-sdk';
 import { createApiServer } from '../../host/src/api/createApiServer.ts';
 import { dispatchWorkerCommand } from '../../host/src/bus/commands/dispatchWorkerCommand.ts';
 import { startSecretsManagerDouble } from '../doubles/awsSecretsManager.ts';
+import { startKeycloakDouble } from '../doubles/keycloakAdmin.ts';
+import { keycloakInstanceYaml, keycloakPluginYaml } from '../helpers/keycloakHostYaml.ts';
 import { VaultDouble } from '../doubles/vault.ts';
-import { repoRoot, startTestHost } from '../helpers/startTestHost.ts';
+import { repoRoot, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
 import { budget, waitFor } from '../helpers/waitFor.ts';
 import { secretValue, startBrokerHost, STORE_KEY } from '../host/secrets/brokerFixtures.ts';
 import { pluginPolicy } from '../plugins/credentials-vault/helpers.ts';
@@ -50,6 +53,64 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+/** What one scan collects besides the host's logs and events: the API responses and the errors failures threw. */
+interface Scan {
+  responses: string[];
+  errors: unknown[];
+  /** A call through `app.inject`; its response (status, headers, body) is kept for the scan. */
+  api(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown): Promise<{ statusCode: number; json: () => unknown }>;
+  /** `p` must fail; its error is kept for the scan. */
+  fails(what: string, p: Promise<unknown>): Promise<void>;
+}
+
+function startScan(app: FastifyInstance): Scan {
+  const responses: string[] = [];
+  const errors: unknown[] = [];
+  return {
+    responses,
+    errors,
+    async api(method, url, payload) {
+      const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
+      responses.push(`${method} ${url} -> ${res.statusCode} ${JSON.stringify(res.headers)} ${res.body}`);
+      return res;
+    },
+    async fails(what, p) {
+      try {
+        await p;
+      } catch (error) {
+        errors.push(error);
+        return;
+      }
+      assert.fail(`${what} should have failed`);
+    },
+  };
+}
+
+/**
+ * Every file in the host's folder, while the workers still run, but its config and the process provider's (instance
+ * `local`) own secret files, which must hold values and of which there are at least `providerFiles`: none may hold
+ * a form of a value in `secrets`. Returns the files read.
+ */
+async function assertStateFilesClean(h: TestHost, secrets: () => ReadonlyMap<string, string>, providerFiles: number): Promise<string[]> {
+  const local = h.host.registry.instance('local').stateDir ?? assert.fail('no state dir');
+  const isProviderSecretFile = (file: string): boolean => file.startsWith(path.join(local, 'workers') + path.sep) && file.split(path.sep).includes('secrets');
+  const files = await filesUnder(h.dir);
+  assert.ok(files.filter(isProviderSecretFile).length >= providerFiles, 'the workers have their secret files (the exclusion below is not vacuous)');
+  const scanned = files.filter((file) => !isProviderSecretFile(file) && file !== path.join(h.dir, 'wm.yaml'));
+  for (const file of scanned) assert.deepEqual(leaks(await readFile(file, 'latin1'), secrets()), [], `${path.relative(h.dir, file)} holds a secret`);
+  return scanned;
+}
+
+/** Terminates the workers through the API and waits for their terminal events: what they emit is scanned too. */
+async function terminateAll(h: TestHost, scan: Scan, workerIds: readonly string[]): Promise<void> {
+  const from = h.events.length;
+  for (const workerId of workerIds) assert.equal((await scan.api('DELETE', `/v1/workers/${workerId}?gracePeriodMs=0`)).statusCode, 200);
+  await waitFor(
+    () => workerIds.every((id) => h.events.slice(from).some((e) => e.subject === id && (e.busSubject === 'ci.worker.terminated' || e.busSubject === 'ci.worker.failed'))),
+    `the terminal events of ${workerIds.join(', ')}`,
+  );
+}
+
 describe('redaction: no secret value in anything the host emits', () => {
   it('the scanner finds a value that is there', () => {
     const secrets = new Map([['x', secretValue('x')], ['y', secretValue('y')]]);
@@ -79,22 +140,8 @@ describe('redaction: no secret value in anything the host emits', () => {
 
     const app = createApiServer({ workers: h.host.workers, registry: h.host.registry, logger: h.host.logger, bus: h.host.bus, subjects: h.host.subjects, rotation: h.host.rotation });
     t.after(() => app.close());
-    const emitted: string[] = [];
-    const api = async (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown): Promise<{ statusCode: number; json: () => unknown }> => {
-      const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-      emitted.push(`${method} ${url} -> ${res.statusCode} ${JSON.stringify(res.headers)} ${res.body}`);
-      return res;
-    };
-    const errors: unknown[] = [];
-    const fails = async (what: string, p: Promise<unknown>): Promise<void> => {
-      try {
-        await p;
-      } catch (error) {
-        errors.push(error);
-        return;
-      }
-      assert.fail(`${what} should have failed`);
-    };
+    const scan = startScan(app);
+    const { api, fails, errors } = scan;
 
     const refs = [
       { name: 'app/env', mount: 'env' as const, envName: 'APP_ENV' },
@@ -106,7 +153,7 @@ describe('redaction: no secret value in anything the host emits', () => {
     // Waited for until it runs (201): commands run in it below.
     const created = await api('POST', `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`, { workerId: 'w-r2', spec: { command: ['sleep', '600'], secretRefs: refs } });
     assert.equal(created.statusCode, 201, JSON.stringify(created.json()));
-    emitted.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-bus', params: { workerId: 'w-r3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
+    scan.responses.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-bus', params: { workerId: 'w-r3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
     // The delivery itself worked (a scan of a host that delivered nothing would prove nothing).
     // Compared by digest, so that neither the command nor its output carries a value.
     // Command deadlines are generous: a fork on a loaded machine can take seconds.
@@ -160,31 +207,12 @@ describe('redaction: no secret value in anything the host emits', () => {
     await waitFor(async () => (await h.host.workers.executeCommand('w-r3', ['sh', '-c', 'cat "$WM_SECRETS_DIR/app.txt" | sha256sum'], 60_000)).stdout.startsWith(rotatedDigest), 'w-r3 to read the rotated file');
 
     // State files, while the workers still run; only the provider's own secret files may hold values.
-    const local = h.host.registry.instance('local').stateDir ?? assert.fail('no state dir');
-    const isProviderSecretFile = (file: string): boolean => file.startsWith(path.join(local, 'workers') + path.sep) && file.split(path.sep).includes('secrets');
-    const files = await filesUnder(h.dir);
-    const providerSecretFiles = files.filter(isProviderSecretFile);
-    assert.ok(providerSecretFiles.length >= 3, 'the workers have their secret files (the exclusion below is not vacuous)');
-    for (const file of files) {
-      if (isProviderSecretFile(file) || file === path.join(h.dir, 'wm.yaml')) continue;
-      const text = await readFile(file, 'latin1');
-      assert.deepEqual(leaks(text, secrets), [], `${path.relative(h.dir, file)} holds a secret`);
-    }
-
-    const deletedFrom = h.events.length;
-    for (const workerId of ['w-r1', 'w-r2', 'w-r3']) {
-      const res = await api('DELETE', `/v1/workers/${workerId}?gracePeriodMs=0`);
-      assert.equal(res.statusCode, 200);
-    }
-    // What the terminations emit (their events and log lines) is part of what is scanned: wait for the last of it.
-    await waitFor(
-      () => ['w-r1', 'w-r2', 'w-r3'].every((id) => h.events.slice(deletedFrom).some((e) => e.subject === id && (e.busSubject === 'ci.worker.terminated' || e.busSubject === 'ci.worker.failed'))),
-      'the terminal events of w-r1, w-r2 and w-r3',
-    );
+    await assertStateFilesClean(h, () => secrets, 3);
+    await terminateAll(h, scan, ['w-r1', 'w-r2', 'w-r3']);
 
     // Everything emitted: log lines, bus events, errors as thrown and as serialised, API responses.
     assert.ok(h.logs.length > 20 && h.events.length > 5, `${h.logs.length} log lines, ${h.events.length} events`);
-    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: emitted }, secrets);
+    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: scan.responses }, secrets);
   });
 });
 
@@ -253,22 +281,8 @@ instances:
 
     const app = createApiServer({ workers: h.host.workers, registry: h.host.registry, logger: h.host.logger, bus: h.host.bus, subjects: h.host.subjects, rotation: h.host.rotation });
     t.after(() => app.close());
-    const emitted: string[] = [];
-    const api = async (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown): Promise<{ statusCode: number; json: () => unknown }> => {
-      const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }) });
-      emitted.push(`${method} ${url} -> ${res.statusCode} ${JSON.stringify(res.headers)} ${res.body}`);
-      return res;
-    };
-    const errors: unknown[] = [];
-    const fails = async (what: string, p: Promise<unknown>): Promise<void> => {
-      try {
-        await p;
-      } catch (error) {
-        errors.push(error);
-        return;
-      }
-      assert.fail(`${what} should have failed`);
-    };
+    const scan = startScan(app);
+    const { api, fails, errors } = scan;
 
     const refs: SecretRef[] = stores.flatMap((store) => {
       const up = store.toUpperCase();
@@ -282,7 +296,7 @@ instances:
     await h.host.workers.createWorker({ workerId: 'w-v1', spec: { command: ['sleep', '600'], secretRefs: refs }, correlationId: 'corr-v1' });
     const created = await api('POST', `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`, { workerId: 'w-v2', spec: { command: ['sleep', '600'], secretRefs: refs } });
     assert.equal(created.statusCode, 201, JSON.stringify(created.json()));
-    emitted.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-remote-bus', params: { workerId: 'w-v3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
+    scan.responses.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-remote-bus', params: { workerId: 'w-v3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
     // The delivery itself worked, compared by digest so that neither the command nor its output carries a value.
     const digest = async (workerId: string, script: string): Promise<string> => (await h.host.workers.executeCommand(workerId, ['sh', '-c', `${script} | sha256sum`], 60_000)).stdout.split(' ')[0] ?? '';
     for (const store of stores) {
@@ -342,24 +356,149 @@ instances:
     }
 
     // State files, while the workers still run; only the provider's own secret files may hold values.
-    const local = h.host.registry.instance('local').stateDir ?? assert.fail('no state dir');
-    const isProviderSecretFile = (file: string): boolean => file.startsWith(path.join(local, 'workers') + path.sep) && file.split(path.sep).includes('secrets');
-    const files = await filesUnder(h.dir);
-    assert.ok(files.filter(isProviderSecretFile).length >= 6, 'the workers have their secret files (the exclusion below is not vacuous)');
-    for (const file of files) {
-      if (isProviderSecretFile(file) || file === path.join(h.dir, 'wm.yaml')) continue;
-      const text = await readFile(file, 'latin1');
-      assert.deepEqual(leaks(text, secrets), [], `${path.relative(h.dir, file)} holds a secret`);
+    await assertStateFilesClean(h, () => secrets, 6);
+    await terminateAll(h, scan, ['w-v1', 'w-v2', 'w-v3']);
+    assert.ok(h.logs.length > 20 && h.events.length > 5, `${h.logs.length} log lines, ${h.events.length} events`);
+    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: scan.responses }, secrets);
+  });
+});
+
+// Keycloak (instance `kc`, credentials-keycloak through openid-client against the Keycloak double): the canaries are
+// every client secret the realm generated (the admin client's, the served clients' current, rotated and regenerated
+// ones) and every access token its token endpoint issued (the plugin's own admin tokens included), each token also by
+// its signature alone. Tokens live six seconds, so the token a worker holds as a file is renewed in place during the
+// test (LeaseRenewals), and its renewals fail while a service account is off. The failures are Keycloak's own: a
+// service account switched off, a client the realm does not have, the token endpoint down or refusing the secret, the
+// admin API failing or dropping the connection; and a rotation whose new secret Keycloak refuses rolls forward.
+describe('redaction with Keycloak: no client secret or token in anything the host emits', () => {
+  it('delivers tokens and client secrets, renews a token, fails around them, rotates and rolls forward, and finds no secret or token in logs, events, errors, responses or state files', { timeout: budget(300_000) }, async (t) => {
+    const ADMIN = 'wm-rotator';
+    const APP = 'ci-app';
+    const kc = await startKeycloakDouble({
+      clients: [{ clientId: ADMIN, realmManagementRoles: ['manage-clients'] }, { clientId: APP }, { clientId: 'ci-cold' }, { clientId: 'ci-disabled', serviceAccountsEnabled: false }],
+      tokenTtlSeconds: 6,
+      rotation: { expirationPeriod: 86_400, rotatedExpirationPeriod: 3_600, remainingRotationPeriod: 600 },
+    });
+    t.after(() => kc.close());
+    // The admin client's secret file is the operator's, outside the host's state folder (which is scanned).
+    const credsDir = await mkdtemp(path.join(os.tmpdir(), 'wm-redaction-kc-'));
+    t.after(() => rm(credsDir, { recursive: true, force: true }));
+    const adminFile = path.join(credsDir, 'admin-secret');
+    await writeFile(adminFile, `${kc.client(ADMIN).secret}\n`, { mode: 0o600 });
+    const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
+    const h = await startTestHost(
+      `
+host: { id: redact-keycloak, stateDir: \${DIR}/state }
+secrets:
+  cacheTtlMs: 5000
+plugins:
+${keycloakPluginYaml}  - name: process
+    package: ${repoRoot}plugins/process
+    env: { PATH: "${PATH}" }
+instances:
+${keycloakInstanceYaml(kc, {
+    name: 'kc',
+    admin: { clientId: ADMIN, file: adminFile },
+    clients: [{ clientId: APP, rotate: true }, { clientId: 'ci-cold' }, { clientId: 'ci-disabled' }, { clientId: 'ci-x*', rotate: true }],
+    settings: { tokenSkewSeconds: 1, requestTimeoutMs: 5_000 },
+  })}  - { name: local, plugin: process, default: true }
+`,
+      { env: { PATH } },
+    );
+    t.after(() => h.stop());
+    const app = createApiServer({ workers: h.host.workers, registry: h.host.registry, logger: h.host.logger, bus: h.host.bus, subjects: h.host.subjects, rotation: h.host.rotation });
+    t.after(() => app.close());
+    const scan = startScan(app);
+    const { api, fails, errors } = scan;
+
+    const refs: SecretRef[] = [
+      { name: `token/${APP}`, credentials: 'kc', mount: 'file', path: 'app.jwt', onRotation: 'hot' },
+      { name: `client-secret/${APP}`, credentials: 'kc', mount: 'file', path: 'app.secret' },
+      { name: `client-secret/${APP}`, credentials: 'kc', mount: 'env', envName: 'APP_SECRET' },
+    ];
+    // Workers with a token and the client secret, through the service, the API and the bus.
+    await h.host.workers.createWorker({ workerId: 'w-k1', spec: { command: ['sleep', '600'], secretRefs: refs }, correlationId: 'corr-k1' });
+    const created = await api('POST', `/v1/workers?wait=running&waitTimeoutMs=${Math.min(budget(60_000), 600_000)}`, { workerId: 'w-k2', spec: { command: ['sleep', '600'], secretRefs: refs } });
+    assert.equal(created.statusCode, 201, JSON.stringify(created.json()));
+    scan.responses.push(JSON.stringify(await dispatchWorkerCommand(h.host.workers, { operation: 'create', idempotencyKey: 'red-kc-bus', params: { workerId: 'w-k3', spec: { command: ['sleep', '600'], secretRefs: refs } } })));
+    // The delivery itself worked, compared by digest so that neither the command nor its output carries a value.
+    const digest = async (workerId: string, script: string): Promise<string> => (await h.host.workers.executeCommand(workerId, ['sh', '-c', `${script} | sha256sum`], 60_000)).stdout.split(' ')[0] ?? '';
+    const issuedToken = (d: string): boolean => kc.issued.tokens.some((tk) => sha256(tk) === d);
+    assert.equal(await digest('w-k2', 'cat "$WM_SECRETS_DIR/app.secret"'), sha256(kc.client(APP).secret), 'client secret file');
+    assert.equal(await digest('w-k2', 'printf %s "$APP_SECRET"'), sha256(kc.client(APP).secret), 'client secret env');
+    const firstToken = await digest('w-k2', 'cat "$WM_SECRETS_DIR/app.jwt"');
+    assert.ok(issuedToken(firstToken), 'the token file holds a token the realm issued');
+    // The token's lease ends with it: the file is renewed in place, with a token issued later.
+    await waitFor(async () => {
+      const now = await digest('w-k2', 'cat "$WM_SECRETS_DIR/app.jwt"');
+      return now !== firstToken && issuedToken(now);
+    }, 'the token file to be renewed', 60_000, 250);
+    assert.ok(h.logs.some((l) => l.includes('leased secret renewed in the workers that use it')));
+    for (const url of ['/v1/workers', '/v1/workers/w-k2', `/v1/secrets/client-secret%2F${APP}/versions?credentials=kc`, `/v1/secrets/token%2F${APP}/versions?credentials=kc`]) {
+      const res = await api('GET', url);
+      assert.ok(res.statusCode < 500, `${url}: ${JSON.stringify(res.json())}`);
     }
 
-    const deletedFrom = h.events.length;
-    for (const workerId of ['w-v1', 'w-v2', 'w-v3']) assert.equal((await api('DELETE', `/v1/workers/${workerId}?gracePeriodMs=0`)).statusCode, 200);
-    // What the terminations emit is part of what is scanned: wait for the last of it.
-    await waitFor(
-      () => ['w-v1', 'w-v2', 'w-v3'].every((id) => h.events.slice(deletedFrom).some((e) => e.subject === id && (e.busSubject === 'ci.worker.terminated' || e.busSubject === 'ci.worker.failed'))),
-      'the terminal events of w-v1, w-v2 and w-v3',
-    );
+    // Failures around the values, in the host and in Keycloak.
+    const create = (workerId: string, secretRefs: SecretRef[]): Promise<unknown> => h.host.workers.createWorker({ workerId, spec: { command: ['true'], secretRefs } });
+    await fails('service account off', create('w-kf1', [{ name: 'token/ci-disabled', credentials: 'kc', mount: 'env' }]));
+    await fails('no such client', create('w-kf2', [{ name: 'client-secret/ci-xnope', credentials: 'kc', mount: 'env' }]));
+    await fails('unknown version', create('w-kf3', [{ name: `client-secret/${APP}`, credentials: 'kc', mount: 'env', version: 's-0000000000000000' }]));
+    await fails('keys on a string', create('w-kf4', [{ name: `client-secret/${APP}`, credentials: 'kc', mount: 'env', keys: ['x'] }]));
+    kc.fault({ match: 'token', kind: 'status', status: 503 });
+    await fails('token endpoint down', create('w-kf5', [{ name: 'token/ci-cold', credentials: 'kc', mount: 'env' }]));
+    kc.clearFaults();
+    kc.fault({ match: 'token', kind: 'invalid-client' });
+    await fails('Keycloak refuses the secret', create('w-kf6', [{ name: 'token/ci-cold', credentials: 'kc', mount: 'env' }]));
+    kc.clearFaults();
+    kc.fault({ match: 'admin', kind: 'status', status: 500 });
+    await fails('admin API failing', create('w-kf7', [{ name: 'client-secret/ci-xtwo', credentials: 'kc', mount: 'env' }]));
+    kc.clearFaults();
+    kc.fault({ match: 'admin', kind: 'reset' });
+    await fails('admin API dropping the connection', create('w-kf8', [{ name: 'client-secret/ci-xthree', credentials: 'kc', mount: 'env' }]));
+    kc.clearFaults();
+    await fails('a token cannot be rolled back', h.host.rotation.rollback({ name: `token/${APP}`, credentials: 'kc', requester: 'alice' }));
+    const res = await api('POST', '/v1/workers', { workerId: 'w-kf9', spec: { command: ['true'], secretRefs: [{ name: 'token/ci-disabled', credentials: 'kc', mount: 'env' }] } });
+    assert.ok(res.statusCode >= 400 && res.statusCode < 600, `${res.statusCode}`);
+    assert.equal(errors.length, 9);
+    const codes = errors.map((e) => (e as { code?: string }).code);
+    for (const code of ['WM_ERR_PERMISSION_DENIED', 'WM_ERR_SECRET_NOT_FOUND', 'WM_ERR_SECRET_VERSION_NOT_FOUND', 'WM_ERR_NETWORK', 'WM_ERR_AUTHENTICATION', 'WM_ERR_COMPATIBILITY']) {
+      assert.ok(codes.includes(code), `Keycloak's failures reached the host: ${codes.join(', ')} (no ${code})`);
+    }
+
+    // A rotation through the API: file-mounted workers get the regenerated secret in place, env ones are restarted.
+    const rotated = await api('POST', `/v1/secrets/client-secret%2F${APP}/rotate`, { credentials: 'kc' });
+    assert.equal(rotated.statusCode, 200, JSON.stringify(rotated.json()));
+    assert.equal((rotated.json() as { rotation: { state: string } }).rotation.state, 'in_progress');
+    assert.equal(await digest('w-k3', 'cat "$WM_SECRETS_DIR/app.secret"'), sha256(kc.client(APP).secret));
+    // A rotation Keycloak refuses (the service account off: every new secret fails its test) rolls forward, retrying,
+    // and once the account is back, moves the workers to a secret that works. A token rotation fails as well.
+    kc.client(APP).serviceAccountsEnabled = false;
+    const refused = await api('POST', `/v1/secrets/client-secret%2F${APP}/rotate`, { credentials: 'kc' });
+    const failed = (refused.json() as { rotation: { state: string; rollbackId?: string } }).rotation;
+    assert.equal(failed.state, 'failed', JSON.stringify(failed));
+    kc.client(APP).serviceAccountsEnabled = true;
+    await waitFor(() => h.host.rotation.history(`client-secret/${APP}`).some((r) => r.id === failed.rollbackId && r.state === 'completed'), 'the roll-forward to complete', 60_000);
+    assert.equal(await digest('w-k3', 'cat "$WM_SECRETS_DIR/app.secret"'), sha256(kc.client(APP).secret));
+    assert.equal((await api('POST', `/v1/secrets/token%2F${APP}/rotate`, { credentials: 'kc' })).statusCode, 200);
+    await api('GET', `/v1/secrets/client-secret%2F${APP}/rotations?credentials=kc`);
+    await api('GET', `/v1/secrets/client-secret%2F${APP}/versions?credentials=kc`);
+
+    const canaries = (): Map<string, string> => {
+      const out = new Map<string, string>();
+      kc.issued.secrets.forEach((secret, i) => out.set(`secret#${i}`, secret));
+      kc.issued.tokens.forEach((token, i) => {
+        out.set(`token#${i}`, token);
+        out.set(`token#${i}.signature`, token.split('.')[2] ?? token);
+      });
+      return out;
+    };
+    // State files, while the workers still run; only the provider's own secret files may hold values.
+    const scanned = await assertStateFilesClean(h, canaries, 6);
+    assert.ok(scanned.some((f) => f.endsWith('keycloak-versions.json')), 'the plugin\'s own state file is among those scanned');
+    await terminateAll(h, scan, ['w-k1', 'w-k2', 'w-k3']);
     assert.ok(h.logs.length > 20 && h.events.length > 5, `${h.logs.length} log lines, ${h.events.length} events`);
-    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: emitted }, secrets);
+    assert.ok(kc.issued.tokens.length >= 4 && kc.issued.secrets.length >= 8, `${kc.issued.tokens.length} tokens and ${kc.issued.secrets.length} secrets among the canaries`);
+    assertNoLeak({ logs: h.logs, events: h.events, errors, responses: scan.responses }, canaries());
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
+import type { CredentialProviderContract, Proxied } from '@worker-manager/plugin-sdk';
 import type { Host } from '../../host/src/Host.ts';
 import type { RotationRecord } from '../../host/src/secrets/rotation/RotationEngine.ts';
 import { requireDocker } from '../helpers/requireDocker.ts';
@@ -12,8 +13,8 @@ import { IMAGE, newHostId, removeOwned, secretsRoot } from '../plugins/docker/he
 // Issue 5, "Rotation under load": 20 process workers and 5 Docker workers read a file-mounted secret (onRotation: hot)
 // in a tight loop while it rotates 100 times, one manual rotation triggered every 100 ms, through a real host (real
 // credentials store, real process and Docker providers, real RotationEngine and SecretBroker). Issue 16 runs the same
-// scenario against each credentials backend (credentials-simple, Vault, AWS Secrets Manager): one function, so that
-// every backend is held to the same assertions.
+// scenario against each credentials backend (credentials-simple, Vault, AWS Secrets Manager, Keycloak): one function,
+// so that every backend is held to the same assertions.
 //
 // Reader loops (test/helpers/rotationReader.ts): every read is shell built-ins only (no fork), stamped with the wall
 // clock, with a 1 ms pause between reads (a `read -t` on a FIFO, no fork either). Without the pause, 20 busy loops made
@@ -42,6 +43,11 @@ export interface RotationLoadStore {
   instanceYaml: string;
   /** Variables `${NAME}` in the YAML may use (PATH is added). */
   env?: Record<string, string>;
+  /**
+   * The secret the run rotates, for a store that takes no value (Keycloak generates client secrets): its name and its
+   * version and value before the first rotation. Default: `token`, written with putSecret from a random value.
+   */
+  secret?: { name: string; first(creds: Proxied<CredentialProviderContract>): Promise<{ version: string; value: string }> };
   /**
    * Checks the backend's own state (the double's, read directly) once every rotation completed. `chain` is every
    * version the run made current, oldest first; the last one is current.
@@ -120,14 +126,19 @@ ${store.instanceYaml}
   });
 
   const creds = host.registry.credentials(backend.instance);
-  const initial = randomBytes(VALUE_BYTES).toString('base64url');
-  const first = await creds.putSecret({ name: 'token', value: initial });
+  const secret = store.secret?.name ?? 'token';
+  let first: { version: string; value: string };
+  if (store.secret !== undefined) first = await store.secret.first(creds);
+  else {
+    const value = randomBytes(VALUE_BYTES).toString('base64url');
+    first = { version: (await creds.putSecret({ name: secret, value })).version, value };
+  }
   /** Every version's fingerprint, learnt while the version is readable. */
-  const known = new Map<string, ReturnType<typeof fingerprintOf>>([[first.version, fingerprintOf(initial)]]);
+  const known = new Map<string, ReturnType<typeof fingerprintOf>>([[first.version, fingerprintOf(first.value)]]);
   const versionOf = (head: string, tail: string, length: number): string | undefined =>
     [...known].find(([, f]) => f.head === head && f.tail === tail && f.length === length)?.[0];
 
-  const secretRefs = [{ name: 'token', mount: 'file' as const, path: 'token', onRotation: 'hot' as const }];
+  const secretRefs = [{ name: secret, credentials: backend.instance, mount: 'file' as const, path: 'token', onRotation: 'hot' as const }];
   await Promise.all(
     workerIds.map((workerId) =>
       host.workers.createWorker(
@@ -158,10 +169,10 @@ ${store.instanceYaml}
     await sleep(started + i * EVERY_MS - Date.now());
     const calledAt = Date.now();
     runs.push(
-      host.rotation.rotate({ name: 'token', requester: 'rotation-load-test' }).then(async (record) => {
+      host.rotation.rotate({ name: secret, credentials: backend.instance, requester: 'rotation-load-test' }).then(async (record) => {
         const resolvedAt = Date.now();
         // Still readable: the version is current, or deprecated within its grace period.
-        if (record.newVersion !== undefined) known.set(record.newVersion, fingerprintOf(String((await creds.getSecret({ name: 'token', version: record.newVersion })).value)));
+        if (record.newVersion !== undefined) known.set(record.newVersion, fingerprintOf(String((await creds.getSecret({ name: secret, version: record.newVersion })).value)));
         return { record, calledAt, resolvedAt };
       }),
     );
@@ -189,16 +200,16 @@ ${store.instanceYaml}
   assert.equal(new Set(chain).size, chain.length, 'no version made twice');
   const rank = new Map(chain.map((v, i) => [v, i]));
   const newest = chain.at(-1) as string;
-  assert.equal((await creds.describe({ name: 'token' })).currentVersion, newest);
+  assert.equal((await creds.describe({ name: secret })).currentVersion, newest);
 
   await waitFor(() => allOn(newest), lagging(newest), 60_000, 100);
   // The last grace period ends GRACE_MS after the last rotation; then every rotation is completed (old version revoked).
   const history = await waitFor(() => {
-    const rotations = host.rotation.history('token').filter((r) => r.operation === 'rotate');
+    const rotations = host.rotation.history(secret).filter((r) => r.operation === 'rotate');
     return rotations.length === ROTATIONS && rotations.every((r) => r.state === 'completed') && rotations;
-  }, () => `every rotation completed: ${host.rotation.history('token').filter((r) => r.state !== 'completed').map((r) => `${r.newVersion}:${r.state}/${r.step ?? ''}${r.error === undefined ? '' : ` (${r.error.code}: ${r.error.message})`}`).join(', ')}`, 60_000, 50);
-  assert.equal(host.rotation.history('token').filter((r) => r.operation === 'rollback').length, 0, 'nothing rolled back');
-  const listed = await creds.listVersions({ name: 'token' });
+  }, () => `every rotation completed: ${host.rotation.history(secret).filter((r) => r.state !== 'completed').map((r) => `${r.newVersion}:${r.state}/${r.step ?? ''}${r.error === undefined ? '' : ` (${r.error.code}: ${r.error.message})`}`).join(', ')}`, 60_000, 50);
+  assert.equal(host.rotation.history(secret).filter((r) => r.operation === 'rollback').length, 0, 'nothing rolled back');
+  const listed = await creds.listVersions({ name: secret });
   assert.ok(listed.some((v) => v.version === newest), `the store lists the newest version ${newest}`);
   for (const v of listed) {
     assert.equal(v.status, v.version === newest ? 'active' : 'revoked', `version ${v.version} is ${v.status}`);

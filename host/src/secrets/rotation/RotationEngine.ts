@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { WorkerManagerError, type CredentialProviderContract, type Proxied, type SecretVersion } from '@worker-manager/plugin-sdk';
+import { toWorkerManagerError, WorkerManagerError, type CredentialProviderContract, type Proxied, type SecretVersion } from '@worker-manager/plugin-sdk';
 import type { EventBus } from '../../bus/EventBus.ts';
 import type { EventEnvelope } from '../../bus/EventEnvelope.ts';
 import type { Subjects } from '../../bus/subjects.ts';
@@ -20,8 +20,9 @@ import { RotationReporter } from './RotationReporter.ts';
 import type { RotationBroker, RotationWorkers } from './rotationPorts.ts';
 import type { RotationSettings } from './rotationSettings.ts';
 import { noteRetry, settleRetry } from './retryState.ts';
+import { IMMEDIATE, liveVersion, RollForward } from './RollForward.ts';
 import { assertNotFailed, rollbackPendingError, unfinishedRollback } from './rotationGuards.ts';
-import { callOptions, errorOf, recorded } from './rotationSupport.ts';
+import { callOptions, currentOf as current, errorOf, recorded } from './rotationSupport.ts';
 
 export type { RotationRecord, RotationState, RotationTrigger, VersionFailure } from './RotationRecord.ts';
 
@@ -64,7 +65,8 @@ interface Pending {
   restarts: Promise<void>;
 }
 
-const current = (versions: SecretVersion[]): SecretVersion | undefined => versions.find((v) => v.stages.includes('current'));
+/** A crash left a rotation before its create reached the store: there is nothing live to adopt. */
+const NOTHING_LIVE = Symbol('nothing-live');
 
 /** A version as the engine answers it: the store's metadata, plus the failure mark of a failed rotation's version. */
 export type RotationVersion = SecretVersion & { failure?: VersionFailure };
@@ -84,12 +86,18 @@ export type RotationVersion = SecretVersion & { failure?: VersionFailure };
  * promotion goes through one guard. A rollback step that fails is retried with exponential backoff, its attempts,
  * next attempt and last error kept on its record; while it is unfinished the secret is not rotated, and a manual
  * rollback runs its next attempt at once (it restores the version that was current before the failed rotation).
+ *
+ * A store with `secret.rotate.immediate` (Keycloak) makes a version live the moment it creates it and cannot make an
+ * older one current again. The engine reads the capability: such a rollback rolls forward (RollForward.ts: a new
+ * version, tested, replaces the one rolled back from), and a rotation whose create was cut short (a crash, a lost
+ * answer) adopts the version the store made live and goes on from its test, rather than making another.
  */
 export class RotationEngine {
   readonly #d: RotationEngineDeps;
   readonly #journal: RotationJournal;
   readonly #report: RotationReporter;
   readonly #distribution: RotationDistributor;
+  readonly #rollForward: RollForward;
   readonly #leases: LeaseRenewals | undefined;
   readonly #locks = new Map<string, Promise<void>>();
   readonly #slotWaiters: Array<() => void> = [];
@@ -112,6 +120,13 @@ export class RotationEngine {
       broker: deps.broker, workers: deps.workers, debounceMs: deps.settings.debounceMs, logger: deps.logger, reporter: this.#report,
       policyFor: (credentials, name) => this.#policyFor(credentials, name),
       isRunning: () => this.#state === 'running',
+    });
+    this.#rollForward = new RollForward({
+      creds: (credentials) => this.#creds(credentials),
+      journal: this.#journal,
+      step: (entry, step) => this.#step(entry, step),
+      promote: (credentials, name, version, correlationId) => this.#promote(credentials, name, version, correlationId),
+      logger: deps.logger,
     });
     const broker = deps.broker;
     if (broker !== undefined) {
@@ -193,7 +208,9 @@ export class RotationEngine {
    * version that was current before the failed rotation. Otherwise makes the previous version (stage `previous`, still
    * readable in its grace period) active again, moves consumers back onto it, and revokes the version rolled back from
    * after the grace period. Throws WM_ERR_CONFLICT when there is no previous version left, and
-   * HOST_ERR_ROTATION_VERSION_FAILED when the previous version is one a failed rotation created.
+   * HOST_ERR_ROTATION_VERSION_FAILED when the previous version is one a failed rotation created. On a store with
+   * `secret.rotate.immediate` it rolls forward instead: a new version replaces the current one, which is revoked after
+   * the grace period.
    */
   async rollback(req: RollbackRequest): Promise<RotationRecord> {
     this.#assertRunning();
@@ -345,6 +362,14 @@ export class RotationEngine {
       return;
     }
     if (entry.state === 'pending' || step === undefined || step === 'create' || step === 'test') {
+      if ((step === 'create' || step === 'test') && this.#immediate(entry.credentials)) {
+        // The store made the version live when it created it: the rotation goes on with it rather than making another.
+        const resumed = await this.#exclusive(this.#key(entry.credentials, entry.name), () => this.#resumeLive(entry, policy));
+        if (resumed !== NOTHING_LIVE) {
+          if (resumed !== undefined) await this.#finishForward(entry, resumed);
+          return;
+        }
+      }
       const interrupted = hostError('HOST_ERR_ROTATION_INTERRUPTED', `the host stopped at step '${step ?? 'pending'}' of rotation ${entry.id}, before the new version was promoted; it is rolled back`, {
         details: { rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: step ?? 'pending' },
       });
@@ -412,20 +437,64 @@ export class RotationEngine {
       if (before !== undefined) entry.previousVersion = before.version;
       entry.state = 'in_progress';
       await this.#step(entry, 'create');
-      const created = await creds.createPendingVersion({ name }, opts);
-      entry.newVersion = created.version;
-      await this.#step(entry, 'test');
-      const test = await creds.testVersion({ name, version: created.version }, opts);
-      if (!test.ok) {
-        throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${name}' version ${created.version} failed its test${test.reason === undefined ? '' : `: ${test.reason}`}`, {
-          details: { name, credentials: entry.credentials, version: created.version, step: 'test' },
-        });
-      }
-      await this.#step(entry, 'promote');
-      await this.#promote(entry.credentials, name, created.version, entry.correlationId);
-      return await this.#distributeStep(entry, policy);
+      entry.newVersion = await this.#create(entry);
+      return await this.#testAndPromote(entry, policy);
     } catch (error) {
       // A stopping host leaves the entry at its step: the next start resumes or rolls it back from the journal.
+      if (this.#state !== 'running') throw error;
+      await this.#failAndRollback(entry, error, policy);
+      return undefined;
+    }
+  }
+
+  /**
+   * Step `create`: the new version's id. On a store whose versions are live at once, a create that failed may still
+   * have made one (its answer lost): that version is adopted rather than a second one made.
+   */
+  async #create(entry: JournalEntry): Promise<string> {
+    const creds = this.#creds(entry.credentials);
+    try {
+      return (await creds.createPendingVersion({ name: entry.name }, callOptions(entry.correlationId))).version;
+    } catch (error) {
+      // Only a create whose outcome is unknown (no answer, a dropped connection) may have made a version; a refusal made none.
+      if (this.#state !== 'running' || !this.#immediate(entry.credentials) || !toWorkerManagerError(error).transient) throw error;
+      const live = await liveVersion(creds, entry).catch(() => undefined);
+      if (live === undefined) throw error;
+      this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, version: live, err: errorOf(error) }, 'createPendingVersion failed after the store made the version live: adopting it rather than making another');
+      return live;
+    }
+  }
+
+  /** Steps `test`, `promote` and `distribute` of `entry.newVersion`. Returns the restarts still to come. */
+  async #testAndPromote(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending> {
+    const { name } = entry;
+    const version = entry.newVersion as string;
+    await this.#step(entry, 'test');
+    const test = await this.#creds(entry.credentials).testVersion({ name, version }, callOptions(entry.correlationId));
+    if (!test.ok) {
+      throw new WorkerManagerError('WM_ERR_ROTATION_FAILED', `secret '${name}' version ${version} failed its test${test.reason === undefined ? '' : `: ${test.reason}`}`, {
+        details: { name, credentials: entry.credentials, version, step: 'test' },
+      });
+    }
+    await this.#step(entry, 'promote');
+    await this.#promote(entry.credentials, name, version, entry.correlationId);
+    return this.#distributeStep(entry, policy);
+  }
+
+  /**
+   * Recovery of a rotation a crash left at `create` or `test` on a store whose versions are live at once: the version
+   * the store made current is adopted and the rotation goes on from its test. NOTHING_LIVE when the create never
+   * happened (then it is rolled back like on any store, with nothing to undo); undefined when it failed and was rolled
+   * back. Under the secret's lock.
+   */
+  async #resumeLive(entry: JournalEntry, policy: ResolvedPolicy | undefined): Promise<Pending | typeof NOTHING_LIVE | undefined> {
+    try {
+      const live = await liveVersion(this.#creds(entry.credentials), entry);
+      if (live === undefined) return NOTHING_LIVE;
+      this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, step: entry.step, version: live }, 'rotation engine: the store made the interrupted rotation\'s version live; adopting it and resuming from its test');
+      entry.newVersion = live;
+      return await this.#testAndPromote(entry, policy);
+    } catch (error) {
       if (this.#state !== 'running') throw error;
       await this.#failAndRollback(entry, error, policy);
       return undefined;
@@ -469,7 +538,7 @@ export class RotationEngine {
     this.#finish(entry);
     const rb = this.#newEntry('rollback', { ...entry, trigger: entry.trigger }, 0, 'rollback');
     rb.rollbackOf = entry.id;
-    rb.step = 'restore';
+    rb.step = this.#immediate(entry.credentials) ? 'roll-forward' : 'restore';
     rb.undoPromoted = promoted;
     entry.rollbackId = rb.id;
     if (entry.newVersion !== undefined) {
@@ -502,7 +571,10 @@ export class RotationEngine {
     const { name } = rb;
     // A retry whose timer fired while a manual rollback ran the same record to its end.
     if (isFinished(rb)) return;
+    const immediate = this.#immediate(rb.credentials);
     try {
+      // `restore` of an immediate store: a record journalled before the engine knew the capability rolls forward too.
+      if (rb.step === 'roll-forward' || (rb.step === 'restore' && immediate)) await this.#rollForward.run(rb);
       if (rb.step === 'restore') {
         const cur = current(await creds.listVersions({ name }, opts));
         if (rb.previousVersion !== undefined && cur?.version === rb.previousVersion) {
@@ -524,14 +596,27 @@ export class RotationEngine {
         await this.#step(rb, 'revoke-new');
       }
       if (rb.step === 'revoke-new') {
-        for (const v of await creds.listVersions({ name }, opts)) {
-          const undone = v.version === rb.previousVersion || v.status === 'pending';
+        // Versions this rollback or its rotation marked failed (rolling forward can make more than one).
+        const ours = (version: string): boolean => {
+          const mark = this.#journal.failedVersion(rb.credentials, name, version);
+          return mark !== undefined && (mark.rotationId === rb.id || mark.rotationId === rb.rollbackOf);
+        };
+        const listed = await creds.listVersions({ name }, opts);
+        for (const v of listed) {
+          const undone = v.version === rb.previousVersion || v.status === 'pending' || ours(v.version);
           let revoked = v.status === 'revoked';
           // Also when listed revoked: a host that died inside revokeVersion may have left it half done (AWS: tagged,
           // its AWSPENDING label kept), and revoking again is safe by contract.
           if (undone && !v.stages.includes('current')) revoked = (await creds.revokeVersion({ name, version: v.version }, opts)).status === 'revoked';
           const mark = this.#journal.failedVersion(rb.credentials, name, v.version);
           if (mark !== undefined && revoked) mark.revoked = true;
+        }
+        if (immediate) {
+          // Keycloak drops a rotated secret when the next one is made and keeps no trace: a failed version it no longer
+          // lists cannot come back.
+          for (const mark of this.#journal.failedVersions()) {
+            if (mark.credentials === rb.credentials && mark.name === name && ours(mark.version) && !listed.some((v) => v.version === mark.version)) mark.revoked = true;
+          }
         }
       }
       rb.state = 'completed';
@@ -567,29 +652,19 @@ export class RotationEngine {
       await this.#undo(unfinished, policy);
       return publicRecord(unfinished);
     }
-    const { cur, prev } = await this.#previousOf(req.credentials, req.name, req.correlationId);
-    assertNotFailed(this.#journal, req.credentials, req.name, prev.version, cur?.version);
     const rb = this.#newEntry('rollback', { ...req, trigger: 'manual' }, policy?.gracePeriodMs ?? this.#d.settings.defaultGracePeriodMs, 'rollback');
-    if (cur !== undefined) rb.previousVersion = cur.version;
-    rb.newVersion = prev.version;
     rb.undoPromoted = true;
-    rb.step = 'restore';
-    this.#journal.add(rb);
-    // Rotations waiting to revoke the version we restore must not revoke it: they are reverted.
-    for (const e of this.#journal.entries()) {
-      if (e === rb || isFinished(e) || e.credentials !== req.credentials || e.name !== req.name || e.previousVersion !== prev.version) continue;
-      if (e.step !== 'grace' && e.step !== 'revoke') continue;
-      clearTimeout(this.#graceTimers.get(e.id));
-      this.#graceTimers.delete(e.id);
-      e.state = 'rollback';
-      this.#finish(e);
-      await this.#report.audit(e);
-    }
+    let restored: string | undefined;
+    if (this.#immediate(req.credentials)) await this.#startRollForward(rb);
+    else restored = await this.#startRestore(rb);
     await this.#journal.save();
     await this.#report.audit(rb);
     try {
-      await this.#promote(req.credentials, req.name, prev.version, req.correlationId);
-      await this.#step(rb, 'redistribute');
+      if (restored === undefined) await this.#rollForward.run(rb);
+      else {
+        await this.#promote(req.credentials, req.name, restored, req.correlationId);
+        await this.#step(rb, 'redistribute');
+      }
       this.#d.broker?.invalidate(req.credentials, req.name);
       const { workers, restarts } = await this.#distribution.distribute(rb, policy);
       rb.workers = workers;
@@ -601,11 +676,65 @@ export class RotationEngine {
       await this.#report.flushOutbox(rb);
     } catch (error) {
       if (this.#state !== 'running') throw error;
+      // The store refused to make a new version (a Keycloak token cannot be rotated): nothing changed, nothing to retry.
+      if (restored === undefined && (await this.#refusedBeforeChange(rb, error))) {
+        await this.#cancel(rb, toWorkerManagerError(error));
+        throw error;
+      }
       // Same steps as an automatic rollback from here: idempotent, and the undone version is revoked at once.
       rb.undoPromoted = true;
       await this.#rollbackFailed(rb, error, () => this.#exclusive(this.#key(rb.credentials, rb.name), () => this.#undo(rb, policy)));
     }
     return publicRecord(rb);
+  }
+
+  /**
+   * A manual rollback that restores `previous`: journals the record at `restore` and reverts the rotations waiting to
+   * revoke that version (they must not revoke it). Returns the version to restore.
+   */
+  async #startRestore(rb: JournalEntry): Promise<string> {
+    const { cur, prev } = await this.#previousOf(rb.credentials, rb.name, rb.correlationId);
+    assertNotFailed(this.#journal, rb.credentials, rb.name, prev.version, cur?.version);
+    if (cur !== undefined) rb.previousVersion = cur.version;
+    rb.newVersion = prev.version;
+    rb.step = 'restore';
+    this.#journal.add(rb);
+    for (const e of this.#journal.entries()) {
+      if (e === rb || isFinished(e) || e.credentials !== rb.credentials || e.name !== rb.name || e.previousVersion !== prev.version) continue;
+      if (e.step !== 'grace' && e.step !== 'revoke') continue;
+      clearTimeout(this.#graceTimers.get(e.id));
+      this.#graceTimers.delete(e.id);
+      e.state = 'rollback';
+      this.#finish(e);
+      await this.#report.audit(e);
+    }
+    return prev.version;
+  }
+
+  /**
+   * A manual rollback on a store whose versions are live at once (`secret.rotate.immediate`), where `previous` cannot
+   * become current again: journals the record at `roll-forward`, rolling back from the current version. Rotations in
+   * their grace period are left to revoke their old versions: nothing is restored under them.
+   */
+  async #startRollForward(rb: JournalEntry): Promise<void> {
+    const cur = current(await this.#creds(rb.credentials).listVersions({ name: rb.name }, callOptions(rb.correlationId)));
+    if (cur === undefined) {
+      throw new WorkerManagerError('WM_ERR_CONFLICT', `secret '${rb.name}' has no current version to roll back from`, { details: { name: rb.name, credentials: rb.credentials, reason: 'no-current-version' } });
+    }
+    rb.previousVersion = cur.version;
+    rb.step = 'roll-forward';
+    this.#journal.add(rb);
+  }
+
+  /**
+   * Whether a manual roll-forward failed without changing anything: the error is a refusal (not transient), the version
+   * rolled back from is still current, and the rollback made no version. Then there is nothing to undo or retry.
+   */
+  async #refusedBeforeChange(rb: JournalEntry, error: unknown): Promise<boolean> {
+    if (toWorkerManagerError(error).transient || rb.newVersion !== undefined) return false;
+    if (this.#journal.failedVersions().some((m) => m.rotationId === rb.id)) return false;
+    const cur = await this.#creds(rb.credentials).listVersions({ name: rb.name }, callOptions(rb.correlationId)).then(current, () => undefined);
+    return cur !== undefined && cur.version === rb.previousVersion;
   }
 
   /**
@@ -629,16 +758,19 @@ export class RotationEngine {
     this.#later(rb.id, retryMs, () => this.#track(retry()));
   }
 
-  /** A queued rotation that must not start: `cancelled`, with the reason, before it changed anything. */
+  /**
+   * A record that ends without having changed anything: `cancelled`, with the reason (a queued rotation behind an
+   * unfinished rollback, or a manual roll-forward the store refused).
+   */
   async #cancel(entry: JournalEntry, reason: WorkerManagerError): Promise<void> {
     const failure = errorOf(reason);
     entry.state = 'cancelled';
     entry.error = recorded(failure);
     this.#finish(entry);
     await this.#journal.save();
-    this.#d.logger.warn({ rotationId: entry.id, name: entry.name, credentials: entry.credentials, err: failure }, 'rotation cancelled before it started');
+    this.#d.logger.warn({ rotationId: entry.id, operation: entry.operation, name: entry.name, credentials: entry.credentials, err: failure }, `${entry.operation === 'rollback' ? 'rollback' : 'rotation'} cancelled before it changed anything`);
     await this.#report.audit(entry, failure);
-    this.#report.observe(entry, 'rotateSecret', failure);
+    this.#report.observe(entry, entry.operation === 'rollback' ? 'rollbackSecret' : 'rotateSecret', failure);
   }
 
   /**
@@ -769,6 +901,16 @@ export class RotationEngine {
       broker.assertCanRead(req.tenant, credentials, req.name);
     }
     return credentials;
+  }
+
+  /** Whether the store makes a new version live the moment it creates it (Keycloak): then rollback rolls forward. */
+  #immediate(credentials: string): boolean {
+    try {
+      return this.#d.registry.capabilitiesOf(credentials)[IMMEDIATE] !== undefined;
+    } catch {
+      // An instance gone from the config: its records are journalled as before and fail at their first call to it.
+      return false;
+    }
   }
 
   #key(credentials: string, name: string): string {

@@ -21,9 +21,10 @@ export type RotationTrigger = Static<typeof RotationTrigger>;
 /**
  * Steps, in order. Rotation: `create`, `test`, `promote`, `distribute`, `grace`, `revoke`. Rollback: `restore`,
  * `redistribute`, `revoke-new` (automatic rollback), or `grace`, `revoke` (manual rollback, whose undone version stays
- * readable for the grace period).
+ * readable for the grace period). On a store whose new versions are live at once (`secret.rotate.immediate`), a
+ * rollback's first step is `roll-forward` instead of `restore`: a new version replaces the one rolled back from.
  */
-export type RotationStep = 'create' | 'test' | 'promote' | 'distribute' | 'grace' | 'revoke' | 'restore' | 'redistribute' | 'revoke-new';
+export type RotationStep = 'create' | 'test' | 'promote' | 'distribute' | 'grace' | 'revoke' | 'restore' | 'roll-forward' | 'redistribute' | 'revoke-new';
 
 const ErrorInfo = Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false });
 

@@ -4,7 +4,7 @@ import type { RotationJournal } from './RotationJournal.ts';
 import { isFinished, type JournalEntry } from './RotationRecord.ts';
 
 /** Steps of a rollback that still has to put the secret back; `grace`/`revoke` of a manual rollback come after that. */
-const UNDO_STEPS = new Set<string>(['restore', 'redistribute', 'revoke-new']);
+const UNDO_STEPS = new Set<string>(['restore', 'roll-forward', 'redistribute', 'revoke-new']);
 
 /**
  * A version a failed rotation created never becomes current again: throws HOST_ERR_ROTATION_VERSION_FAILED when
@@ -19,7 +19,7 @@ export function assertNotFailed(journal: RotationJournal, credentials: string, n
   });
 }
 
-/** A rollback of the secret that has not put it back yet (steps restore, redistribute, revoke-new), if any. */
+/** A rollback of the secret that has not put it back yet (steps restore or roll-forward, redistribute, revoke-new), if any. */
 export function unfinishedRollback(journal: RotationJournal, credentials: string, name: string): JournalEntry | undefined {
   return journal.entries().find((e) => e.operation === 'rollback' && !isFinished(e) && e.credentials === credentials && e.name === name && UNDO_STEPS.has(e.step ?? ''));
 }

@@ -1,4 +1,4 @@
-import { toWorkerManagerError, type CallOptions } from '@worker-manager/plugin-sdk';
+import { toWorkerManagerError, type CallOptions, type SecretVersion } from '@worker-manager/plugin-sdk';
 
 /** A failure as records keep it, plus its category for the observer. */
 export interface Failure {
@@ -19,3 +19,6 @@ export const recorded = (f: Failure): { code: string; message: string } => ({ co
 export function callOptions(correlationId: string | undefined): Pick<CallOptions, 'correlationId'> {
   return correlationId === undefined ? {} : { correlationId };
 }
+
+/** The version a store stages `current`, if any. */
+export const currentOf = (versions: readonly SecretVersion[]): SecretVersion | undefined => versions.find((v) => v.stages.includes('current'));
