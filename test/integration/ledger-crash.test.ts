@@ -25,7 +25,6 @@ describe('the worker ledger survives a host SIGKILLed while creating process wor
       await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     });
     const workersDir = path.join(instanceDir, 'workers');
-    const complete = new Set<string>();
     const report = await runLedgerCrash(t, {
       hostId: 'ledger-crash',
       dir,
@@ -35,16 +34,9 @@ describe('the worker ledger survives a host SIGKILLed while creating process wor
       count: 300,
       concurrency: 10,
       killAfterAcks: 100,
-      // From then on, the kill is aimed at a create the provider is in the middle of: a worker folder is claimed and
-      // its meta.json (written right after the process is spawned) is not there yet.
-      killWhen: async () => {
-        for (const id of await readdir(workersDir).catch(() => [] as string[])) {
-          if (complete.has(id)) continue;
-          if (!existsSync(path.join(workersDir, id, 'meta.json'))) return true;
-          complete.add(id);
-        }
-        return false;
-      },
+      // From then on, the kill is aimed at a create the provider is in the middle of: a worker is claimed
+      // (creating/<id>, where its folder is put together) and not yet recorded under workers/.
+      killWhen: async () => (await readdir(path.join(instanceDir, 'creating')).catch(() => [] as string[])).length > 0,
       // A process whose folder has no meta.json is one its provider cannot see, stop or list: said so in a failure.
       infrastructure: async () =>
         new Map([...(await workerProcessGroups(dir))].map(([id, groups]) => [id, [...groups].map(() => (existsSync(path.join(workersDir, id, 'meta.json')) ? 'running' : 'running without meta.json'))])),

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import {
+  boundText,
   isFinalState,
   quotaShortfalls,
   WorkerManagerError,
@@ -32,6 +33,7 @@ import { execInContainer } from './execInContainer.ts';
 import { LabelKeys, ownerFilter, ownerLabels, parseResources, specHash } from './labels.ts';
 import { Lease } from './Lease.ts';
 import { Names } from './names.ts';
+import { ensureNetwork, removeNetworksNamed } from './networks.ts';
 import { PendingCreates, pendingState, PendingSuperseded, type MaterializeHooks } from './PendingCreates.ts';
 import { PendingStore, type PendingMarker } from './PendingStore.ts';
 import { PortForwards } from './PortForwards.ts';
@@ -40,6 +42,8 @@ import { readLogs } from './readLogs.ts';
 import { secretFileTarget, type SecretFileTarget } from './secretFileTarget.ts';
 
 const MiB = 1024 * 1024;
+/** Tries of a container create or start whose network was gone or ambiguous for a moment (see #joiningNetwork). */
+const NETWORK_ATTEMPTS = 3;
 const ENGINE_INFO_TTL_MS = 10_000;
 
 type Inspect = Docker.ContainerInspectInfo;
@@ -91,6 +95,7 @@ export class DockerProvider {
   readonly #forwards: PortForwards;
   readonly #watcher: EventWatcher | undefined;
   readonly #pending: PendingCreates;
+  /** The look-up of the instance network in flight, shared by the creates that need it meanwhile. */
   #instanceNetwork: Promise<string> | undefined;
   #gpuSupport: Promise<boolean> | undefined;
   #engineInfo: { at: number; info: Promise<{ NCPU?: number; MemTotal?: number }> } | undefined;
@@ -405,19 +410,12 @@ export class DockerProvider {
       for (const volume of plan.persistentVolumes) await this.#ensureVolume(volume);
       if (plan.files.length > 0) writeFiles(filesDir, plan.files);
       checkpoint();
-      let container: Docker.Container;
-      try {
-        container = await this.#docker.createContainer({ ...plan.options, HostConfig: { ...plan.options.HostConfig, NetworkMode: networkMode }, name: this.#names.container(workerId) });
-      } catch (error) {
-        const mapped = mapDockerError(error, 'create container', { workerId });
-        if (statusOf(error) === 409) throw new NameTaken(mapped);
-        if (statusOf(error) === 404 && /no such image/i.test(engineMessage(error))) throw new ImageMissing(mapped);
-        throw mapped;
-      }
+      const options = { ...plan.options, HostConfig: { ...plan.options.HostConfig, NetworkMode: networkMode } };
+      const container = await this.#joiningNetwork(workerId, plan, epoch, () => this.#createContainer(workerId, options));
       containerId = container.id;
       checkpoint();
       hooks?.created(container.id);
-      await this.#start(container, workerId);
+      await this.#joiningNetwork(workerId, plan, epoch, () => this.#start(container, workerId));
       checkpoint();
       return container.id;
     } catch (error) {
@@ -432,8 +430,43 @@ export class DockerProvider {
       }
       if (error instanceof NameTaken) throw error;
       rmSync(filesDir, { recursive: true, force: true });
-      if (networkMade) await this.#removeNetwork(this.#names.strictNetwork(workerId));
+      if (networkMade) await this.#removeStrictNetwork(workerId);
       throw error;
+    }
+  }
+
+  /**
+   * Runs `step` (the create or the start of a container, which is when the engine resolves its network by name) and,
+   * when the engine finds no network of the name or more than one, converges the network again and repeats it: a
+   * network another thread or host made at the same moment, and removed when they agreed on one, can be seen either
+   * way for a moment (see {@link ensureNetwork}).
+   */
+  async #joiningNetwork<T>(workerId: string, plan: ContainerPlan, epoch: string, step: () => Promise<T>): Promise<T> {
+    const managed = plan.network.kind === 'strict' || (plan.network.kind === 'default' && this.#config.defaultNetwork === undefined);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (error) {
+        if (!managed || attempt >= NETWORK_ATTEMPTS || !isNetworkTrouble(error)) throw error;
+        this.#ctx.logger.info('docker provider: the worker network changed under a create; looking it up again', { workerId, attempt });
+        await this.#networkFor(workerId, plan, epoch);
+      }
+    }
+  }
+
+  /**
+   * Creates the worker's container. The options go in the request body only: dockerode would also copy every field
+   * of them into the query string, where env values (secrets among them) would show in the engine's request logs, and
+   * a large Env or Cmd would pass the engine's 1 MB header limit (answered 431, "Request Header Fields Too Large").
+   */
+  async #createContainer(workerId: string, options: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    try {
+      return await this.#docker.createContainer(bodyOnly(this.#names.container(workerId), options));
+    } catch (error) {
+      const mapped = mapDockerError(error, 'create container', { workerId });
+      if (statusOf(error) === 409) throw new NameTaken(mapped);
+      if (statusOf(error) === 404 && /no such image/i.test(engineMessage(error))) throw new ImageMissing(mapped);
+      throw mapped;
     }
   }
 
@@ -533,41 +566,34 @@ export class DockerProvider {
     return this.#gpuSupport;
   }
 
+  /**
+   * The network the worker joins, as NetworkMode: `none`, the configured `defaultNetwork`, the instance network or
+   * the worker's own Strict network. The last two are looked up, made if absent, and converged at every create (see
+   * {@link ensureNetwork}), so two networks of one name, whoever made them, do not outlive the next create. Concurrent
+   * creates of this thread share one look-up of the instance network.
+   */
   async #networkFor(workerId: string, plan: ContainerPlan, epoch: string): Promise<string> {
     if (plan.network.kind === 'none') return 'none';
+    const kind = { [this.#keys.kind]: 'network' };
     if (plan.network.kind === 'default') {
       if (this.#config.defaultNetwork !== undefined) return this.#config.defaultNetwork;
-      this.#instanceNetwork ??= this.#ensureNetwork(this.#names.instanceNetwork(), false, { [this.#keys.kind]: 'network' }).catch((error: unknown) => {
-        this.#instanceNetwork = undefined;
-        throw error;
-      });
+      const name = this.#names.instanceNetwork();
+      this.#instanceNetwork ??= ensureNetwork(this.#docker, { name, internal: false, labels: { ...this.#owner, ...kind }, owned: this.#owner }, this.#ctx.logger)
+        .then(() => name)
+        .finally(() => {
+          this.#instanceNetwork = undefined;
+        });
       return this.#instanceNetwork;
     }
-    return this.#ensureNetwork(this.#names.strictNetwork(workerId), true, { [this.#keys.kind]: 'network', [this.#keys.workerId]: workerId, [this.#keys.epoch]: epoch });
-  }
-
-  /** Makes a labelled bridge network unless one of that name exists; the engine arbitrates concurrent makers. */
-  async #ensureNetwork(name: string, internal: boolean, labels: Record<string, string>): Promise<string> {
-    try {
-      await this.#docker.getNetwork(name).inspect();
-      return name;
-    } catch (error) {
-      if (statusOf(error) !== 404) throw mapDockerError(error, 'inspect network', { network: name });
-    }
-    try {
-      await this.#docker.createNetwork({ Name: name, Driver: 'bridge', Internal: internal, CheckDuplicate: true, Labels: { ...this.#owner, ...labels } });
-    } catch (error) {
-      if (statusOf(error) !== 409) throw mapDockerError(error, 'create network', { network: name });
-    }
+    const name = this.#names.strictNetwork(workerId);
+    const owned = { ...this.#owner, [this.#keys.workerId]: workerId };
+    await ensureNetwork(this.#docker, { name, internal: true, labels: { ...owned, ...kind, [this.#keys.epoch]: epoch }, owned }, this.#ctx.logger);
     return name;
   }
 
-  async #removeNetwork(name: string): Promise<void> {
-    try {
-      await this.#docker.getNetwork(name).remove();
-    } catch (error) {
-      if (statusOf(error) !== 404) this.#ctx.logger.warn('docker provider: could not remove a network', { network: name, status: statusOf(error) });
-    }
+  /** Removes the worker's Strict network (every network of its name the plugin made for this worker id). */
+  #removeStrictNetwork(workerId: string): Promise<void> {
+    return removeNetworksNamed(this.#docker, this.#names.strictNetwork(workerId), { ...this.#owner, [this.#keys.workerId]: workerId }, this.#ctx.logger);
   }
 
   async #ensureVolume(name: string): Promise<void> {
@@ -630,7 +656,7 @@ export class DockerProvider {
   async #terminatePending(workerId: string, pending: PendingMarker | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
     if (pending === undefined) return { workerId, state: { phase: 'Terminated' }, alreadyGone: true };
     rmSync(this.#names.filesDir(workerId, pending.epoch), { recursive: true, force: true });
-    if (pending.spec.network?.isolation === 'Strict') await this.#removeNetwork(this.#names.strictNetwork(workerId));
+    if (pending.spec.network?.isolation === 'Strict') await this.#removeStrictNetwork(workerId);
     const before = pendingState(pending);
     if (before.phase === 'Failed') {
       this.#ctx.logger.info('docker provider: failed worker removed', { workerId, reason: before.reason });
@@ -653,7 +679,7 @@ export class DockerProvider {
     const labels = info.Config.Labels ?? {};
     const filesDir = labels[this.#keys.secretsDir];
     if (filesDir !== undefined && filesDir.startsWith(this.#names.filesRoot())) rmSync(filesDir, { recursive: true, force: true });
-    if (info.HostConfig.NetworkMode === this.#names.strictNetwork(workerId)) await this.#removeNetwork(this.#names.strictNetwork(workerId));
+    if (info.HostConfig.NetworkMode === this.#names.strictNetwork(workerId)) await this.#removeStrictNetwork(workerId);
   }
 
   async getWorkerStatus(workerId: string): Promise<WorkerState> {
@@ -844,7 +870,7 @@ export class DockerProvider {
     }
     let next: Docker.Container;
     try {
-      next = await this.#docker.createContainer({ ...recreateOptions(info, envMounts), name });
+      next = await this.#docker.createContainer(bodyOnly(name, recreateOptions(info, envMounts)));
     } catch (error) {
       await old.rename({ name }).catch(() => {});
       await this.#start(old, workerId).catch(() => {});
@@ -932,9 +958,23 @@ export class DockerProvider {
 /** The signal a caller named, checked against this platform's signal names before it reaches the engine. */
 function signalOf(name: string): string {
   if (!Object.hasOwn(constants.signals, name)) {
-    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${name}'`, { details: { instancePath: '/signal', signal: name } });
+    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${boundText(name)}'`, { details: { instancePath: '/signal', signal: boundText(name) } });
   }
   return name;
+}
+
+/** True when the engine refused a create or start because the network name it resolves is gone or ambiguous. */
+function isNetworkTrouble(error: unknown): boolean {
+  const e = error instanceof NameTaken || error instanceof ImageMissing ? undefined : (error as WorkerManagerError);
+  return e !== undefined && (e.code === 'WM_ERR_NOT_FOUND' || e.code === 'WM_ERR_VALIDATION') && /network \S+ (not found|is ambiguous)/i.test(e.message);
+}
+
+/**
+ * Create options as dockerode's `_query` / `_body` pair: the name in the query string, everything else in the body
+ * only (left as they are, dockerode puts every option in the query string as well).
+ */
+function bodyOnly(name: string, options: Docker.ContainerCreateOptions): Docker.ContainerCreateOptions {
+  return { _query: { name }, _body: options } as Docker.ContainerCreateOptions;
 }
 
 /** Create options that reproduce an inspected container with some environment variables replaced. */

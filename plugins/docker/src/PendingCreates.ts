@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Docker from 'dockerode';
-import { WorkerManagerError, type PluginLogger, type SecretMount, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
+import { boundText, WorkerManagerError, type PluginLogger, type SecretMount, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
 import type { Lease } from './Lease.ts';
 import type { PendingMarker, PendingStore } from './PendingStore.ts';
 
@@ -276,7 +276,9 @@ export class PendingCreates {
   }
 
   /** Records the failure in the marker (unless the create was cancelled meanwhile) and reports it once. */
-  #fail(marker: PendingMarker, reason: string, message: string): void {
+  #fail(marker: PendingMarker, reason: string, text: string): void {
+    // Kept in the marker, logged, and reported by every status call: bounded like any message that may quote input.
+    const message = boundText(text);
     const failed: PendingMarker = { ...marker, failure: { reason, message, at: new Date().toISOString() } };
     if (!this.#deps.store.update(failed)) {
       this.#deps.logger.info('docker provider: pending create cancelled or carried on elsewhere; its failure is not recorded', { workerId: marker.workerId, reason });

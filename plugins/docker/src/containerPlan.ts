@@ -1,11 +1,22 @@
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { WorkerManagerError, type HealthCheckConfig, type RuntimeSpec, type SecretMount } from '@worker-manager/plugin-sdk';
+import {
+  argumentListTooLong,
+  boundText,
+  execArgumentLimit,
+  specExecStrings,
+  WorkerManagerError,
+  type HealthCheckConfig,
+  type RuntimeSpec,
+  type SecretMount,
+} from '@worker-manager/plugin-sdk';
 import type { ResolvedConfig } from './config.ts';
 import { specHash, type LabelKeys } from './labels.ts';
 
 const MiB = 1024 * 1024;
 const NS_PER_MS = 1_000_000;
+/** Longest name in a path on the file systems an engine uses (NAME_MAX of ext4, xfs, overlayfs). */
+const NAME_MAX = 255;
 
 /** A file the plugin writes under the worker's secrets folder before the container starts. */
 export interface PlannedFile {
@@ -69,6 +80,32 @@ function healthTest(h: HealthCheckConfig): string[] {
   }
 }
 
+/**
+ * Refuses a path with a name longer than the file system takes, before the engine does: it answered a 500 quoting the
+ * whole path (`lstat /var/lib/docker/overlay2/.../merged/<workingDir>: file name too long`).
+ */
+function checkNameLengths(p: string, instancePath: string): void {
+  const longest = Math.max(0, ...p.split('/').map((name) => Buffer.byteLength(name)));
+  if (longest > NAME_MAX) {
+    throw invalid(`${instancePath}: a name in the path is ${longest} bytes, more than the ${NAME_MAX} a file system takes (ENAMETOOLONG)`, instancePath, {
+      errorCode: 'ENAMETOOLONG',
+      bytes: longest,
+      limitBytes: NAME_MAX,
+    });
+  }
+}
+
+/**
+ * Refuses a command line and environment the container's process cannot be started with (E2BIG), naming the field.
+ * The engine does not check: it creates and starts the container, whose start then fails inside it (`exec ...:
+ * argument list too long` in its log, exit 1). The limit is that of the engine's default 8 MiB stack; an image's own
+ * environment counts too, and is not known here.
+ */
+function checkArgumentList(spec: RuntimeSpec, secrets: readonly SecretMount[], env: Record<string, string>): void {
+  const refusal = argumentListTooLong(specExecStrings(spec, env, secrets), execArgumentLimit());
+  if (refusal !== undefined) throw refusal;
+}
+
 /** True when `p` is `prefix` or below it, compared on normalised absolute paths. */
 export function underPrefix(p: string, prefix: string): boolean {
   const a = path.posix.normalize(p);
@@ -88,6 +125,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
     throw new WorkerManagerError('WM_ERR_COMPATIBILITY', 'the docker provider does not enforce network access policies', { details: { unsupported: ['network.accessPolicies'] } });
   }
   if (spec.workingDir !== undefined && !spec.workingDir.startsWith('/')) throw invalid('spec.workingDir must be an absolute path in the container', '/spec/workingDir');
+  if (spec.workingDir !== undefined) checkNameLengths(spec.workingDir, '/spec/workingDir');
 
   const files: PlannedFile[] = [];
   const mounts: Docker.MountSettings[] = [];
@@ -101,6 +139,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
   (spec.volumes ?? []).forEach((v, i) => {
     const at = `/spec/volumes/${i}`;
     if (!v.mountPath.startsWith('/')) throw invalid(`volume ${i}: mountPath must be absolute`, `${at}/mountPath`);
+    checkNameLengths(v.mountPath, `${at}/mountPath`);
     const readOnly = v.readOnly === true;
     switch (v.source.type) {
       case 'EmptyDir': {
@@ -111,8 +150,9 @@ export function planContainer(input: PlanInput): ContainerPlan {
       case 'HostPath': {
         const p = v.source.path;
         if (!p.startsWith('/')) throw invalid(`volume ${i}: HostPath must be absolute`, `${at}/source/path`);
+        checkNameLengths(p, `${at}/source/path`);
         if (!config.allowedHostPaths.some((prefix) => underPrefix(p, prefix))) {
-          throw invalid(`volume ${i}: HostPath ${p} is not under a prefix allowed by the instance config (allowedHostPaths)`, `${at}/source/path`, {
+          throw invalid(`volume ${i}: HostPath ${boundText(p)} is not under a prefix allowed by the instance config (allowedHostPaths)`, `${at}/source/path`, {
             allowedHostPaths: config.allowedHostPaths,
           });
         }
@@ -196,6 +236,7 @@ export function planContainer(input: PlanInput): ContainerPlan {
     mounts.push({ Type: 'bind', Source: path.join(input.filesDir, 'secrets'), Target: config.secretsMountPath, ReadOnly: true });
     env['WM_SECRETS_DIR'] = config.secretsMountPath;
   }
+  checkArgumentList(spec, input.secrets, env);
 
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};

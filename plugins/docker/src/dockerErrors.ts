@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isWorkerManagerError, WorkerManagerError } from '@worker-manager/plugin-sdk';
+import { boundText, isWorkerManagerError, WorkerManagerError } from '@worker-manager/plugin-sdk';
 
 /** What dockerode puts on a failed engine call. */
 interface EngineError {
@@ -8,6 +8,12 @@ interface EngineError {
   json?: { message?: string } | null;
   message?: string;
 }
+
+/**
+ * The engine's answer when no default address pool is left for a new network (libnetwork's NotFoundError, so a 404):
+ * each Strict worker has a network of its own, and a default engine has 31 pools.
+ */
+const POOLS_EXHAUSTED = /could not find an available, non-overlapping IPv[46] address pool among the defaults/i;
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
 
@@ -33,16 +39,27 @@ export function isUnreachable(error: unknown): boolean {
 
 /**
  * Maps an engine failure onto the SDK error family: 404 -> WM_ERR_NOT_FOUND, 409 -> WM_ERR_CONFLICT,
- * 400 -> WM_ERR_VALIDATION, unreachable daemon -> WM_ERR_NETWORK (transient), other 5xx -> WM_ERR_PROVIDER_SPECIFIC.
- * `what` names the operation; engine messages name containers and images, never secret values.
+ * 400 -> WM_ERR_VALIDATION, unreachable daemon -> WM_ERR_NETWORK (transient), no address pool left for a network
+ * -> WM_ERR_RESOURCE_EXHAUSTED (transient: pools come back as workers go), other 5xx -> WM_ERR_PROVIDER_SPECIFIC.
+ * `what` names the operation. Engine messages name containers and images, never secret values, but they quote what
+ * the request held (an entrypoint of 32,000 characters, a working directory): at most {@link boundText}'s bytes of
+ * them go into the message, which every failed call writes to the host log.
  */
 export function mapDockerError(error: unknown, what: string, details: Record<string, unknown> = {}): WorkerManagerError {
   if (isWorkerManagerError(error)) return error;
   const status = statusOf(error);
-  const message = engineMessage(error);
+  const raw = engineMessage(error);
+  const message = boundText(raw);
   const d = { ...details, operation: what, ...(status === undefined ? {} : { status }) };
   if (isUnreachable(error)) {
     return new WorkerManagerError('WM_ERR_NETWORK', `${what}: the Docker engine is unreachable (${(error as EngineError).code})`, { details: d, cause: error });
+  }
+  if (POOLS_EXHAUSTED.test(raw)) {
+    return new WorkerManagerError(
+      'WM_ERR_RESOURCE_EXHAUSTED',
+      `${what}: the Docker engine has no address pool left for another network (each Strict worker has its own; raise default-address-pools in the engine's daemon.json): ${message}`,
+      { details: { ...d, reason: 'AddressPoolsExhausted' }, cause: error },
+    );
   }
   switch (status) {
     case 400:

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { WorkerManagerError } from '@worker-manager/plugin-sdk';
+import { boundText, WorkerManagerError } from '@worker-manager/plugin-sdk';
 import { engineMessage } from './dockerErrors.ts';
 
 /** The credential values of a registry auth config, which must never appear in a message. */
@@ -35,7 +35,8 @@ export async function pullImage(docker: Docker, image: string, workerId: string,
       });
     });
   } catch (error) {
-    throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${image}' could not be pulled: ${withoutCredentials(engineMessage(error), auth)}`, {
+    // Credentials out first: a cut could leave half of one.
+    throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', `image '${boundText(image)}' could not be pulled: ${boundText(withoutCredentials(engineMessage(error), auth))}`, {
       details: { workerId, image, reason: 'ImagePullFailed' },
       transient: true,
     });

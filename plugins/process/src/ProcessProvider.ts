@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os, { constants } from 'node:os';
 import path from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import {
+  boundText,
   isFinalState,
   quotaShortfalls,
+  specExecStrings,
   WorkerManagerError,
   type CallContext,
   type CapacityInfo,
@@ -20,6 +22,7 @@ import {
   type Worker,
   type WorkerState,
 } from '@worker-manager/plugin-sdk';
+import { ABANDONED_CREATE_MS, claimAgeMs, discard, emptyTrash } from './abandonedFolders.ts';
 import { Admission, reservationOf, type Census, type Totals } from './Admission.ts';
 import { checkSecretMounts, checkSpec, containedRelative } from './checkSpec.ts';
 import type { ResolvedConfig } from './config.ts';
@@ -34,10 +37,8 @@ import { spawnWrapped, wrapperReady, type Launched } from './spawnWrapped.ts';
 import { signalGroup, stopWorker, waitUntil } from './stopWorker.ts';
 import { mergeSecretRecords, readMeta, secretRecord, type WorkerMeta } from './WorkerMeta.ts';
 import { WorkerWatcher, type WatcherOptions } from './WorkerWatcher.ts';
-import { trashDir, workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
+import { claimDir, creatingDir, stagingPaths, trashDir, workerPaths, workersDir, type WorkerPaths } from './workerPaths.ts';
 
-// A folder without meta.json this old was left by a thread that died while creating the worker.
-const ABANDONED_CREATE_MS = 10_000;
 const MiB = 1024 * 1024;
 /** Worker folders a full scan reads between two turns of the event loop (the thread's heartbeat needs them). */
 const SCAN_BATCH = 64;
@@ -60,17 +61,16 @@ const conflict = (workerId: string, state: WorkerState, operation: string): Work
 /** The signal a caller named, checked against this platform's signals (never a number: names are portable). */
 function signalOf(name: string): NodeJS.Signals {
   if (!Object.hasOwn(constants.signals, name)) {
-    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${name}'`, { details: { instancePath: '/signal', signal: name } });
+    throw new WorkerManagerError('WM_ERR_VALIDATION', `unknown signal '${boundText(name)}'`, { details: { instancePath: '/signal', signal: boundText(name) } });
   }
   return name as NodeJS.Signals;
 }
 
-function ageMs(dir: string): number | undefined {
+function listDir(dir: string): string[] {
   try {
-    const st = statSync(dir);
-    return Date.now() - Math.max(st.mtimeMs, st.ctimeMs);
+    return readdirSync(dir);
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -94,6 +94,7 @@ export class ProcessProvider {
     this.#emitEvents = emitEvents;
     mkdirSync(workersDir(ctx.stateDir), { recursive: true, mode: 0o700 });
     mkdirSync(trashDir(ctx.stateDir), { recursive: true, mode: 0o700 });
+    mkdirSync(creatingDir(ctx.stateDir), { recursive: true, mode: 0o700 });
     this.#admission = new Admission(ctx.stateDir, ctx.owner, () => this.#census());
     let storageMiB = 0;
     try {
@@ -156,10 +157,15 @@ export class ProcessProvider {
     for (;;) {
       const meta = readMeta(paths);
       if (meta !== undefined) return this.#ours(meta) ? meta : undefined;
-      const age = ageMs(paths.dir);
-      if (age === undefined || age > ABANDONED_CREATE_MS) return undefined;
+      if (!this.#beingCreated(workerId)) return undefined;
       await sleep(20);
     }
+  }
+
+  /** True while a create of this id holds a claim that is not abandoned (see {@link ABANDONED_CREATE_MS}). */
+  #beingCreated(workerId: string): boolean {
+    const age = claimAgeMs(this.#ctx.stateDir, workerId);
+    return age !== undefined && age <= ABANDONED_CREATE_MS;
   }
 
   async #requireMeta(workerId: string): Promise<WorkerMeta> {
@@ -193,23 +199,20 @@ export class ProcessProvider {
 
   /** How each worker folder counts for admission (see {@link Admission}): a recount, O(workers). */
   async *#census(): AsyncIterable<[string, Census]> {
-    let ids: string[];
-    try {
-      ids = readdirSync(workersDir(this.#ctx.stateDir));
-    } catch {
-      return;
-    }
-    for (const id of ids) {
+    const recorded = new Set<string>();
+    for (const id of listDir(workersDir(this.#ctx.stateDir))) {
       const paths = this.#paths(id);
       const meta = readMeta(paths);
-      if (meta === undefined) {
-        const age = ageMs(paths.dir);
-        yield [id, age !== undefined && age <= ABANDONED_CREATE_MS ? { kind: 'pending' } : { kind: 'none' }];
-      } else if (!this.#ours(meta) || isFinalState(observeWorker(paths, meta))) {
+      if (meta === undefined || !this.#ours(meta) || isFinalState(observeWorker(paths, meta))) {
         yield [id, { kind: 'none' }];
       } else {
+        recorded.add(id);
         yield [id, { kind: 'active', generation: meta.generation, reservation: reservationOf(meta.spec) }];
       }
+    }
+    // Creates under way (a claim whose worker is not recorded yet): they count if admitted already.
+    for (const id of listDir(creatingDir(this.#ctx.stateDir))) {
+      if (!recorded.has(id) && this.#beingCreated(id)) yield [id, { kind: 'pending' }];
     }
   }
 
@@ -255,50 +258,73 @@ export class ProcessProvider {
   async createWorker(workerId: string, spec: RuntimeSpec, secrets: readonly SecretMount[]): Promise<Worker> {
     const plan = checkSpec(spec, secrets);
     const paths = this.#paths(workerId);
-    // mkdir is the claim: of several threads creating one id, exactly one goes on; the others wait for its meta.
+    const stateDir = this.#ctx.stateDir;
+    const claim = claimDir(stateDir, workerId);
+    // The mkdir of the claim decides: of several threads creating one id, exactly one goes on; the others wait for the
+    // worker it records. The worker's folder is put together inside the claim and appears under workers/ by a rename,
+    // meta.json already in it: no reader (listing, adoption, garbage collection) ever sees a worker without one.
     for (let attempt = 0; ; attempt++) {
+      const known = readMeta(paths);
+      if (known !== undefined) return this.#existingOf(known, spec);
       try {
-        mkdirSync(paths.dir, { mode: 0o700 });
+        mkdirSync(claim, { mode: 0o700 });
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       const existing = await this.#meta(workerId);
       if (existing !== undefined) return this.#existing(existing, spec);
-      if (readMeta(paths) !== undefined) {
-        throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${workerId}' exists and belongs to another host or instance`, { details: { workerId } });
-      }
+      const found = readMeta(paths);
+      if (found !== undefined) return this.#existingOf(found, spec);
       if (attempt >= 2) {
         throw new WorkerManagerError('WM_ERR_CONFLICT', `worker '${workerId}' is being created and its folder cannot be claimed`, { details: { workerId } });
       }
-      try {
-        renameSync(paths.dir, path.join(trashDir(this.#ctx.stateDir), `${workerId}-${randomBytes(4).toString('hex')}`));
-      } catch {
-        // another thread moved it first
-      }
+      // Untouched for ABANDONED_CREATE_MS: the thread that claimed it died.
+      discard(stateDir, claim);
     }
+    // A create that finished between the look-up and the claim has already moved its folder in place.
+    const raced = readMeta(paths);
+    if (raced !== undefined) {
+      rmSync(claim, { recursive: true, force: true });
+      return this.#existingOf(raced, spec);
+    }
+    // Left by an older version, which showed the folder before its meta.json.
+    if (existsSync(paths.dir) && !existsSync(paths.meta)) discard(stateDir, paths.dir);
 
+    const staging = stagingPaths(stateDir, workerId, randomBytes(4).toString('hex'));
     let pid: number | undefined;
     let admitted = false;
+    let recorded = false;
     let createdEmitted = false;
     try {
+      mkdirSync(staging.dir, { mode: 0o700 });
       // O(1) whatever the number of workers (a recount only before a refusal): see Admission.
       await this.#admission.admit(workerId, 0, reservationOf(spec), (totals) => this.#refusal(spec, totals));
       admitted = true;
-      const cwd = path.join(paths.work, plan.workingDir);
+      // Not recursive: a claim taken over meanwhile (this thread stalled past ABANDONED_CREATE_MS) is gone, not remade.
+      mkdirSync(staging.work, { mode: 0o755 });
       try {
-        mkdirSync(cwd, { recursive: true });
+        mkdirSync(path.join(staging.work, plan.workingDir), { recursive: true });
       } catch (error) {
         throw refusedBySystem(error, '/spec/workingDir');
       }
-      if (secrets.length > 0) writeSecretFiles(paths, secrets);
+      if (secrets.length > 0) writeSecretFiles(staging, secrets);
+      // What the worker sees are the paths it will have once its folder is in place.
       const env = this.#environment(workerId, spec, paths, secrets);
+      const cwd = path.join(paths.work, plan.workingDir);
       const now = Date.now();
       let started: Launched;
       try {
-        started = spawnWrapped({ paths, argv: plan.argv, env, cwd, ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }) });
+        started = spawnWrapped({
+          paths: staging,
+          dir: paths.dir,
+          argv: plan.argv,
+          env,
+          cwd: path.join(staging.work, plan.workingDir),
+          ...(plan.memoryKiB === undefined ? {} : { memoryKiB: plan.memoryKiB }),
+        });
       } catch (error) {
-        throw refusedBySystem(error, '/spec');
+        throw refusedBySystem(error, '/spec', specExecStrings(spec, env, secrets));
       }
       pid = started.pid;
       const meta: WorkerMeta = {
@@ -316,10 +342,17 @@ export class ProcessProvider {
       };
       if (plan.memoryKiB !== undefined) meta.memoryKiB = plan.memoryKiB;
       if (spec.timeoutMs !== undefined) meta.deadlineAt = now + spec.timeoutMs;
-      writeJsonAtomic(paths.reported, { phase: 'Creating' });
-      // Written before anything awaits, so a thread killed from here on leaves a worker others can find; only then is
-      // the wrapper told to run the command (killed before this line, it exits unstarted).
-      writeJsonAtomic(paths.meta, meta);
+      writeJsonAtomic(staging.reported, { phase: 'Creating' });
+      writeJsonAtomic(staging.meta, meta);
+      // The worker exists from this rename on, recorded: a thread killed before it leaves a claim that is discarded
+      // (and a wrapper that exits unstarted), after it a worker any thread finds. Only then may the command run.
+      renameSync(staging.dir, paths.dir);
+      recorded = true;
+      try {
+        rmSync(claim, { recursive: true, force: true });
+      } catch {
+        // an empty claim of a recorded worker: the background pass removes it
+      }
       started.go();
       // Emitted before the first await: from here on the watcher may see the worker and report it Running, and
       // consumers must see it created first (regression: StateChanged arrived before WorkerCreated under load).
@@ -331,11 +364,24 @@ export class ProcessProvider {
       return this.#toWorker(meta, observeWorker(paths, meta));
     } catch (error) {
       if (pid !== undefined) signalGroup(pid, 'SIGKILL');
-      rmSync(paths.dir, { recursive: true, force: true });
-      if (admitted) await this.#release(workerId, 0);
+      if (recorded) discard(stateDir, paths.dir);
+      // The claim is still this create's while its folder is in it; else a create that took it over owns it now.
+      else if (existsSync(staging.dir)) discard(stateDir, claim);
+      // That create may have recorded the worker by now: then the worker is its, and this is a repeated create.
+      const taken = recorded ? undefined : readMeta(paths);
+      if (admitted && taken === undefined) await this.#release(workerId, 0);
       if (createdEmitted && this.#emitEvents) this.#ctx.emit({ type: 'WorkerFailed', workerId, reason: 'StartFailed', timestamp: new Date().toISOString() });
+      if (taken !== undefined) return this.#existingOf(taken, spec);
       throw error;
     }
+  }
+
+  /** A recorded worker of this id: ours is a repeated create; another host's or instance's is refused. */
+  #existingOf(meta: WorkerMeta, spec: RuntimeSpec): Worker {
+    if (!this.#ours(meta)) {
+      throw new WorkerManagerError('WM_ERR_ALREADY_EXISTS', `worker '${meta.workerId}' exists and belongs to another host or instance`, { details: { workerId: meta.workerId } });
+    }
+    return this.#existing(meta, spec);
   }
 
   #existing(meta: WorkerMeta, spec: RuntimeSpec): Worker {
@@ -349,8 +395,7 @@ export class ProcessProvider {
     const paths = this.#paths(workerId);
     const meta = readMeta(paths);
     if (meta !== undefined && this.#ours(meta)) return observeWorker(paths, meta);
-    const age = ageMs(paths.dir);
-    if (meta === undefined && age !== undefined && age <= ABANDONED_CREATE_MS) return { phase: 'Creating' };
+    if (meta === undefined && this.#beingCreated(workerId)) return { phase: 'Creating' };
     throw notFound(workerId);
   }
 
@@ -394,6 +439,8 @@ export class ProcessProvider {
 
   async terminateWorker(workerId: string, gracePeriodMs: number | undefined): Promise<{ workerId: string; state: WorkerState; alreadyGone: boolean }> {
     const r = await this.#stop(workerId, 'requested', gracePeriodMs ?? this.#config.defaultGracePeriodMs);
+    // Whatever a killed thread left half removed goes now rather than at the next minute's pass.
+    emptyTrash(this.#ctx.stateDir);
     return { workerId, ...r };
   }
 
@@ -436,7 +483,7 @@ export class ProcessProvider {
     if (meta.memoryKiB !== undefined) req.memoryKiB = meta.memoryKiB;
     if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;
     return executeInWorker(req).catch((error: unknown) => {
-      throw refusedBySystem(error, '/command');
+      throw refusedBySystem(error, '/command', [...command.map((text, i) => ({ path: `/command/${i}`, text })), ...Object.entries(env).map(([k, v]) => ({ text: `${k}=${v}` }))]);
     });
   }
 
@@ -538,7 +585,13 @@ export class ProcessProvider {
       rmSync(paths.final, { force: true });
       if (freshFiles.length > 0) writeSecretFiles(paths, freshFiles);
       const now = Date.now();
-      const started = spawnWrapped({ paths, argv: checkSpec(meta.spec, []).argv, env, cwd: meta.cwd, ...(meta.memoryKiB === undefined ? {} : { memoryKiB: meta.memoryKiB }) });
+      let started: Launched;
+      try {
+        started = spawnWrapped({ paths, argv: checkSpec(meta.spec, []).argv, env, cwd: meta.cwd, ...(meta.memoryKiB === undefined ? {} : { memoryKiB: meta.memoryKiB }) });
+      } catch (error) {
+        // The spec ran before: only the fresh secrets can have made it too large.
+        throw refusedBySystem(error, '/secrets', specExecStrings({}, env, secrets));
+      }
       next = {
         ...meta,
         secrets: mergeSecretRecords(meta.secrets, secrets),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
 import { isFinalState, type OwnerLabels, type PluginLogger, type WorkerEvent, type WorkerState } from '@worker-manager/plugin-sdk';
+import { discard, discardAbandoned } from './abandonedFolders.ts';
 import { readJson, writeJsonAtomic } from './jsonFile.ts';
 import { indexLogs, logSizes, type LogSizes } from './logIndex.ts';
 import { finishedAt, observeLive, observeWorker } from './observeWorker.ts';
@@ -251,6 +252,10 @@ export class WorkerWatcher {
   }
 
   #collectGarbage(now: number): void {
+    const discarded = discardAbandoned(this.#o.stateDir, now);
+    if (discarded.claims.length + discarded.unrecorded.length + discarded.trash > 0) {
+      this.#o.logger.info('process provider: removed folders of creates that never recorded a worker', { ...discarded });
+    }
     for (const id of this.#ids()) {
       if (this.#watched.has(id)) continue;
       const paths = workerPaths(this.#o.stateDir, id);
@@ -263,7 +268,8 @@ export class WorkerWatcher {
       // Observing may have found a later generation's end just now.
       const end = finishedAt(paths);
       if (end === undefined || now - end <= this.#o.retainFinishedMs) continue;
-      rmSync(paths.dir, { recursive: true, force: true });
+      // Through the trash: a removal cut short must not leave a worker folder without its meta.json.
+      discard(this.#o.stateDir, paths.dir);
       this.#o.logger.debug('process provider: removed the folder of a finished worker', { workerId: id });
     }
   }

@@ -43,7 +43,13 @@ export interface Launched extends Started {
 
 /** What to start. */
 export interface SpawnRequest {
+  /** Where the logs are opened (and, unless `dir` says otherwise, where the wrapper writes `exit`). */
   paths: WorkerPaths;
+  /**
+   * The worker folder as it will be once the worker is recorded, where the wrapper writes `exit`: a create puts the
+   * folder together elsewhere and moves it in place before the go-ahead (the open logs and the cwd move with it).
+   */
+  dir?: string;
   argv: readonly string[];
   env: Record<string, string>;
   cwd: string;
@@ -60,7 +66,7 @@ export function spawnWrapped(req: SpawnRequest): Launched {
   const out = openSync(req.paths.stdout, 'a', 0o640);
   const err = openSync(req.paths.stderr, 'a', 0o640);
   try {
-    const child = spawn('/bin/sh', ['-c', WRAPPER, 'wm-worker', req.paths.dir, req.memoryKiB === undefined ? '' : String(req.memoryKiB), ...req.argv], {
+    const child = spawn('/bin/sh', ['-c', WRAPPER, 'wm-worker', req.dir ?? req.paths.dir, req.memoryKiB === undefined ? '' : String(req.memoryKiB), ...req.argv], {
       cwd: req.cwd,
       env: req.env,
       detached: true,
@@ -71,7 +77,7 @@ export function spawnWrapped(req: SpawnRequest): Launched {
     stdin?.on('error', () => {});
     child.unref();
     const pid = child.pid;
-    if (pid === undefined || stdin === null) throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', 'could not start /bin/sh for the worker', { details: { workerDir: req.paths.dir } });
+    if (pid === undefined || stdin === null) throw new WorkerManagerError('WM_ERR_PROVIDER_SPECIFIC', 'could not start /bin/sh for the worker', { details: { workerDir: req.dir ?? req.paths.dir } });
     // Until this thread reaps it the child cannot vanish (at worst it is a zombie), so its stat is there.
     const stat = readProcStat(pid);
     if (stat === undefined) {

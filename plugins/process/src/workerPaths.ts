@@ -31,14 +31,40 @@ export function workersDir(stateDir: string): string {
   return path.join(stateDir, 'workers');
 }
 
-/** Where abandoned half-created folders are moved before removal. */
+/** Where abandoned folders are moved (one rename, which only one thread wins) before they are removed. */
 export function trashDir(stateDir: string): string {
   return path.join(stateDir, 'trash');
 }
 
+/**
+ * Where a worker's folder is put together while it is created: it appears under `workers/` by a rename, with its
+ * `meta.json` already in it, so no reader ever sees a worker folder without one. `creating/<id>` is also the claim:
+ * of several creates of one id, the one whose mkdir succeeds goes on.
+ */
+export function creatingDir(stateDir: string): string {
+  return path.join(stateDir, 'creating');
+}
+
 /** Paths of one worker. */
 export function workerPaths(stateDir: string, workerId: string): WorkerPaths {
-  const dir = path.join(workersDir(stateDir), workerId);
+  return pathsIn(path.join(workersDir(stateDir), workerId));
+}
+
+/** The claim of a create of `workerId` (see {@link creatingDir}). */
+export function claimDir(stateDir: string, workerId: string): string {
+  return path.join(creatingDir(stateDir), workerId);
+}
+
+/**
+ * Paths of a worker's folder while one create (`attempt`, a token of its own) puts it together inside its claim: a
+ * create that took over an abandoned claim builds in a folder of its own, so the one it took over, should it wake up,
+ * can neither write into nor publish the new one's.
+ */
+export function stagingPaths(stateDir: string, workerId: string, attempt: string): WorkerPaths {
+  return pathsIn(path.join(claimDir(stateDir, workerId), attempt));
+}
+
+function pathsIn(dir: string): WorkerPaths {
   const at = (name: string): string => path.join(dir, name);
   return {
     dir,
