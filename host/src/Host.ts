@@ -31,6 +31,7 @@ import { assertSafeBind, createAuthenticator, hostPrincipal } from './security/a
 import { adminTokenPath } from './security/authn/LocalAdminAuthenticator.ts';
 import type { Authorizer } from './security/authz/Authorizer.ts';
 import { createAuthorizer } from './security/authz/createAuthorizer.ts';
+import { applyShutdownPolicy } from './workers/applyShutdownPolicy.ts';
 import { WorkerService } from './workers/WorkerService.ts';
 
 /** Everything the container holds; the composition root is the only code that reaches into it. */
@@ -114,6 +115,7 @@ export class Host {
       workers: asFunction((c: Cradle) => new WorkerService({
         registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger, secrets: c.secrets, observer: c.metrics.observer, audit: c.audit,
         ledger: c.ledger,
+        startTimeoutMs: (instance) => c.loaded.config.instances.find((i) => i.name === instance)?.workerStartTimeoutMs ?? c.loaded.config.host.workerStartTimeoutMs,
       })).singleton(),
       // Its store is opened by start, once the state dir is locked.
       ledger: asFunction((c: Cradle) => new WorkerLedger({
@@ -228,6 +230,8 @@ export class Host {
       // Providers without events are asked for their workers' states; stopped before plugins drain.
       workers.startPolling(config.ledger.pollIntervalMs);
       this.onShutdown('worker polling', () => workers.stopPolling());
+      // Deadlines and start timeouts stop before polling and plugins do; the next start arms them again.
+      this.onShutdown('worker lifecycle', () => workers.stopLifecycle());
       await ledger.purge();
       ledger.startPurging();
       const { rotation } = this.#container.cradle;
@@ -255,6 +259,10 @@ export class Host {
         this.onShutdown('api', (timeoutMs) => api.close(timeoutMs));
         logger.info({ url: api.url }, 'api listening');
       }
+      const { lifecycle } = workers;
+      // Registered last, so it runs first at stop: a drain needs the API (to refuse creates with their code, and to
+      // serve reads and terminates meanwhile), the bus and the plugins.
+      if (lifecycle !== undefined) this.onShutdown('workers (host.onShutdown)', () => applyShutdownPolicy(lifecycle, config.host, logger));
       logger.info({ instances: report.map((r) => ({ instance: r.instance, plugin: r.plugin, version: r.version, state: r.state, error: r.error?.code ?? null })) }, 'host started');
       return report;
     } catch (error) {

@@ -170,6 +170,16 @@ export const HOST_ERROR_CODES = {
     description: 'In-flight work did not drain before the stop timeout; it was cancelled.',
     howToSolve: 'Raise the stop timeout, or look for calls that never finish.',
   },
+  HOST_ERR_DRAINING: {
+    category: 'TransientInfrastructure', severity: 'Low', transient: true,
+    description: 'The host is shutting down with `host.onShutdown` `drain` or `terminate` and creates no new workers (HTTP 503, with a `Retry-After` header: the seconds left of the drain). Everything else (reads, logs, terminate) is still served until the host stops.',
+    howToSolve: 'Retry after the time given, on another replica, or on this host once it has restarted; a repeat of an earlier create with its Idempotency-Key is still answered.',
+  },
+  HOST_ERR_SHUTDOWN_WORKERS_LEFT: {
+    category: 'PermanentInfrastructure', severity: 'High', transient: false,
+    description: 'A stop with `host.onShutdown` `drain` or `terminate` could not terminate every worker (a provider that was down or did not answer); the stop went on, and those workers may still run.',
+    howToSolve: 'The error names the workers. Start the host again: it adopts them and carries out their termination (their records hold the decision); or terminate them on the infrastructure by hand.',
+  },
   HOST_ERR_BUS_UNAVAILABLE: {
     category: 'TransientInfrastructure', severity: 'High', transient: true,
     description: 'The event bus (NATS JetStream) could not be reached at start within bus.jetstream.connectTimeoutMs.',

@@ -94,6 +94,9 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     const wm = toApiError(error);
     const { status, body } = apiErrorBody(wm, req.id);
     if (status >= 500) log.error({ correlationId: req.id, err: wm.toJSON(), stack: error instanceof Error ? error.stack : undefined }, 'api request failed');
+    // An error that knows when a retry can work says so (HOST_ERR_DRAINING: the seconds left of the host's drain).
+    const retryAfter = wm.details?.['retryAfterSeconds'];
+    if (typeof retryAfter === 'number' && Number.isInteger(retryAfter) && retryAfter > 0) void reply.header('retry-after', String(retryAfter));
     return reply.status(status).type('application/json').send(body);
   });
   app.setNotFoundHandler(async (req, reply) => {

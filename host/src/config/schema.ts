@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '@worker-manager/plugin-sdk';
 import Type, { type Static } from 'typebox';
 import { ObservabilitySettings } from '../observability/observabilitySettings.ts';
 import { SecretsSettings } from '../secrets/secretsSettings.ts';
@@ -10,6 +11,9 @@ import { LedgerSettings } from '../workers/ledger/ledgerSettings.ts';
 const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
 
 const Name = (description: string) => Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$', description });
+
+/** How long a worker may take to start; shared by the host default and each instance's override. */
+const WorkerStartTimeoutMs = (description: string, options: { default?: number } = {}) => Type.Integer({ minimum: 1_000, maximum: MAX_TIMER_MS, ...options, description });
 
 /** Restart policy of a plugin instance: at most `maxRestarts` within `windowMs`, then quarantine. */
 export const RestartPolicy = Type.Object(
@@ -150,6 +154,7 @@ export const InstanceEntry = Type.Object(
       default: 'adopt',
       description: 'What the host does at start with a worker this provider runs for it but the ledger has no record of: `adopt` it (a record with origin `orphan`), `terminate` it, or `ignore` it.',
     }),
+    workerStartTimeoutMs: Type.Optional(WorkerStartTimeoutMs('This instance\'s start timeout, in ms, instead of `host.workerStartTimeoutMs` (say a Kubernetes instance whose images take long to pull).')),
   },
   { additionalProperties: false, description: 'One instance: a plugin started with one config.' },
 );
@@ -175,6 +180,20 @@ export const HostSettings = Type.Object(
     logLevel: Type.Union(
       [Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('silent')],
       { default: 'info', description: 'Least severe log level written.' },
+    ),
+    onShutdown: Type.Union([Type.Literal('leave-running'), Type.Literal('drain'), Type.Literal('terminate')], {
+      default: 'leave-running',
+      description: 'What a stop does to the workers: `leave-running` leaves them running, and the next start adopts them; `drain` refuses new workers (503 `HOST_ERR_DRAINING` with `Retry-After`), waits up to `drainTimeoutMs` for the running ones to end, then terminates the rest; `terminate` refuses new workers and terminates all at once. Each terminated worker gets its provider\'s grace period and ends `Failed` with reason `HostShutdown`.',
+    }),
+    drainTimeoutMs: Type.Integer({
+      minimum: 0,
+      maximum: MAX_TIMER_MS,
+      default: 300_000,
+      description: 'With `onShutdown: drain`, how long, in ms, a stop waits for workers to end before it terminates the rest. The service manager\'s stop timeout (systemd TimeoutStopSec, Kubernetes terminationGracePeriodSeconds) must be longer.',
+    }),
+    workerStartTimeoutMs: WorkerStartTimeoutMs(
+      'How long, in ms from its create, a worker may stay Pending, Creating or Starting before the host terminates what its provider made and records it `Failed` with reason `StartTimeout` (and its last pending reason, such as `ImagePull`). Fixed in the worker\'s record at create (`startTimeoutMs`); an instance may override it.',
+      { default: 600_000 },
     ),
   },
   { additionalProperties: false, default: {}, description: 'The host\'s own settings.' },

@@ -57,6 +57,8 @@ export class WorkerLedger {
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Callers waiting for the next change of a worker's record (`awaitRecord`). */
   readonly #watchers = new Map<string, Set<() => void>>();
+  /** Told about every record this ledger creates or moves to another state (the lifecycle's deadlines). */
+  readonly #listeners = new Set<(record: WorkerRecord) => void>();
   #purgeTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: WorkerLedgerDeps) {
@@ -113,8 +115,29 @@ export class WorkerLedger {
         }
         await this.store.delete(input.id);
       }
-      return this.store.create(input);
+      const record = await this.store.create(input);
+      this.#changed(record);
+      return record;
     });
+  }
+
+  /**
+   * Calls `listener` with every record this ledger admits or moves to another state, right after the write (a
+   * listener must not throw or wait: it runs inside the worker's write queue). Returns the way to stop.
+   */
+  onRecordChange(listener: (record: WorkerRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(record: WorkerRecord): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(record);
+      } catch (error) {
+        this.#logger.error({ workerId: record.id, err: error instanceof Error ? error.message : String(error) }, 'a worker record listener failed');
+      }
+    }
   }
 
   /**
@@ -132,7 +155,10 @@ export class WorkerLedger {
       this.#onIllegal?.(instance, outcome.from, outcome.to);
       return { record: outcome.record, changed: false };
     }
-    if (outcome.changed) this.#notify(workerId);
+    if (outcome.changed) {
+      this.#notify(workerId);
+      this.#changed(outcome.record);
+    }
     return { record: outcome.record, changed: outcome.changed };
   }
 

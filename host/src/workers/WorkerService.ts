@@ -27,10 +27,12 @@ import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { SecretBroker } from '../secrets/SecretBroker.ts';
 import type { AuditSink } from '../security/audit/AuditSink.ts';
-import { LEDGER_PHASES, TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type ListQuery, type WorkerRecord } from './ledger/index.ts';
+import { LEDGER_PHASES, TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type LedgerState, type ListQuery, type WorkerRecord } from './ledger/index.ts';
 import { reconcileWithProvider } from './reconcileWithProvider.ts';
 import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfEvent, ledgerStateOfWorker, requestHash, workerOfRecord, type WorkerLedger } from './WorkerLedger.ts';
 import { assertSpecWithinLimits } from './assertSpecWithinLimits.ts';
+import { DEADLINE_EXCEEDED, HOST_SHUTDOWN, START_TIMEOUT } from './workerDeadlines.ts';
+import { WorkerLifecycle, type EndingRequest } from './WorkerLifecycle.ts';
 
 import { OWNER_LABEL, TENANT_LABEL } from './workerLabels.ts';
 
@@ -102,6 +104,11 @@ export interface WorkerServiceDeps {
   audit?: AuditSink;
   /** The durable record of every worker; without it, routes and idempotency keys live in memory only (tests). */
   ledger?: WorkerLedger;
+  /**
+   * Start timeout of a new worker on an instance (`workerStartTimeoutMs` of the instance, else of the host); without
+   * it, or when it answers undefined, workers have none. Deadlines (`spec.timeoutMs`) need only the ledger.
+   */
+  startTimeoutMs?(instance: string): number | undefined;
 }
 
 
@@ -134,6 +141,17 @@ const CLIENT_CATEGORIES = new Set(['ClientValidation', 'Authorization']);
 
 /** Phases of a worker that has not ended: the records a poll reads. */
 const LIVE_PHASES: LedgerPhase[] = LEDGER_PHASES.filter((p) => !TERMINAL_PHASES.has(p));
+
+/** Operations that decide a worker's fate: a host ending waits for them. */
+const FATEFUL_OPS: ReadonlySet<string> = new Set(['createWorker', 'terminateWorker', 'restartWorker', 'restartWithSecrets']);
+
+/** The operation (its log line and metrics) of each reason the host ends a worker for. */
+const ENDING_OPS: Readonly<Record<string, string>> = { [DEADLINE_EXCEEDED]: 'enforceDeadline', [START_TIMEOUT]: 'enforceStartTimeout', [HOST_SHUTDOWN]: 'shutdownWorker' };
+
+/** True for an event that reports a worker's end. */
+function reportsEnd(event: WorkerEvent): boolean {
+  return event.type === 'WorkerTerminated' || event.type === 'WorkerFailed' || (event.type === 'WorkerStateChanged' && (event.newState.phase === 'Terminated' || event.newState.phase === 'Failed'));
+}
 
 /**
  * Routes worker operations to provider instances. It checks what the registry negotiated before calling a plugin,
@@ -168,6 +186,9 @@ export class WorkerService {
   readonly #awaitedEvents = new Map<string, { correlationId: string | undefined; tenant: string | undefined }>();
   #pollTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
+  readonly #startTimeoutMs: (instance: string) => number | undefined;
+  /** Deadlines, start timeouts and shutdown endings; present with a ledger. */
+  readonly #lifecycle: WorkerLifecycle | undefined;
 
   constructor(deps: WorkerServiceDeps) {
     this.#registry = deps.registry;
@@ -179,6 +200,32 @@ export class WorkerService {
     this.#observer = deps.observer;
     this.#audit = deps.audit;
     this.#ledger = deps.ledger;
+    this.#startTimeoutMs = deps.startTimeoutMs ?? (() => undefined);
+    const ledger = deps.ledger;
+    if (ledger !== undefined) {
+      this.#lifecycle = new WorkerLifecycle({
+        ledger, logger: deps.logger,
+        startTimeoutMs: this.#startTimeoutMs,
+        owns: (instance) => this.#registry.instances().some((i) => i.name === instance),
+        busy: (workerId) => FATEFUL_OPS.has(this.#inflight.get(workerId)?.op ?? ''),
+        end: (record, ending) => this.#endByHost(record, ending),
+      });
+      // The end of a worker the host ended is announced by the host, once, with its reason, whoever reported it.
+      ledger.onRecordChange((record) => {
+        if (record.ending === undefined || !TERMINAL_PHASES.has(record.state.phase)) return;
+        this.#publishWorkerEvent(record.instance, { type: 'WorkerFailed', workerId: record.id, reason: record.ending.reason, timestamp: record.finishedAt ?? record.updatedAt }, record.correlationId, record.tenant, record.revision);
+      });
+    }
+  }
+
+  /** Deadlines, start timeouts and the shutdown policy's endings; undefined without a ledger. */
+  get lifecycle(): WorkerLifecycle | undefined {
+    return this.#lifecycle;
+  }
+
+  /** Stops the lifecycle's timers and waits for the endings in flight (at host stop, before plugins stop). */
+  async stopLifecycle(): Promise<void> {
+    await this.#lifecycle?.stop();
   }
 
   /**
@@ -203,6 +250,8 @@ export class WorkerService {
     const gone = new Set((this.#secrets?.allConsumers() ?? []).filter((c) => listed.get(c.instance)?.has(c.workerId) === false).map((c) => c.workerId));
     for (const workerId of gone) await this.#secrets?.forgetConsumers(workerId);
     if (gone.size > 0) this.#logger.info({ workers: [...gone] }, 'forgot secret consumers of workers that no longer exist');
+    // After adoption, so that every record is up to date: deadlines that passed while the host was down fire now.
+    await this.#lifecycle?.start();
   }
 
 
@@ -278,14 +327,16 @@ export class WorkerService {
           this.#awaitedEvents.delete(`${workerId} WorkerTerminated`);
           throw error;
         });
+      let endedByHost = false;
       if (ledger !== undefined) {
         const final = ledgerStateOf(result.state);
-        if (TERMINAL_PHASES.has(final.phase)) await ledger.serial(workerId, () => ledger.finish(instance, workerId, final, 'terminate'));
+        if (TERMINAL_PHASES.has(final.phase)) endedByHost = (await ledger.serial(workerId, () => ledger.finish(instance, workerId, final, 'terminate')))?.ending !== undefined;
       }
       this.#routes.delete(workerId);
       this.#labels.delete(workerId);
       await this.#forget(workerId);
-      if (!this.#emitsEvents(instance)) {
+      // A worker the host had already decided to end (its deadline) is announced by the host, with that reason.
+      if (!this.#emitsEvents(instance) && !endedByHost) {
         this.#publishWorkerEvent(instance, { type: 'WorkerTerminated', workerId, timestamp: new Date().toISOString() }, options.correlationId, options.tenant);
       }
       return { instance, state: result.state, alreadyGone: result.alreadyGone };
@@ -649,6 +700,8 @@ export class WorkerService {
         // A restart ends the old process or container on purpose; that end is not the worker's.
         const restarting = op?.op === 'restartWorker' || op?.op === 'restartWithSecrets';
         const observed = state === undefined || (restarting && TERMINAL_PHASES.has(state.phase)) ? undefined : await ledger.observe(instance, event.workerId, state, event.type);
+        // The end of a worker the host ended (deadline, start timeout, shutdown) is announced by the host, with its reason.
+        if (observed?.record.ending !== undefined && reportsEnd(event)) return;
         this.#publishWorkerEvent(instance, event, context.correlationId, context.tenant, observed?.record.revision);
       })
       .catch((error: unknown) => {
@@ -732,6 +785,8 @@ export class WorkerService {
   }
 
   async #create(request: CreateWorkerRequest, t: Tracked): Promise<RoutedWorker> {
+    // Only a create that would make a worker is refused while the host shuts down: a replayed key still answers.
+    this.#lifecycle?.assertAccepting();
     const instance = request.provider ?? this.#registry.defaultProviderName();
     if (instance === undefined) {
       throw hostError('HOST_ERR_INSTANCE_NOT_FOUND', 'no provider named in the request and no default provider instance configured (mark one with default: true)');
@@ -764,9 +819,11 @@ export class WorkerService {
     const ledger = this.#ledger;
     if (ledger !== undefined) {
       // Written before the provider is called, so that nothing is created that the ledger cannot find.
+      const startTimeoutMs = this.#startTimeoutMs(instance);
       await ledger.admit({
         id: workerId, tenant: request.tenant ?? DEFAULT_TENANT, owner: request.owner ?? ANONYMOUS, instance, labels: spec.labels ?? {}, spec,
         ...(request.correlationId === undefined ? {} : { correlationId: request.correlationId }),
+        ...(startTimeoutMs === undefined ? {} : { startTimeoutMs }),
       });
       await ledger.serial(workerId, () => ledger.observe(instance, workerId, { phase: 'Creating' }, 'create'));
     }
@@ -800,6 +857,51 @@ export class WorkerService {
       this.#publishWorkerEvent(instance, { type: 'WorkerCreated', workerId, timestamp: new Date().toISOString(), ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }) }, request.correlationId, request.tenant);
     }
     return { instance, worker };
+  }
+
+  /**
+   * Ends a worker for the host: its deadline passed, it did not start in time, or the host shuts down. The decision is
+   * written first (desired Terminated, the ending, Stopping with its reason), so that whatever end is reported next
+   * is recorded as `Failed` with the host's reason, and a host that stops halfway carries it out at its next start.
+   * Then the provider terminates the worker with its own grace period (idempotent: a worker whose ending was already
+   * decided is terminated again harmlessly). A worker whose provider already reports its end (a job that has just
+   * exited, Kubernetes' own activeDeadlineSeconds) keeps that end: it is asked first, and not terminated.
+   */
+  #endByHost(record: WorkerRecord, request: EndingRequest): Promise<void> {
+    const workerId = record.id;
+    const instance = record.instance;
+    const ctx: Tracked = { workerId, instance, tenant: record.tenant, ...(record.correlationId === undefined ? {} : { correlationId: record.correlationId }) };
+    return this.#track(ENDING_OPS[record.ending?.reason ?? request.reason] ?? 'endWorker', ctx, async () => {
+      const ledger = this.#requireLedger();
+      if (record.ending === undefined && record.state.phase !== 'Pending') {
+        // Its end may be on its way (an event not applied yet, a poll not made yet): a job that exited by itself, or
+        // a provider that enforced the deadline itself, keeps the end it had, and is not terminated a second time.
+        const state = await this.#registry.provider(instance).getWorkerStatus({ workerId }, callOptions(record.correlationId)).catch(() => undefined);
+        if (state !== undefined && (state.phase === 'Terminated' || state.phase === 'Failed')) {
+          await ledger.serial(workerId, () => ledger.finish(instance, workerId, ledgerStateOf(state), 'status'));
+          return;
+        }
+      }
+      const decided = await ledger.serial(workerId, async () => {
+        const now = await ledger.store.get(workerId);
+        if (now === undefined || TERMINAL_PHASES.has(now.state.phase)) return undefined;
+        if (now.ending !== undefined) return now;
+        const updated = await ledger.store.update(workerId, { desired: 'Terminated', ending: { ...request, at: new Date().toISOString() } });
+        // Pending never reached a provider: there is nothing to stop, and the record ends at once.
+        const to: LedgerState = now.state.phase === 'Pending' ? { phase: 'Failed', reason: request.reason } : { phase: 'Stopping', reason: request.reason };
+        await ledger.observe(instance, workerId, to, request.reason);
+        return updated;
+      });
+      if (decided === undefined || decided.state.phase === 'Pending') return;
+      const ending = decided.ending ?? request;
+      this.#logger.info({ instance, workerId, reason: ending.reason, message: ending.message ?? null }, 'the host is ending a worker');
+      const result = await this.#registry.provider(instance).terminateWorker({ workerId }, callOptions(record.correlationId));
+      const final = ledgerStateOf(result.state);
+      if (TERMINAL_PHASES.has(final.phase)) await ledger.serial(workerId, () => ledger.finish(instance, workerId, final, ending.reason));
+      this.#routes.delete(workerId);
+      this.#labels.delete(workerId);
+      await this.#forget(workerId);
+    });
   }
 
   #restartRecorded(instance: string, workerId: string, restart: () => Promise<Worker>): Promise<Worker> {

@@ -25,7 +25,8 @@ export interface ReconcileDeps {
  * made it). One the provider reports as not started yet (Creating, Starting) while its record says the host's create
  * call had not been answered (a container made but never started) was left half-made by the host's stop: nothing may
  * ever finish it, so it is terminated and its record fails with `CreateFailed`, and a retry with its key creates it
- * again. A live record whose worker is gone is marked Unknown, then Failed: `Lost` once it had been created,
+ * again. A worker the host had decided to end (its `ending`) is left to the lifecycle, which terminates it again. A
+ * live record whose worker is gone is marked Unknown, then Failed: `Lost` once it had been created,
  * `CreateFailed` if the host stopped before the provider made it (so a retry with its key creates it). A worker with
  * no record is handled by the instance's orphans policy.
  */
@@ -56,6 +57,10 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
       continue;
     } else if (TERMINAL_PHASES.has(record.state.phase)) {
       if (running) await terminate(worker.workerId, 'a worker whose record had ended');
+    } else if (record.ending !== undefined && running) {
+      // The host had decided to end it (a deadline) and stopped before it had: the lifecycle carries that out once
+      // adoption is done. Its record stays Stopping rather than going back to the provider's Running.
+      counts.adopted++;
     } else if (CREATE_PHASES.has(record.state.phase) && NOT_STARTED.has(worker.state.phase)) {
       // A create the host stopped in the middle of (a container made but never started): the call that would have
       // finished it died with the host, and its caller never had an answer. It is undone rather than adopted, as

@@ -71,6 +71,9 @@ const EXPECTED: Record<string, number> = {
   HOST_ERR_INSTANCE_UNAVAILABLE: 503,
   HOST_ERR_BOOT_ABORTED: 500,
   HOST_ERR_SHUTDOWN_TIMEOUT: 500,
+  // A draining host: come back later (Retry-After says when), or go to another replica.
+  HOST_ERR_DRAINING: 503,
+  HOST_ERR_SHUTDOWN_WORKERS_LEFT: 503,
   HOST_ERR_BUS_UNAVAILABLE: 503,
   HOST_ERR_API_LISTEN_FAILED: 500,
   HOST_ERR_API_BODY_TOO_LARGE: 413,

@@ -66,7 +66,7 @@ describe('loadConfig', () => {
     assert.equal(loaded.file, fixture('minimal.yaml'));
     assert.equal(loaded.dir, path.dirname(fixture('minimal.yaml')));
     assert.deepEqual(loaded.config, {
-      host: { stateDir: path.join(fixtures, '.wm-state'), shutdownTimeoutMs: 10_000, logLevel: 'info' },
+      host: { stateDir: path.join(fixtures, '.wm-state'), shutdownTimeoutMs: 10_000, logLevel: 'info', onShutdown: 'leave-running', drainTimeoutMs: 300_000, workerStartTimeoutMs: 600_000 },
       bus: { adapter: 'memory', subjectPrefix: 'ci' },
       api: { enabled: false, host: '127.0.0.1', port: 8080, bodyLimitBytes: 1_048_576 },
       plugins: [
@@ -98,7 +98,9 @@ describe('loadConfig', () => {
 
   it('keeps every value of a full config', async () => {
     const { config } = await loadConfig(fixture('full.yaml'), { env: {} });
-    assert.deepEqual(config.host, { id: 'ci-host-1', stateDir: path.join(fixtures, 'state'), shutdownTimeoutMs: 2_500, logLevel: 'debug' });
+    assert.deepEqual(config.host, {
+      id: 'ci-host-1', stateDir: path.join(fixtures, 'state'), shutdownTimeoutMs: 2_500, logLevel: 'debug', onShutdown: 'drain', drainTimeoutMs: 60_000, workerStartTimeoutMs: 900_000,
+    });
     assert.deepEqual(config.bus, { adapter: 'memory', subjectPrefix: 'acme.ci' });
     assert.deepEqual(config.plugins[0], {
       name: 'process',
@@ -127,6 +129,7 @@ describe('loadConfig', () => {
         config: { maxWorkers: 8, passEnv: ['PATH', 'HOME'] },
         orphans: 'adopt',
         egress: [],
+        workerStartTimeoutMs: 1_800_000,
       },
     ]);
   });
@@ -231,7 +234,7 @@ describe('loadConfig', () => {
     assert.deepEqual(summary(error), [
       '2:3 /host/logLevel: must be one of "trace", "debug", "info", "warn", "error", "silent"',
       '3:3 /host/shutdownTimeoutMs: expected integer, found string',
-      "4:3 /host/colour: unknown field 'colour' (allowed: id, stateDir, shutdownTimeoutMs, logLevel)",
+      "4:3 /host/colour: unknown field 'colour' (allowed: id, stateDir, shutdownTimeoutMs, logLevel, onShutdown, drainTimeoutMs, workerStartTimeoutMs)",
       "6:5 /plugins/0: missing required field 'package'",
       '7:5 /plugins/0/isolation: must be one of "trusted", "restricted", "auto"',
       '9:7 /plugins/0/limits/threads: must be >= 1',
@@ -273,6 +276,26 @@ describe('loadConfig', () => {
         '8:7 /bus/adapter: must be one of "memory", "jetstream"',
         '8:22 /bus/subjectPrefix: must match ^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
         "9:1 /extra: unknown field 'extra' (allowed: host, bus, api, secrets, security, ledger, observability, plugins, instances)",
+      ],
+    });
+  });
+
+  it('reports the worker lifecycle settings (host.onShutdown, drainTimeoutMs, start timeouts) at their line:col', () => {
+    const text = [
+      'host:',
+      '  onShutdown: stop',
+      '  drainTimeoutMs: -1',
+      '  workerStartTimeoutMs: 10',
+      'instances:',
+      '  - { name: a, plugin: p, workerStartTimeoutMs: "long" }',
+    ].join('\n');
+    assert.deepEqual(parseFailure(text), {
+      code: 'HOST_ERR_CONFIG_INVALID',
+      lines: [
+        '2:3 /host/onShutdown: must be one of "leave-running", "drain", "terminate"',
+        '3:3 /host/drainTimeoutMs: must be >= 0',
+        '4:3 /host/workerStartTimeoutMs: must be >= 1000',
+        '6:27 /instances/0/workerStartTimeoutMs: expected integer, found string',
       ],
     });
   });

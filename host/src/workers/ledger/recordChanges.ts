@@ -52,6 +52,7 @@ export function newRecord(input: NewWorkerRecord, now: Date): WorkerRecord {
   if (input.correlationId !== undefined) record.correlationId = input.correlationId;
   if (input.providerRef !== undefined) record.providerRef = input.providerRef;
   if (input.stale !== undefined) record.stale = input.stale;
+  if (input.startTimeoutMs !== undefined) record.startTimeoutMs = input.startTimeoutMs;
   return record;
 }
 
@@ -72,7 +73,7 @@ export type TransitionChange = { ok: true; record: WorkerRecord; changed: boolea
  */
 export function applyTransition(record: WorkerRecord, to: LedgerState, at: Date, now: Date, providerRef?: string): TransitionChange {
   checkState(to, record.id);
-  const check = checkTransition(record.state, to);
+  const check = checkTransition(record.state, endedByHost(record, to));
   if (!check.ok) return check;
   const newRef = providerRef !== undefined && providerRef !== record.providerRef;
   if (newRef) {
@@ -101,6 +102,29 @@ export function applyTransition(record: WorkerRecord, to: LedgerState, at: Date,
   return { ok: true, record: next, changed: true };
 }
 
+/**
+ * What a reported state means for a record the host decided to end (`ending`): an end, whoever reports it and however
+ * (the provider's Terminated after the host's terminate, its own Failed, the host's Lost), is `Failed` with the host's
+ * reason, keeping the exit code; once ended, a later report of an end is a repeat. While it stops, `Stopping` keeps
+ * the host's reason, and a report that it still runs is a repeat; only `Unknown` (contact lost) is applied as reported.
+ */
+function endedByHost(record: WorkerRecord, to: LedgerState): LedgerState {
+  const ending = record.ending;
+  if (ending === undefined) return to;
+  if (TERMINAL_PHASES.has(to.phase)) {
+    if (TERMINAL_PHASES.has(record.state.phase)) return record.state;
+    const ended: LedgerState = { phase: 'Failed', reason: ending.reason };
+    if (ending.message !== undefined) ended.message = ending.message;
+    if (ending.pendingReason !== undefined) ended.pendingReason = ending.pendingReason;
+    if (to.exitCode !== undefined) ended.exitCode = to.exitCode;
+    return ended;
+  }
+  if (to.phase === 'Stopping') return ending.message === undefined ? { phase: 'Stopping', reason: ending.reason } : { phase: 'Stopping', reason: ending.reason, message: ending.message };
+  // Until the stop takes effect the worker still runs: a report that it does (a late or repeated event) is no news.
+  // Only contact lost is.
+  return to.phase === 'Unknown' ? to : record.state;
+}
+
 /** Applies a patch of non-state fields; always a new revision. */
 export function applyPatch(record: WorkerRecord, patch: WorkerRecordPatch, now: Date): WorkerRecord {
   const problem = schemaProblem(recordChecks.patch, patch);
@@ -112,6 +136,7 @@ export function applyPatch(record: WorkerRecord, patch: WorkerRecordPatch, now: 
   if (patch.desired !== undefined) next.desired = patch.desired;
   if (patch.instance !== undefined) next.instance = patch.instance;
   if (patch.providerRef !== undefined) next.providerRef = patch.providerRef;
+  if (patch.ending !== undefined) next.ending = structuredClone(patch.ending);
   return next;
 }
 

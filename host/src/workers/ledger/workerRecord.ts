@@ -84,6 +84,24 @@ export const RecordOrigin = Type.Union([Type.Literal('request'), Type.Literal('o
 export const DesiredState = Type.Union([Type.Literal('Running'), Type.Literal('Terminated')]);
 
 /**
+ * The host's decision to end a worker (its deadline passed, it did not start in time, the host shut down), written
+ * before the host asks the provider to stop it. From then on the worker's end is the host's: whatever end a provider
+ * or the host reports, the record ends `Failed` with this reason (recordChanges.ts applies it), and a decision found
+ * at start on a worker still alive is carried out again.
+ */
+export const WorkerEnding = Type.Object(
+  {
+    reason: Text,
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    pendingReason: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'what the worker was waiting for when it did not start in time' })),
+    at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+/** A host's decision to end a worker. */
+export type WorkerEnding = Static<typeof WorkerEnding>;
+
+/**
  * One worker in the ledger: the single source of truth for its shape (the TypeScript type, the write-time check and
  * the read-time check of stored data all come from here). `spec` is the RuntimeSpec as requested; its secretRefs
  * are references (name, version), and the SDK schema refuses any extra field, so a resolved value cannot be stored.
@@ -107,6 +125,8 @@ export const WorkerRecord = Type.Object(
     providerRef: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'the provider\'s own handle (pid, container id, pod name), once it has one' })),
     origin: RecordOrigin,
     stale: Type.Optional(Type.Boolean({ description: 'set while the owning provider is unreachable' })),
+    startTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'how long the worker may take to reach Running (host.workerStartTimeoutMs or its instance\'s), fixed at create' })),
+    ending: Type.Optional(WorkerEnding),
     history: Type.Array(StateTransition, { maxItems: HISTORY_LIMIT }),
     revision: Type.Integer({ minimum: 1, description: 'bumped by every write; the compare-and-set token' }),
   },
@@ -136,6 +156,7 @@ export const NewWorkerRecord = Type.Object(
     providerRef: WorkerRecord.properties.providerRef,
     origin: Type.Optional(RecordOrigin),
     stale: Type.Optional(Type.Boolean()),
+    startTimeoutMs: WorkerRecord.properties.startTimeoutMs,
   },
   { additionalProperties: false },
 );
@@ -154,6 +175,7 @@ export const WorkerRecordPatch = Type.Object(
     desired: Type.Optional(DesiredState),
     instance: Type.Optional(WorkerRecord.properties.instance),
     providerRef: WorkerRecord.properties.providerRef,
+    ending: Type.Optional(WorkerEnding),
   },
   { additionalProperties: false },
 );

@@ -61,15 +61,24 @@ const sameState = (a: LedgerState, b: LedgerState): boolean =>
 
 /**
  * Checks `next` against the table. An exact repeat of the current state is accepted unchanged, even in a terminal
- * phase, because events are delivered at least once. A same-phase change of details is an update, except in a
- * terminal phase, whose outcome (reason, exit code) must not be rewritten.
+ * phase, because events are delivered at least once; so is the same end told with fewer details. A same-phase change
+ * of details is an update, except in a terminal phase, whose outcome (reason, exit code) must not be rewritten.
  */
 export function checkTransition(current: LedgerState, next: LedgerState): TransitionAccepted | TransitionRejection {
   const state = withoutUndefined(next);
-  if (sameState(current, state)) return { ok: true, state: current, changed: false };
+  if (sameState(current, state) || lesserAccountOfEnd(current, state)) return { ok: true, state: current, changed: false };
   const legal = current.phase === next.phase ? !TERMINAL_PHASES.has(current.phase) : LEGAL_TRANSITIONS[current.phase].includes(next.phase);
   if (!legal) return { ok: false, code: 'HOST_ERR_WORKER_TRANSITION_ILLEGAL', from: current.phase, to: next.phase };
   return { ok: true, state, changed: true };
+}
+
+/**
+ * The same end told with fewer details: a provider reports a failure as a state change (reason and exit code) and as
+ * a `WorkerFailed` event, which carries no exit code. Whichever comes second repeats the first; it is not a rewrite.
+ */
+function lesserAccountOfEnd(current: LedgerState, next: LedgerState): boolean {
+  if (!TERMINAL_PHASES.has(current.phase) || next.phase !== current.phase || next.reason !== current.reason) return false;
+  return (next.exitCode === undefined || next.exitCode === current.exitCode) && (next.message === undefined || next.message === current.message) && (next.pendingReason === undefined || next.pendingReason === current.pendingReason);
 }
 
 /** Stored JSON never holds `undefined` members, so neither does a state about to be stored or compared. */

@@ -72,6 +72,11 @@ describe('checkTransition', () => {
     assert.deepEqual(checkTransition(starting, { ...starting, message: undefined }), { ok: true, state: starting, changed: false });
     assert.equal(checkTransition({ phase: 'Failed', reason: 'OOMKilled' }, { phase: 'Failed', reason: 'Lost' }).ok, false, 'a terminal outcome is not rewritten');
     assert.equal(checkTransition({ phase: 'Failed', reason: 'OOMKilled' }, { phase: 'Failed', reason: 'OOMKilled' }).ok, true, 'a redelivered terminal event is harmless');
+    // A provider reports a failure twice: as a state change with its exit code, and as a WorkerFailed event, which has none.
+    const oom = { phase: 'Failed', reason: 'OOMKilled', exitCode: 137 } as const;
+    assert.deepEqual(checkTransition(oom, { phase: 'Failed', reason: 'OOMKilled' }), { ok: true, state: oom, changed: false }, 'the same end with fewer details is a repeat');
+    assert.equal(checkTransition(oom, { phase: 'Failed', reason: 'OOMKilled', exitCode: 1 }).ok, false, 'another exit code is a rewrite');
+    assert.equal(checkTransition({ phase: 'Failed', reason: 'OOMKilled' }, oom).ok, false, 'details added to an end are a rewrite');
   });
 });
 

@@ -123,6 +123,38 @@ export function workerStoreSuite(harness: StoreHarness): void {
       assert.equal(record?.history[4]?.reason, 'HealthCheckFailed');
     });
 
+    it('ends a record the host decided to end as Failed with the host\'s reason, whoever reports the end, and takes later reports as repeats', async () => {
+      await store.create(newWorker('ended-by-host', { state: { phase: 'Running' }, startTimeoutMs: 60_000 }));
+      const at = clock.now().toISOString();
+      const decided = await store.update('ended-by-host', { desired: 'Terminated', ending: { reason: 'DeadlineExceeded', message: 'ran past its timeoutMs of 1000 ms', at } });
+      assert.deepEqual(decided.ending, { reason: 'DeadlineExceeded', message: 'ran past its timeoutMs of 1000 ms', at });
+      assert.equal(decided.startTimeoutMs, 60_000);
+      // Stopping, as the host writes it or as a provider reports it without a reason, carries the host's reason.
+      const stopping = await store.transition('ended-by-host', { phase: 'Stopping' });
+      assert.ok(stopping.ok && stopping.changed);
+      assert.deepEqual(stopping.record.state, { phase: 'Stopping', reason: 'DeadlineExceeded', message: 'ran past its timeoutMs of 1000 ms' });
+      assert.ok((await store.transition('ended-by-host', { phase: 'Stopping' })).ok);
+      assert.equal((await store.get('ended-by-host'))?.revision, stopping.record.revision, 'a provider\'s Stopping after the host\'s is a repeat');
+      const stillRunning = await store.transition('ended-by-host', { phase: 'Running' });
+      assert.ok(stillRunning.ok && !stillRunning.changed, 'a late report that it runs is no news: not applied, not refused');
+      // The provider's account of the stop the host asked for: Terminated with the exit code of a SIGTERM death.
+      const ended = await store.transition('ended-by-host', { phase: 'Terminated', exitCode: 143 });
+      assert.ok(ended.ok && ended.changed);
+      assert.deepEqual(ended.record.state, { phase: 'Failed', reason: 'DeadlineExceeded', message: 'ran past its timeoutMs of 1000 ms', exitCode: 143 });
+      // Its own report of the same end, arriving later, is a repeat: nothing is written, nothing is refused.
+      const late = await store.transition('ended-by-host', { phase: 'Failed', reason: 'DeadlineExceeded' });
+      assert.ok(late.ok);
+      assert.equal(late.changed, false);
+      assert.equal((await store.get('ended-by-host'))?.revision, ended.record.revision);
+
+      // A start timeout keeps the pending reason the worker was waiting on.
+      await store.create(newWorker('never-started', { state: { phase: 'Starting', pendingReason: 'ImagePull' } }));
+      await store.update('never-started', { desired: 'Terminated', ending: { reason: 'StartTimeout', pendingReason: 'ImagePull', at } });
+      const lost = await store.transition('never-started', { phase: 'Failed', reason: 'Lost' });
+      assert.ok(lost.ok);
+      assert.deepEqual(lost.record.state, { phase: 'Failed', reason: 'StartTimeout', pendingReason: 'ImagePull' });
+    });
+
     it('records the time the caller gives for a transition that happened earlier', async () => {
       await store.create(newWorker('late-event', { state: { phase: 'Running' } }));
       const happened = new Date(clock.now().getTime() - 60_000);
