@@ -127,8 +127,9 @@ ${processProviderYaml()}`);
       assertCode(await app.inject({ method: 'POST', url: '/v1/workers', payload: { nonsense: true } }), 401, 'WM_ERR_AUTHENTICATION', 'missing');
     });
 
-    it('keeps /healthz, /readyz and /v1/openapi.json open, and hides unknown /v1 paths from anonymous callers', async () => {
+    it('keeps /healthz, /readyz, /version and /v1/openapi.json open, and hides unknown /v1 paths from anonymous callers', async () => {
       assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+      assert.equal((await app.inject({ method: 'GET', url: '/version' })).statusCode, 200);
       assert.notEqual((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 401);
       assert.equal((await app.inject({ method: 'GET', url: '/v1/openapi.json' })).statusCode, 200);
       assertCode(await app.inject({ method: 'GET', url: '/v1/nowhere' }), 401, 'WM_ERR_AUTHENTICATION', 'missing');

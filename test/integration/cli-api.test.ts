@@ -201,7 +201,7 @@ instances:
 
   it('lists providers and plugins, maps errors to documented exit codes, and never prints the token', async () => {
     const port = await closedPort();
-    const [providers, plugins, pluginsJson, missing, unreachable, noToken, badSpec] = await Promise.all([
+    const [providers, plugins, pluginsJson, missing, unreachable, noToken, badSpec, terminateMissing, version, versionFlag, versionUnreachable] = await Promise.all([
       wm(['providers', 'list']),
       wm(['plugins', 'list']),
       wm(['plugins', 'inspect', 'process', '--json']),
@@ -209,6 +209,10 @@ instances:
       wm(['workers', 'list', '--url', `http://127.0.0.1:${port}`]),
       wm(['workers', 'list'], { env: { WM_TOKEN_FILE: '' } }),
       wm(['workers', 'create', '--memory', 'lots', '--', 'true']),
+      wm(['workers', 'terminate', 'no-such-worker']),
+      wm(['version']),
+      wm(['--version']),
+      wm(['version', '--url', `http://127.0.0.1:${port}`]),
     ]);
     assert.equal(providers.code, 0, providers.stderr);
     assert.match(providers.stdout, /^INSTANCE\s+PLUGIN\s+VERSION\s+STATE/);
@@ -224,6 +228,19 @@ instances:
     assert.match(missing.stderr, /^wm: \[WM_ERR_NOT_FOUND\] /);
     assert.equal(unreachable.code, 5, unreachable.stderr);
     assert.match(unreachable.stderr, new RegExp(`^wm: \\[HOST_ERR_CLI_UNREACHABLE\\] cannot reach the worker-manager API at http://127.0.0.1:${port}`));
+    assert.match(unreachable.stderr, /ECONNREFUSED; is the host running\? Start it with `npm start`/);
+    // A mistyped id is not a success: nothing was terminated.
+    assert.equal(terminateMissing.code, 3, terminateMissing.stderr);
+    assert.match(terminateMissing.stderr, /^wm: \[WM_ERR_NOT_FOUND\] no worker 'no-such-worker'/);
+    assert.equal(terminateMissing.stdout, '');
+    const ownVersion = (JSON.parse(await readFile(path.join(repoRoot, 'host/package.json'), 'utf8')) as { version: string }).version;
+    assert.equal(version.code, 0, version.stderr);
+    assert.match(version.stdout, new RegExp(`^client: ${ownVersion.replaceAll('.', '\\.')} \\(plugin host API \\d+\\.\\d+\\.\\d+\\)\\nhost: +${ownVersion.replaceAll('.', '\\.')} \\(plugin host API \\d+\\.\\d+\\.\\d+\\) at http://127\\.0\\.0\\.1:\\d+\\n$`));
+    assert.equal(versionFlag.code, 0, versionFlag.stderr);
+    assert.equal(versionFlag.stdout, `${ownVersion}\n`);
+    // The client's version still prints when the host cannot be reached; the exit code says the host part failed.
+    assert.equal(versionUnreachable.code, 5, versionUnreachable.stderr);
+    assert.match(versionUnreachable.stdout, /^client: /);
     assert.equal(noToken.code, 4, noToken.stderr);
     assert.match(noToken.stderr, /^wm: \[WM_ERR_AUTHENTICATION\] /);
     assert.equal(badSpec.code, 2, badSpec.stderr);

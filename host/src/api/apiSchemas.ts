@@ -120,7 +120,7 @@ export const TerminateQuery = Type.Object({ gracePeriodMs: Type.Optional(Type.In
 /** Terminate query. */
 export type TerminateQuery = Static<typeof TerminateQuery>;
 
-/** Answer of `DELETE /v1/workers/{id}`; `instance` is null when the worker was already gone. */
+/** Answer of `DELETE /v1/workers/{id}`; `alreadyGone`: the worker had already ended, and its record is removed now. */
 export const TerminateResult = Type.Object(
   { workerId: WorkerId, instance: Type.Union([Type.String(), Type.Null()]), state: WorkerState, alreadyGone: Type.Boolean() },
   { additionalProperties: false },
@@ -180,9 +180,9 @@ export const CapacityList = Type.Object(
 /** One readiness check: the bus, or one required plugin instance. `state` says what was found. */
 export const ReadinessCheck = Type.Object(
   {
-    check: Type.Union([Type.Literal('bus'), Type.Literal('instance')]),
+    check: Type.Union([Type.Literal('bus'), Type.Literal('instance'), Type.Literal('shutdown')]),
     ok: Type.Boolean(),
-    state: Type.String({ description: 'bus: connected, outbox or disconnected; instance: its state, or missing' }),
+    state: Type.String({ description: 'bus: connected, outbox or disconnected; instance: its state, or missing; shutdown (only while the host shuts down with drain or terminate): draining' }),
     instance: Type.Optional(Type.String()),
     adapter: Type.Optional(Type.String()),
     outbox: Type.Optional(Type.Object({ depth: Type.Integer({ minimum: 0 }), oldestAgeMs: Type.Number({ minimum: 0 }) }, { additionalProperties: false })),
@@ -190,12 +190,21 @@ export const ReadinessCheck = Type.Object(
   { additionalProperties: false },
 );
 
-/** Answer of `/healthz` and `/readyz`; `failed` names the checks that failed (`bus`, `instance:<name>`). */
+/** Answer of `/healthz` and `/readyz`; `failed` names the checks that failed (`bus`, `instance:<name>`, `shutdown`). */
 export const HealthStatus = Type.Object(
   {
     status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
     checks: Type.Optional(Type.Array(ReadinessCheck)),
     failed: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+
+/** Answer of `/version`: the product's version and the plugin host API version its plugins are negotiated against. */
+export const VersionInfo = Type.Object(
+  {
+    version: Type.String({ description: 'worker-manager version' }),
+    hostApi: Type.String({ description: 'plugin host API version (semver) that plugins declare a range against' }),
   },
   { additionalProperties: false },
 );

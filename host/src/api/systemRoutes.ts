@@ -1,7 +1,9 @@
+import { HOST_API_VERSION } from '@worker-manager/plugin-sdk';
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import type { EventBus } from '../bus/EventBus.ts';
-import { ApiError, CapacityList, CapacityQuery, HealthStatus, ProviderList, type ReadinessCheck } from './apiSchemas.ts';
+import { PRODUCT_VERSION } from '../version.ts';
+import { ApiError, CapacityList, CapacityQuery, HealthStatus, ProviderList, VersionInfo, type ReadinessCheck } from './apiSchemas.ts';
 import type { ApiServerOptions } from './createApiServer.ts';
 import { operationContext, paramOf } from './routeConfig.ts';
 
@@ -24,7 +26,7 @@ export function busCheck(bus: EventBus, outboxMaxAgeMs = OUTBOX_MAX_AGE_MS): Sta
   return { check: 'bus', ok, state: hasOutbox ? 'outbox' : 'disconnected', adapter: stats.adapter, outbox };
 }
 
-/** `/v1/providers`, `/v1/capacity`, `/healthz` and `/readyz`. */
+/** `/v1/providers`, `/v1/capacity`, `/healthz`, `/readyz` and `/version`. */
 export function registerSystemRoutes(app: FastifyInstance, options: ApiServerOptions): void {
   const { registry, workers } = options;
 
@@ -47,6 +49,10 @@ export function registerSystemRoutes(app: FastifyInstance, options: ApiServerOpt
     capacity: await workers.getCapacity(req.query.provider, operationContext(req)),
   }));
 
+  // Public, like /healthz and Kubernetes' /version: a client checks what it talks to before it has a token. It names
+  // no build, platform or plugin detail.
+  app.get('/version', { schema: { summary: 'Product and plugin host API versions', response: { 200: VersionInfo } }, config: { public: true } }, async () => ({ version: PRODUCT_VERSION, hostApi: HOST_API_VERSION }));
+
   app.get('/healthz', { schema: { summary: 'Liveness: the process serves requests', response: { 200: HealthStatus } }, config: { public: true } }, async () => ({ status: 'ok' as const }));
 
   // Ready when the bus takes events (connected, or its outbox keeps them) and every required instance runs: the
@@ -62,7 +68,9 @@ export function registerSystemRoutes(app: FastifyInstance, options: ApiServerOpt
     for (const r of rows) checks.push({ check: 'instance', instance: r.instance, state: r.state, ok: r.state === 'running' });
     const missing = [...required].filter((name) => !rows.some((r) => r.instance === name));
     for (const instance of missing) checks.push({ check: 'instance', instance, state: 'missing', ok: false });
-    const failed = checks.filter((c) => !c.ok).map((c) => (c.check === 'bus' ? 'bus' : `instance:${c.instance ?? ''}`));
+    // A host that drains takes no new workers: a load balancer should send them elsewhere.
+    if (workers.lifecycle?.draining === true) checks.push({ check: 'shutdown', state: 'draining', ok: false });
+    const failed = checks.filter((c) => !c.ok).map((c) => (c.check === 'instance' ? `instance:${c.instance ?? ''}` : c.check));
     const ready = failed.length === 0;
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks, ...(ready ? {} : { failed }) });
   });

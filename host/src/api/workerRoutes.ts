@@ -139,12 +139,17 @@ export function registerWorkerRoutes(app: FastifyInstance, workers: WorkerServic
   app.delete<{ Params: WorkerParams; Querystring: TerminateQuery }>(
     '/v1/workers/:id',
     {
-      schema: { summary: 'Terminate a worker (idempotent)', params: WorkerParams, querystring: TerminateQuery, response: { 200: TerminateResult, ...errors } },
+      schema: { summary: 'Terminate a worker (a repeated terminate succeeds; an id nothing knows is 404)', params: WorkerParams, querystring: TerminateQuery, response: { 200: TerminateResult, ...errors } },
       config: { action: 'worker:terminate', resource: workerResource },
     },
     async (req) => {
       const { gracePeriodMs } = req.query;
       const result = await workers.terminateWorker(req.params.id, { ...operationContext(req), ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }) });
+      // A worker no instance and no record knows is a mistyped id far more often than a retry: say so (404) rather than
+      // report success. A retried DELETE still succeeds: the first one leaves the record (Terminated) behind.
+      if (result.alreadyGone && result.instance === undefined) {
+        throw new WorkerManagerError('WM_ERR_NOT_FOUND', `no worker '${req.params.id}': no provider instance runs it and the ledger has no record of it`, { details: { workerId: req.params.id } });
+      }
       return { workerId: req.params.id, instance: result.instance ?? null, state: result.state, alreadyGone: result.alreadyGone };
     },
   );

@@ -2,6 +2,7 @@
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
 import { Command, Option } from 'commander';
 import type { LogLevel } from '../observability/logger.ts';
+import { PRODUCT_VERSION } from '../version.ts';
 import { registerAuditCommand } from './auditCommand.ts';
 import { registerClientCommands } from './commands/registerClientCommands.ts';
 // serve, run and config validate load the whole host (about 1.5 s); they are imported when used, so that the API
@@ -12,6 +13,7 @@ export const EXIT = { ok: 0, failure: 1, config: 2 } as const;
 
 const program = new Command('wm')
   .description('worker-manager: create, watch and tear down ephemeral CI/CD workers')
+  .version(PRODUCT_VERSION, '-V, --version', 'print wm\'s version (wm version also asks the host)')
   .showHelpAfterError()
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.config));
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { HOST_API_VERSION } from '@worker-manager/plugin-sdk';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Compile } from 'typebox/compile';
 import { ApiError, WorkerStatus } from '../../../host/src/api/apiSchemas.ts';
@@ -240,8 +242,8 @@ instances:
     assert.equal(purged.instance, 'a');
     assert.equal(purged.state.phase, 'Terminated');
     assert.equal(await t.host.workers.view('life-1'), undefined, 'the ended record was purged');
-    const never = await app.inject({ method: 'DELETE', url: '/v1/workers/never-existed' });
-    assert.deepEqual(never.json(), { workerId: 'never-existed', instance: null, state: { phase: 'Terminated' }, alreadyGone: true });
+    // An id that no instance runs and the ledger never recorded is a mistake, not a success.
+    assertError(await app.inject({ method: 'DELETE', url: '/v1/workers/never-existed' }), 404, 'WM_ERR_NOT_FOUND');
   });
 
   it('passes the request\'s correlation id to every WorkerService call (one log line per operation names it)', async () => {
@@ -326,6 +328,13 @@ instances:
     const one = await app.inject({ method: 'GET', url: '/v1/capacity?provider=b' });
     assert.deepEqual(one.json<{ capacity: Array<{ instance: string }> }>().capacity.map((c) => c.instance), ['b']);
     assertError(await app.inject({ method: 'GET', url: '/v1/capacity?provider=zzz' }), 404, 'HOST_ERR_INSTANCE_NOT_FOUND');
+  });
+
+  it('answers /version with the product version from host/package.json and the plugin host API version', async () => {
+    const res = await app.inject({ method: 'GET', url: '/version' });
+    assert.equal(res.statusCode, 200, res.body);
+    const hostPackage = JSON.parse(await readFile(new URL('../../../host/package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.deepEqual(res.json(), { version: hostPackage.version, hostApi: HOST_API_VERSION });
   });
 
   it('is alive on /healthz and ready on /readyz only while the bus takes events and every required instance runs', async () => {

@@ -123,6 +123,7 @@ describe('OpenAPI document', () => {
       }
       assert.equal(configs.get('GET /healthz')?.public, true);
       assert.equal(configs.get('GET /readyz')?.public, true);
+      assert.equal(configs.get('GET /version')?.public, true);
       // The same facts reach the document: the action as x-action, public routes without a security requirement.
       for (const [path, ops] of Object.entries(served.paths)) {
         for (const [method, op] of Object.entries(ops)) {

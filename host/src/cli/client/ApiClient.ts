@@ -80,7 +80,9 @@ export class ApiClient {
     if (name === 'TimeoutError') return hostError('HOST_ERR_CLI_UNREACHABLE', `no answer from ${where} within ${timeoutMs} ms`, { details: { url: redactUrl(this.url) } });
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
     const reason = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : (error as Error).message;
-    return hostError('HOST_ERR_CLI_UNREACHABLE', `cannot reach the worker-manager API at ${redactUrl(this.url)} (${method} ${path}): ${reason}`, { details: { url: redactUrl(this.url), reason } });
+    // A refused connection is nearly always a host that is not running, or another URL: say what to do next.
+    const hint = reason === 'ECONNREFUSED' ? '; is the host running? Start it with `npm start`, or point wm at it with --url or WM_URL' : '';
+    return hostError('HOST_ERR_CLI_UNREACHABLE', `cannot reach the worker-manager API at ${redactUrl(this.url)} (${method} ${path}): ${reason}${hint}`, { details: { url: redactUrl(this.url), reason } });
   }
 
   async #failure(res: Response, method: string, path: string): Promise<WorkerManagerError> {

@@ -4,6 +4,7 @@ import { registerEventsCommand } from './eventsCommand.ts';
 import { registerPluginsCommand } from './pluginsCommand.ts';
 import { registerProvidersCommand } from './providersCommand.ts';
 import { registerSecretsCommand } from './secretsCommand.ts';
+import { registerVersionCommand } from './versionCommand.ts';
 import { registerWorkersCommand } from './workersCommand.ts';
 
 /** Adds the commands that talk to a running host over the REST API, and `completion`. */
@@ -19,4 +20,5 @@ export function registerClientCommands(program: Command): void {
   registerSecretsCommand(program);
   registerEventsCommand(program);
   registerCompletionCommand(program);
+  registerVersionCommand(program);
 }

@@ -210,7 +210,7 @@ export function registerWorkersCommand(program: Command): Command {
     }));
 
   withApiOptions(workers.command('terminate'))
-    .description('stop a worker and remove it (idempotent: an unknown worker is already gone)')
+    .description('stop a worker; its record stays (Terminated) for the retention period, and terminating an ended worker removes its record')
     .argument('<id>', 'worker id')
     .option('--grace-period <ms>', 'time between the polite stop and the kill', integer)
     .action(action(async (id: string, opts: ApiOptions & { gracePeriod?: number }) => {
@@ -220,7 +220,9 @@ export function registerWorkersCommand(program: Command): Command {
         timeoutMs: (opts.gracePeriod ?? 0) + 60_000,
       });
       if (opts.json === true) return printJson(result);
-      out(result.alreadyGone ? `worker ${result.workerId} was already gone` : `worker ${result.workerId} on ${result.instance ?? '?'}: ${describeState(result.state)}`);
+      out(result.alreadyGone
+        ? `worker ${result.workerId} on ${result.instance ?? '?'} had already ended (${describeState(result.state)}); its record is removed`
+        : `worker ${result.workerId} on ${result.instance ?? '?'}: ${describeState(result.state)}`);
     }));
 
   withApiOptions(workers.command('port-forward'))
