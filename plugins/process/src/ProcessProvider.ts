@@ -199,6 +199,10 @@ export class ProcessProvider {
 
   /** How each worker folder counts for admission (see {@link Admission}): a recount, O(workers). */
   async *#census(): AsyncIterable<[string, Census]> {
+    // Creates under way are listed before the worker folders: a create that renames its folder from creating/ into
+    // workers/ meanwhile is then seen in one listing or in both (workers/ wins), never in neither. Listed the other way
+    // round, a recount could miss an admitted worker and let another thread admit one past maxWorkers.
+    const underWay = listDir(creatingDir(this.#ctx.stateDir)).filter((id) => this.#beingCreated(id));
     const recorded = new Set<string>();
     for (const id of listDir(workersDir(this.#ctx.stateDir))) {
       const paths = this.#paths(id);
@@ -210,9 +214,9 @@ export class ProcessProvider {
         yield [id, { kind: 'active', generation: meta.generation, reservation: reservationOf(meta.spec) }];
       }
     }
-    // Creates under way (a claim whose worker is not recorded yet): they count if admitted already.
-    for (const id of listDir(creatingDir(this.#ctx.stateDir))) {
-      if (!recorded.has(id) && this.#beingCreated(id)) yield [id, { kind: 'pending' }];
+    // Creates under way whose worker is not recorded yet: they count if admitted already.
+    for (const id of underWay) {
+      if (!recorded.has(id)) yield [id, { kind: 'pending' }];
     }
   }
 
