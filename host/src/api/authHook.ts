@@ -84,7 +84,7 @@ export function registerAuthHook(app: FastifyInstance, options: AuthHookOptions)
     if (grant.audited !== undefined) req.audited = grant.audited;
   });
 
-  // Nothing leaves before its audit record is durable; an audit that failed is answered instead of the read.
+  // Nothing leaves before its audit record is written; an audit that failed is answered instead of the read.
   app.addHook('onSend', async (req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     if (req.audited === undefined) return payload;
     try {

@@ -221,6 +221,53 @@ describe('AuditLog', () => {
     await log.stop();
   });
 
+  it("a read's record (until: written) resolves once written; its sync, head and event follow with the next durable record", async () => {
+    const dir = await stateDir();
+    const bus = new MemoryEventBus();
+    await bus.start();
+    const published: EventEnvelope[] = [];
+    bus.subscribe('ci.security.>', (e) => void published.push(e));
+    // The lag is out of reach, so only a durable record (or stop) can sync.
+    const log = new AuditLog({ stateDir: dir, hostId: 'h1', bus, subjects: subjectsFor('ci'), signing: signing(dir), syncLagMs: 600_000 });
+    await log.record(decision(2), { until: 'written' });
+    assert.equal((await lines(auditLogPath(dir))).length, 1, 'written to the file before it resolves');
+    // Barrier: a marker published now reaches the subscriber after any decision event published before it.
+    const marker = createEvent(subjectsFor('ci'), 'test', 'authDenied', { principal: 'marker', action: 'marker' });
+    await bus.publish(marker);
+    await waitFor(() => published.some((e) => e.id === marker.id), 'the marker event');
+    assert.deepEqual([log.anchoredSeq, published.length], [0, 1], 'no head and no event for a record that is not synced');
+    await log.record(decision(4));
+    await waitFor(() => log.anchoredSeq === 2, 'the head covering both records, after the durable one');
+    await waitFor(() => published.length === 3, 'both decision events');
+    assert.deepEqual(published.slice(1).map((e) => (e.data as { auditSeq: number }).auditSeq), [1, 2], 'published in order once synced');
+    await log.stop();
+    await bus.stop();
+  });
+
+  it('syncs and anchors a read\'s record within syncLagMs with no durable record after it, and at stop', async () => {
+    const lagged = await stateDir();
+    const log = new AuditLog({ stateDir: lagged, hostId: 'h1', signing: signing(lagged), syncLagMs: 30 });
+    await log.record(decision(2), { until: 'written' });
+    await waitFor(() => log.anchoredSeq === 1, 'the head of the read after the sync lag');
+    await log.stop();
+    const atStop = await stateDir();
+    const stopped = new AuditLog({ stateDir: atStop, hostId: 'h1', signing: signing(atStop), syncLagMs: 600_000 });
+    await stopped.record(decision(2), { until: 'written' });
+    await stopped.stop();
+    assert.equal((await anchorOf(atStop).latest())?.seq, 1, 'stop syncs and anchors the read');
+    assert.equal((await verify(auditLogPath(atStop), atStop)).ok, true);
+  });
+
+  it('a failed sync after a read was answered logs the read\'s record at fatal and refuses what follows', async () => {
+    const { log, logged } = await onDevice('/dev/null');
+    await log.record(decision(2), { until: 'written' });
+    await assert.rejects(log.record(decision(4)), (e: WorkerManagerError) => e.details?.['reason'] === 'sync_failed');
+    const fatal = logged().find((l) => l['level'] === 60);
+    assert.deepEqual((fatal?.['records'] as AuditRecord[] | undefined)?.map((r) => r.seq), [1, 2], 'both unsynced records are in the surviving log line');
+    await assert.rejects(log.record(decision(6), { until: 'written' }), (e: WorkerManagerError) => e.details?.['reason'] === 'sync_failed');
+    await log.stop();
+  });
+
   it('a failed write rejects its records before anything runs, and the log goes on (write_failed)', async () => {
     const { log } = await onDevice('/dev/full');
     await assert.rejects(log.record(decision(1)), (e: WorkerManagerError) => e.code === 'HOST_ERR_AUDIT_UNAVAILABLE' && e.details?.['reason'] === 'write_failed' && /ENOSPC/.test(e.message));

@@ -7,7 +7,7 @@ import { hostError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { signHead, type AnchorReading, type AuditAnchor, type AuditHead } from './AuditAnchor.ts';
 import type { AuditKeyring } from './AuditKeyring.ts';
-import type { AuditEntry, AuditSink } from './AuditSink.ts';
+import type { AuditDurability, AuditEntry, AuditSink } from './AuditSink.ts';
 import { canonicalJson, GENESIS_HASH, type AuditRecord } from './auditRecord.ts';
 import { HeadAnchoring } from './HeadAnchoring.ts';
 import { readLastLine, type LastLine } from './readLastLine.ts';
@@ -42,12 +42,18 @@ export interface AuditLogDeps {
   signing?: () => Promise<AuditSigning>;
   /** Most records written (and fsynced) together; default 256. */
   maxBatch?: number;
+  /**
+   * Longest time, in ms, a record written with `until: 'written'` waits for its fsync when no durable record comes
+   * to take it along; default 20. It bounds what a power loss can take of those records.
+   */
+  syncLagMs?: number;
   now?: () => Date;
 }
 
 interface Pending {
   entry: AuditEntry;
   time: string;
+  until: AuditDurability;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -65,11 +71,16 @@ interface Pending {
  * refuses with a coded error until an operator acknowledges a new chain (`wm audit reset`): it never starts a new
  * chain silently.
  *
- * Durability: `record()` resolves once its record is written and `fdatasync`ed. Writes are serialized through one
- * queue and group-committed: records that arrive while a batch is being written go together in the next write and
- * share its one fsync, so the cost of durability is paid per batch, not per record. A crash can lose only records
- * whose `record()` had not resolved; a line torn by the crash is set aside at the next start (kept next to the log as
- * `audit.log.torn-<time>`) and the chain continues from the last whole record.
+ * Durability: `record()` resolves once its record is written and `fdatasync`ed (`until: 'durable'`, the default), or,
+ * for reads that change nothing (`until: 'written'`), once it is written to the file: it then survives the host
+ * process dying, and is fsynced with the next durable record or at the latest `syncLagMs` later, so a sequential
+ * reader does not pay an fsync per call. Writes are serialized through one queue and group-committed: records that
+ * arrive while a batch is being written go together in the next write and share its one fsync, so the cost of
+ * durability is paid per batch, not per record. A host crash can lose only records whose `record()` had not resolved;
+ * a power loss can also lose `written` records of the last `syncLagMs`. A line torn by a crash is set aside at the
+ * next start (kept next to the log as `audit.log.torn-<time>`) and the chain continues from the last whole record.
+ * Heads are anchored, and decision events published, only for synced records, so an anchor never holds a head the
+ * log could lose to a power cut.
  *
  * Failures reject with HOST_ERR_AUDIT_UNAVAILABLE, so the call the record covers does not run. A failed write is cut
  * back off the file and later records go on (`write_failed`: a full disk may get space back). A failed sync is
@@ -86,6 +97,7 @@ export class AuditLog implements AuditSink {
   readonly #deps: AuditLogDeps;
   readonly #log: Logger | undefined;
   readonly #maxBatch: number;
+  readonly #syncLagMs: number;
   readonly #now: () => Date;
   #handle: FileHandle | undefined;
   #opening: Promise<FileHandle> | undefined;
@@ -98,21 +110,27 @@ export class AuditLog implements AuditSink {
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #syncFailed: Error | undefined;
+  /** Records written since the last fsync: anchored and published once synced, logged at fatal if the sync fails. */
+  #unsynced: AuditRecord[] = [];
+  /** The sync lag ran out: the flush loop syncs at its next turn. */
+  #syncDue = false;
+  #syncTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: AuditLogDeps) {
     this.#deps = deps;
     this.file = auditLogPath(deps.stateDir);
     this.#log = deps.logger?.child({ component: 'audit' });
     this.#maxBatch = deps.maxBatch ?? 256;
+    this.#syncLagMs = deps.syncLagMs ?? 20;
     this.#now = deps.now ?? (() => new Date());
   }
 
-  /** Seq of the last durable record (0 for an empty log). */
+  /** Seq of the last record written (0 for an empty log). */
   get lastSeq(): number {
     return this.#seq;
   }
 
-  /** Hash of the last durable record. */
+  /** Hash of the last record written. */
   get lastHash(): string {
     return this.#prev;
   }
@@ -135,6 +153,12 @@ export class AuditLog implements AuditSink {
   /** Writes what is queued, anchors the last head, then closes the file. A later `record()` opens it again. */
   async stop(): Promise<void> {
     while (this.#flushing !== undefined) await this.#flushing;
+    if (this.#unsynced.length > 0 && this.#syncFailed === undefined) {
+      this.#syncDue = true;
+      await (this.#flushing ??= this.#flush());
+    }
+    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
     await this.#anchoring?.flush();
     for (const anchor of this.#signing?.anchors ?? []) await anchor.close?.();
     const handle = this.#handle;
@@ -143,11 +167,12 @@ export class AuditLog implements AuditSink {
     await handle?.close();
   }
 
-  record(entry: AuditEntry): Promise<void> {
+  record(entry: AuditEntry, options: { until?: AuditDurability } = {}): Promise<void> {
     if (this.#syncFailed !== undefined) return Promise.reject(this.#closed());
     const time = this.#now().toISOString();
+    const until = options.until ?? 'durable';
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ entry, time, resolve, reject });
+      this.#queue.push({ entry, time, until, resolve, reject });
       this.#flushing ??= this.#flush();
     });
   }
@@ -228,31 +253,69 @@ export class AuditLog implements AuditSink {
 
   async #flush(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 || this.#syncDue) {
         const batch = this.#queue.splice(0, this.#maxBatch);
         if (this.#syncFailed !== undefined) {
           for (const p of batch) p.reject(this.#closed());
+          this.#syncDue = false;
           continue;
         }
-        try {
-          const records = await this.#write(batch);
-          for (const p of batch) p.resolve();
-          const last = records.at(-1);
-          if (last !== undefined && this.#anchoring !== undefined) this.#anchoring.appended(this.#head(last), records.length);
-          for (const record of records) this.#publish(record);
-        } catch (error) {
-          for (const p of batch) p.reject(error);
+        if (batch.length > 0) {
+          try {
+            await this.#write(batch);
+          } catch (error) {
+            for (const p of batch) p.reject(error);
+            continue;
+          }
         }
+        const durable = batch.filter((p) => p.until === 'durable');
+        for (const p of batch) if (p.until === 'written') p.resolve();
+        if (durable.length > 0 || this.#syncDue) await this.#sync(durable);
+        else this.#syncLater();
       }
     } finally {
       this.#flushing = undefined;
     }
   }
 
+  /** Arms the sync lag for records written without a sync, unless it is armed already. */
+  #syncLater(): void {
+    if (this.#syncTimer !== undefined || this.#unsynced.length === 0) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      this.#syncDue = true;
+      this.#flushing ??= this.#flush();
+    }, this.#syncLagMs);
+    this.#syncTimer.unref();
+  }
+
   /**
-   * Appends one batch and syncs it. A failed write is cut back off the file and leaves the chain state as it was; a
-   * failed sync closes the log (see the class comment).
+   * Syncs everything written so far, then settles `waiting`, anchors the new head and publishes the synced records'
+   * events. A failed sync closes the log (see the class comment).
    */
+  async #sync(waiting: Pending[]): Promise<void> {
+    this.#syncDue = false;
+    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    const records = this.#unsynced;
+    this.#unsynced = [];
+    if (records.length > 0) {
+      try {
+        await (this.#handle as FileHandle).datasync();
+      } catch (error) {
+        this.#syncFailed = error as Error;
+        this.#log?.fatal({ file: this.file, err: (error as Error).message, records }, 'audit records could not be made durable; the audit log refuses every later record (and so every guarded call) until the host restarts');
+        for (const p of waiting) p.reject(this.#closed());
+        return;
+      }
+    }
+    for (const p of waiting) p.resolve();
+    const last = records.at(-1);
+    if (last !== undefined && this.#anchoring !== undefined) this.#anchoring.appended(this.#head(last), records.length);
+    for (const record of records) this.#publish(record);
+  }
+
+  /** Appends one batch (not synced). A failed write is cut back off the file and leaves the chain state as it was. */
   async #write(batch: Pending[]): Promise<AuditRecord[]> {
     const handle = this.#handle ?? (await this.#open());
     const key = this.#signing?.keyring.current;
@@ -277,17 +340,11 @@ export class AuditLog implements AuditSink {
       this.#log?.error({ file: this.file, records: batch.length, err: (error as Error).message }, 'audit records could not be written');
       throw hostError('HOST_ERR_AUDIT_UNAVAILABLE', `audit records could not be written to ${this.file}: ${(error as Error).message}`, { details: { reason: 'write_failed', file: this.file } });
     }
-    try {
-      await handle.datasync();
-    } catch (error) {
-      this.#syncFailed = error as Error;
-      this.#log?.fatal({ file: this.file, err: (error as Error).message, records }, 'audit records could not be made durable; the audit log refuses every later record (and so every guarded call) until the host restarts');
-      throw this.#closed();
-    }
     this.#size += data.length;
     this.#seq = seq;
     this.#prev = prev;
     if (this.#chain === undefined && records[0]?.seq === 1) this.#chain = records[0].hash;
+    this.#unsynced.push(...records);
     return records;
   }
 

@@ -22,7 +22,17 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/**
+ * How far a record must have gone before `record()` resolves.
+ * - `durable` (the default): written and fdatasynced: it survives a power loss. For everything that acts (a grant
+ *   before a change, a denial, a secret release, a rotation step).
+ * - `written`: written to the log file (it survives the host process dying, not the machine losing power); the sync
+ *   follows within the log's sync lag, in the same group commit as other records. For reads that change nothing, so
+ *   a sequential reader does not pay one fsync per call.
+ */
+export type AuditDurability = 'durable' | 'written';
+
 /** Where audit records go (the hash-chained log in the state dir, and the bus). Appends never reorder or drop. */
 export interface AuditSink {
-  record(entry: AuditEntry): Promise<void>;
+  record(entry: AuditEntry, options?: { until?: AuditDurability }): Promise<void>;
 }

@@ -38,9 +38,10 @@ export interface AccessRequest {
   channel: string;
   /**
    * For a read that changes nothing: an allowed request is granted as soon as it is decided, and `grant.audited`
-   * settles once its audit record is durable. The caller must hold the answer until then (and answer the audit's error
+   * settles once its audit record is written to the log (`until: 'written'`: it survives the host dying; its fsync
+   * follows within the log's sync lag). The caller must hold the answer until then (and answer the audit's error
    * instead if it fails), so nothing is learnt without an audit record, while the read runs during the write instead
-   * of queueing behind it. A denial is always audited before it is thrown.
+   * of queueing behind it. A denial is always audited, durably, before it is thrown.
    */
   deferAudit?: boolean;
 }
@@ -49,7 +50,7 @@ export interface AccessRequest {
 export interface AccessGrant {
   principal: Principal;
   decision: AuthzDecision;
-  /** With `deferAudit`: settles when the audit record is durable; rejects with the audit's error. */
+  /** With `deferAudit`: settles when the audit record is written; rejects with the audit's error. */
   audited?: Promise<void>;
 }
 
@@ -133,7 +134,7 @@ export class AccessGuard {
       policies: decision.policies,
       ...(request.correlationId === undefined ? {} : { correlationId: request.correlationId }),
       details: { channel: request.channel, authorizer: this.authorizer.adapter, ...(decision.errors.length > 0 ? { errors: decision.errors } : {}) },
-    });
+    }, { until: decision.decision === 'allow' && request.deferAudit === true ? 'written' : 'durable' });
     if (decision.decision !== 'allow' || request.deferAudit !== true) await audited;
     else if (audited !== undefined) {
       // The caller awaits it before answering; this handler only keeps a failure from counting as unhandled meanwhile.
