@@ -114,7 +114,7 @@ export class Host {
       })).singleton(),
       workers: asFunction((c: Cradle) => new WorkerService({
         registry: c.registry, bus: c.bus, subjects: c.subjects, hostId: c.hostId, logger: c.logger, secrets: c.secrets, observer: c.metrics.observer, audit: c.audit,
-        ledger: c.ledger,
+        ledger: c.ledger, reconcileObserver: c.metrics.reconcileObserver,
         startTimeoutMs: (instance) => c.loaded.config.instances.find((i) => i.name === instance)?.workerStartTimeoutMs ?? c.loaded.config.host.workerStartTimeoutMs,
       })).singleton(),
       // Its store is opened by start, once the state dir is locked.
@@ -227,9 +227,10 @@ export class Host {
       // After the registry (it checks the credentials instances), before workers (they prune its consumer table).
       await this.#container.cradle.secrets.start();
       await workers.start();
-      // Providers without events are asked for their workers' states; stopped before plugins drain.
-      workers.startPolling(config.ledger.pollIntervalMs);
-      this.onShutdown('worker polling', () => workers.stopPolling());
+      // Providers without events are asked for their workers' states, and every provider is reconciled with the
+      // ledger for what an event missed; stopped before plugins drain.
+      workers.startReconciling({ pollMs: config.ledger.pollIntervalMs, reconcileMs: config.ledger.reconcileIntervalMs });
+      this.onShutdown('worker reconciliation', () => workers.stopReconciling());
       // Deadlines and start timeouts stop before polling and plugins do; the next start arms them again.
       this.onShutdown('worker lifecycle', () => workers.stopLifecycle());
       await ledger.purge();

@@ -6,6 +6,7 @@ import type { SandboxCall, SandboxStatusChange } from '../plugins/SandboxLike.ts
 import { timePublishes } from './metricsBus.ts';
 import { LabelBudget, reasonFamily } from './metricsLabels.ts';
 import type { OperationObserver, OperationRecord } from './OperationObserver.ts';
+import type { ReconcileObserver } from '../workers/ReconcileLoop.ts';
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
@@ -53,6 +54,8 @@ export interface HostMetrics {
   foreignEvent(instance: string): void;
   /** A state change a provider reported that the worker state machine refused. */
   illegalTransition(instance: string, from: string, to: string): void;
+  /** What the periodic reconciliation of the ledger with each provider found; give it to WorkerService. */
+  readonly reconcileObserver: ReconcileObserver;
   /** The bus with every publish timed into `event_publish_latency_ms`. */
   instrumentBus(bus: EventBus): EventBus;
   /** Sets what the scrape-time gauges (outbox depth, plugin state) read. */
@@ -79,6 +82,8 @@ const PUBLISH_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 200, 
  * A call into a plugin thread: about 0.07 ms of transport, then whatever the plugin does, up to the call timeout
  * (30 s by default). Half-decade steps keep it to 12 buckets, since this one is per instance and method.
  */
+/** One instance's reconciliation, in seconds: a listing and a ledger scan, milliseconds to seconds (10,000 workers: target <= 5 s). */
+const RECONCILE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const CALL_BUCKETS = [0.1, 0.5, 1, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 30_000];
 
 /** Provider operations that deliver secret material to a worker. */
@@ -140,6 +145,18 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
   const pluginRestarts = new Counter({
     name: 'plugin_restarts_total', help: 'Restarts of a plugin instance after a fault.',
     labelNames: ['plugin_instance', 'plugin'] as const, registers,
+  });
+  const reconcileDuration = new Histogram({
+    name: 'worker_reconcile_duration_seconds', help: 'Time to compare one provider instance\'s listing with the ledger and apply what differed (s).',
+    labelNames: ['provider'] as const, buckets: RECONCILE_BUCKETS, registers,
+  });
+  const drift = new Counter({
+    name: 'worker_drift_total', help: 'What the periodic reconciliation found the ledger had missed: state (a missed state change), lost (a worker its provider no longer has), orphan (a running worker with no record).',
+    labelNames: ['provider', 'kind'] as const, registers,
+  });
+  const orphans = new Counter({
+    name: 'worker_orphans_total', help: 'Running workers with no record found by the periodic reconciliation, by what the instance\'s orphans policy did.',
+    labelNames: ['provider', 'action'] as const, registers,
   });
   const foreignEvents = new Counter({
     name: 'plugin_foreign_events_total', help: 'Provider events about a worker the emitting instance does not own, dropped (three in a row quarantine it).',
@@ -270,6 +287,11 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
     },
     illegalTransition(instance, from, to) {
       illegalTransitions.inc({ provider: provider(instance), from: budget.value('phase', from), to: budget.value('phase', to) });
+    },
+    reconcileObserver: {
+      reconciled: (instance, seconds) => reconcileDuration.observe({ provider: provider(instance) }, seconds),
+      drift: (instance, kind) => drift.inc({ provider: provider(instance), kind }),
+      orphan: (instance, action) => orphans.inc({ provider: provider(instance), action }),
     },
     foreignEvent(instance) {
       foreignEvents.inc({ plugin_instance: budget.value('plugin_instance', instance) });

@@ -27,8 +27,9 @@ import type { OperationObserver } from '../observability/OperationObserver.ts';
 import type { PluginRegistry } from '../plugins/PluginRegistry.ts';
 import type { SecretBroker } from '../secrets/SecretBroker.ts';
 import type { AuditSink } from '../security/audit/AuditSink.ts';
-import { LEDGER_PHASES, TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type LedgerState, type ListQuery, type WorkerRecord } from './ledger/index.ts';
+import { TERMINAL_PHASES, ledgerStateOf, type LedgerPhase, type LedgerState, type ListQuery, type WorkerRecord } from './ledger/index.ts';
 import { reconcileWithProvider } from './reconcileWithProvider.ts';
+import { ReconcileLoop, type ReconcileObserver } from './ReconcileLoop.ts';
 import { ANONYMOUS, CREATE_FAILED, DEFAULT_TENANT, ledgerStateOfEvent, ledgerStateOfWorker, requestHash, workerOfRecord, type WorkerLedger } from './WorkerLedger.ts';
 import { assertSpecWithinLimits } from './assertSpecWithinLimits.ts';
 import { DEADLINE_EXCEEDED, HOST_SHUTDOWN, START_TIMEOUT } from './workerDeadlines.ts';
@@ -84,8 +85,6 @@ const RUNNING_PHASES: ReadonlySet<LedgerPhase> = new Set<LedgerPhase>(['Running'
 /** Waits, in ms, between attempts to terminate what a failed create may have left (a restart takes its backoff). */
 const CLEANUP_RETRIES = [100, 500, 1_000, 2_000, 4_000, 8_000];
 
-/** Records of one instance a poll reads per store page. */
-const POLL_PAGE = 500;
 /** Creates and terminates whose event is awaited at once; far above any real burst of concurrent operations. */
 const MAX_AWAITED_EVENTS = 10_000;
 
@@ -109,6 +108,8 @@ export interface WorkerServiceDeps {
    * it, or when it answers undefined, workers have none. Deadlines (`spec.timeoutMs`) need only the ledger.
    */
   startTimeoutMs?(instance: string): number | undefined;
+  /** Told what the periodic reconciliation found (metrics). */
+  reconcileObserver?: ReconcileObserver;
 }
 
 
@@ -138,9 +139,6 @@ const EVENT_SUBJECT: Record<WorkerEvent['type'], SubjectName> = {
 };
 
 const CLIENT_CATEGORIES = new Set(['ClientValidation', 'Authorization']);
-
-/** Phases of a worker that has not ended: the records a poll reads. */
-const LIVE_PHASES: LedgerPhase[] = LEDGER_PHASES.filter((p) => !TERMINAL_PHASES.has(p));
 
 /** Operations that decide a worker's fate: a host ending waits for them. */
 const FATEFUL_OPS: ReadonlySet<string> = new Set(['createWorker', 'terminateWorker', 'restartWorker', 'restartWithSecrets']);
@@ -184,8 +182,8 @@ export class WorkerService {
    * operation (an exec) or none is in flight. Keyed by `<workerId> <event type>`.
    */
   readonly #awaitedEvents = new Map<string, { correlationId: string | undefined; tenant: string | undefined }>();
-  #pollTimer: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
+  /** Polls providers without events and reconciles every provider with the ledger; present with a ledger. */
+  readonly #reconciler: ReconcileLoop | undefined;
   readonly #startTimeoutMs: (instance: string) => number | undefined;
   /** Deadlines, start timeouts and shutdown endings; present with a ledger. */
   readonly #lifecycle: WorkerLifecycle | undefined;
@@ -209,6 +207,19 @@ export class WorkerService {
         owns: (instance) => this.#registry.instances().some((i) => i.name === instance),
         busy: (workerId) => FATEFUL_OPS.has(this.#inflight.get(workerId)?.op ?? ''),
         end: (record, ending) => this.#endByHost(record, ending),
+      });
+      this.#reconciler = new ReconcileLoop({
+        ledger, logger: deps.logger, observer: deps.reconcileObserver,
+        instances: () => this.#providerNames(),
+        emitsEvents: (instance) => this.#emitsEvents(instance),
+        list: (instance) => this.#registry.provider(instance).listWorkers({}),
+        busy: (workerId) => this.#inflight.has(workerId),
+        refresh: async (record) => {
+          await this.#refresh(record);
+          return ledger.store.get(record.id);
+        },
+        terminate: (instance, workerId) => this.#registry.provider(instance).terminateWorker({ workerId }),
+        orphans: (instance) => this.#registry.instances().find((i) => i.name === instance)?.entry.orphans ?? 'adopt',
       });
       // The end of a worker the host ended is announced by the host, once, with its reason, whoever reported it.
       ledger.onRecordChange((record) => {
@@ -462,54 +473,25 @@ export class WorkerService {
   }
 
   /**
-   * Starts asking providers that emit no events for the state of their live workers every `intervalMs`: without it,
-   * such a worker's record would stay at the state its create answered (a job that ended would look alive).
+   * Starts the ledger's upkeep (ReconcileLoop): every `pollMs` providers that emit no events are asked for the state of
+   * their live workers (without it, such a worker's record would stay at the state its create answered), and every
+   * `reconcileMs` every provider's listing is compared with the ledger, for the changes an event missed.
    */
-  startPolling(intervalMs: number): void {
-    if (this.#pollTimer !== undefined || this.#ledger === undefined) return;
-    this.#pollTimer = setInterval(() => {
-      // A poll still running (a slow provider) is not stacked with another.
-      this.#polling ??= this.pollProviders().finally(() => (this.#polling = undefined));
-    }, intervalMs);
-    this.#pollTimer.unref();
+  startReconciling(intervals: { pollMs: number; reconcileMs: number }): void {
+    this.#reconciler?.start(intervals);
   }
 
-  /** Stops the polling and waits for a poll in flight. */
-  async stopPolling(): Promise<void> {
-    clearInterval(this.#pollTimer);
-    this.#pollTimer = undefined;
-    await this.#polling;
+  /** Stops polling and reconciling, and waits for a round in flight. */
+  async stopReconciling(): Promise<void> {
+    await this.#reconciler?.stop();
   }
 
   /**
-   * One poll of every running provider instance without the `worker.events` capability: one listing per instance,
-   * applied to the live records of that instance; a record the listing lacks is asked about on its own (and marked
-   * Failed(Lost) when the provider says it does not have it). Records whose create or other operation is in flight
-   * are left to that operation.
+   * One round now: every running provider instance without events (the poll), or with `all` every one (the periodic
+   * reconciliation, orphans included).
    */
-  async pollProviders(): Promise<void> {
-    const ledger = this.#ledger;
-    if (ledger === undefined) return;
-    for (const instance of this.#providerNames()) {
-      if (this.#emitsEvents(instance)) continue;
-      try {
-        const listed = new Map((await this.#registry.provider(instance).listWorkers({})).map((w) => [w.workerId, w]));
-        let cursor: string | undefined;
-        do {
-          const page = await ledger.store.list({ instance, phases: LIVE_PHASES, limit: POLL_PAGE, ...(cursor === undefined ? {} : { cursor }) });
-          for (const record of page.items) {
-            if (record.state.phase === 'Pending' || this.#inflight.has(record.id)) continue;
-            const worker = listed.get(record.id);
-            // One worker the provider cannot answer about does not stop the poll of the others.
-            if (worker === undefined) await this.#refresh(record).catch((error: unknown) => this.#logger.warn({ instance, workerId: record.id, err: describe(error) }, 'could not poll a worker'));
-            else await ledger.serial(record.id, () => ledger.observe(instance, record.id, ledgerStateOfWorker(worker), 'poll'));
-          }
-          cursor = page.nextCursor;
-        } while (cursor !== undefined);
-      } catch (error) {
-        this.#logger.warn({ instance, err: describe(error) }, 'could not poll a provider for the state of its workers');
-      }
-    }
+  async reconcile(options: { all: boolean } = { all: true }): Promise<void> {
+    await this.#reconciler?.round(options);
   }
 
   /**

@@ -43,11 +43,7 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
     const running = worker.state.phase !== 'Terminated' && worker.state.phase !== 'Failed';
     if (record === undefined) {
       if (orphans === 'adopt') {
-        await deps.ledger.store.create({
-          id: worker.workerId, tenant: worker.labels[TENANT_LABEL] ?? DEFAULT_TENANT, owner: worker.labels[OWNER_LABEL] ?? ANONYMOUS, instance,
-          labels: worker.labels, spec: {}, state: ledgerStateOfWorker(worker), createdAt: worker.createdAt, origin: 'orphan',
-          ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }),
-        });
+        await adoptOrphan(deps.ledger, instance, worker);
         counts.orphans++;
       } else if (orphans === 'terminate' && running) {
         await terminate(worker.workerId, 'an orphan worker');
@@ -91,4 +87,16 @@ export async function reconcileWithProvider(deps: ReconcileDeps, instance: strin
     }
   }
   if (counts.adopted + counts.orphans + counts.lost + counts.unfinished + counts.terminated > 0) deps.logger.info({ instance, ...counts }, 'reconciled the worker ledger with the provider');
+}
+
+/**
+ * Records a worker its provider runs but the ledger has no record of (made behind the host's back, or by a host whose
+ * state dir was lost) as an `orphan`: its tenant and owner from its labels, its spec unknown.
+ */
+export async function adoptOrphan(ledger: WorkerLedger, instance: string, worker: Worker): Promise<void> {
+  await ledger.store.create({
+    id: worker.workerId, tenant: worker.labels[TENANT_LABEL] ?? DEFAULT_TENANT, owner: worker.labels[OWNER_LABEL] ?? ANONYMOUS, instance,
+    labels: worker.labels, spec: {}, state: ledgerStateOfWorker(worker), createdAt: worker.createdAt, origin: 'orphan',
+    ...(worker.providerRef === undefined ? {} : { providerRef: worker.providerRef }),
+  });
 }

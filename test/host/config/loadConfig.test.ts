@@ -91,7 +91,7 @@ describe('loadConfig', () => {
         authorization: { adapter: 'cedar', cedar: { schemaFile: 'schema.cedarschema' } },
         audit: { key: { generate: false }, previousKeys: [], anchor: { bus: true, everyRecords: 1, everyMs: 1_000 } },
       },
-      ledger: { file: 'ledger/workers.db', retentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, pollIntervalMs: 2_000, purgeIntervalMs: 60_000 },
+      ledger: { file: 'ledger/workers.db', retentionMs: 86_400_000, idempotencyTtlMs: 86_400_000, pollIntervalMs: 2_000, reconcileIntervalMs: 30_000, purgeIntervalMs: 60_000 },
       observability: { secretNameLabels: false },
     });
   });

@@ -23,6 +23,11 @@ export const LedgerSettings = Type.Object(
       default: 2_000,
       description: 'How often, in ms, the host asks a provider that emits no events (no `worker.events` capability) for the state of its live workers.',
     }),
+    reconcileIntervalMs: Type.Integer({
+      minimum: 1_000,
+      default: 30_000,
+      description: 'How often, in ms, each running provider instance\'s listing is compared with the ledger after the comparison at start: a change an event missed is applied (`worker_drift_total{kind="state"}`), a live worker its provider no longer has fails with `Lost`, and a running worker with no record is handled by the instance\'s `orphans` policy.',
+    }),
     purgeIntervalMs: Type.Integer({
       minimum: 1_000,
       default: 60_000,
