@@ -29,6 +29,7 @@ import { openAuditSigning } from './security/audit/openAuditSigning.ts';
 import { AccessGuard, workerLookupFrom } from './security/authn/AccessGuard.ts';
 import { assertSafeBind, createAuthenticator, hostPrincipal } from './security/authn/createAuthenticator.ts';
 import { adminTokenPath } from './security/authn/LocalAdminAuthenticator.ts';
+import { removeApiEndpoint, writeApiEndpoint } from './api/apiEndpointFile.ts';
 import type { Authorizer } from './security/authz/Authorizer.ts';
 import { createAuthorizer } from './security/authz/createAuthorizer.ts';
 import { applyShutdownPolicy } from './workers/applyShutdownPolicy.ts';
@@ -256,8 +257,14 @@ export class Host {
           auth: { guard: await this.#accessGuard() },
         }, show);
         this.#apiUrl = api.url;
+        const { stateDir } = this.#container.cradle;
+        // For `wm` on this machine: where the API is and which file holds the token, so it needs no flags.
+        await writeApiEndpoint(stateDir, { url: api.url, ...(this.adminTokenFile === undefined ? {} : { tokenFile: this.adminTokenFile }), pid: process.pid });
         // Registered after plugins and commands, so it stops first: no request reaches a draining plugin.
-        this.onShutdown('api', (timeoutMs) => api.close(timeoutMs));
+        this.onShutdown('api', async (timeoutMs) => {
+          await removeApiEndpoint(stateDir);
+          await api.close(timeoutMs);
+        });
         logger.info({ url: api.url }, 'api listening');
       }
       const { lifecycle } = workers;

@@ -251,5 +251,33 @@ instances:
       assert.match(r.stdout, /received SIGTERM, stopping/);
     });
 
+    it('npm start serves the API on 127.0.0.1 with the local admin token, says so, and wm finds it with no flags or env', { timeout: budget(240_000) }, async () => {
+      const endpointFile = path.join(repoRoot, '.wm-state', 'api-endpoint.json');
+      // No WM_URL, WM_TOKEN*, WM_CONFIG or cli.yaml: what a user who only ran npm start has.
+      const home = await mkdtemp(path.join(os.tmpdir(), 'wm-cli-home-'));
+      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: home, XDG_CONFIG_HOME: home };
+      let listed: ChildRun | undefined;
+      let listing: Promise<void> | undefined;
+      try {
+        const r = await wm(['serve', '--config', 'config/default.yaml'], {
+          onStdout: (text, child) => {
+            if (listing !== undefined || !/Try, from this folder/.test(text)) return;
+            listing = (async () => {
+              const list = spawn(process.execPath, [bin, 'workers', 'list', '--json'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+              listed = await finished(list, 'wm workers list --json', collectOutput(list));
+            })().finally(() => child.kill('SIGTERM'));
+          },
+        });
+        await listing;
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^API: http:\/\/127\.0\.0\.1:8080 \(authentication: the local admin token in \S+\/\.wm-state\/admin\.token/m);
+        assert.equal(listed?.code, 0, `${listed?.stdout ?? ''}${listed?.stderr ?? ''}`);
+        assert.ok(Array.isArray((JSON.parse(listed?.stdout ?? '') as { items?: unknown }).items ?? JSON.parse(listed?.stdout ?? '')), listed?.stdout);
+        await assert.rejects(readFile(endpointFile), { code: 'ENOENT' }, 'the endpoint file goes with the host');
+      } finally {
+        await rm(home, { recursive: true, force: true });
+      }
+    });
+
   });
 });

@@ -13,6 +13,13 @@ export function reportError(error: unknown): number {
   return 1;
 }
 
+/** Where the API is and what to try next, after the startup report; nothing when the API is off. */
+function apiLines(host: Host): string {
+  if (host.apiUrl === undefined) return '';
+  const token = host.adminTokenFile === undefined ? 'OIDC bearer tokens' : `the local admin token in ${host.adminTokenFile} (mode 0600, new at each start)`;
+  return `API: ${host.apiUrl} (authentication: ${token})\nTry, from this folder in another terminal: npx wm workers create -- sh -c 'echo hello; sleep 30' && npx wm workers list\n`;
+}
+
 /** `wm serve`: run until a signal arrives, then drain and stop. */
 export async function serveCommand(configFile: string): Promise<number> {
   // Listening before anything is printed: a supervisor that sends SIGTERM the moment it reads the start line (or
@@ -29,7 +36,7 @@ export async function serveCommand(configFile: string): Promise<number> {
     try {
       host = new Host({ loaded: await loadConfig(configFile) });
       const report = await host.start();
-      process.stdout.write(`worker-manager host '${host.hostId}' started (bus: ${host.bus.adapter})\n${formatReport(report)}\n`);
+      process.stdout.write(`worker-manager host '${host.hostId}' started (bus: ${host.bus.adapter})\n${formatReport(report)}\n${apiLines(host)}`);
     } catch (error) {
       return reportError(error);
     }

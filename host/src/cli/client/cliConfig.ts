@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Type, { type Static } from 'typebox';
 import { parse as parseYaml } from 'yaml';
+import { apiEndpointPath, readApiEndpoint } from '../../api/apiEndpointFile.ts';
 import { hostError } from '../../errors.ts';
 import { checkerFor } from './checkerFor.ts';
 
@@ -88,12 +89,37 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /**
- * Resolves the connection: each setting from its flag, else its environment variable, else cli.yaml. The token comes
- * from the first of `--token`, `--token-file`, `WM_TOKEN`, `WM_TOKEN_FILE`, `token`, `tokenFile`.
+ * The state dir of the host config `wm serve` would run here: `WM_STATE_DIR`, else `host.stateDir` of `WM_CONFIG` or
+ * `config/default.yaml` (relative to the working directory, as `wm serve` reads it), resolved against the config's
+ * folder. Undefined when there is no such config, or its state dir comes from the environment (`${...}`).
+ */
+export async function localStateDir(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const given = nonEmpty(env['WM_STATE_DIR']);
+  if (given !== undefined) return path.resolve(given);
+  const configFile = path.resolve(nonEmpty(env['WM_CONFIG']) ?? 'config/default.yaml');
+  let data: unknown;
+  try {
+    data = parseYaml(await readFile(configFile, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const stateDir = (data as { host?: { stateDir?: unknown } } | null)?.host?.stateDir ?? './.wm-state';
+  if (typeof stateDir !== 'string' || stateDir.includes('${')) return undefined;
+  return path.resolve(path.dirname(configFile), stateDir);
+}
+
+/**
+ * Resolves the connection: each setting from its flag, else its environment variable, else cli.yaml, else the local
+ * host's endpoint file (a host running on this machine from the config `wm serve` would use here, see
+ * {@link localStateDir}), else {@link DEFAULT_API_URL}. The token comes from the first of `--token`, `--token-file`,
+ * `WM_TOKEN`, `WM_TOKEN_FILE`, `token`, `tokenFile`, and then from the local host's token file when the URL is that
+ * host's.
  */
 export async function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv, warn?: (line: string) => void): Promise<Connection> {
   const { file, config } = await loadCliConfig(env, warn);
-  const url = nonEmpty(flags.url) ?? nonEmpty(env['WM_URL']) ?? config.url ?? DEFAULT_API_URL;
+  const stateDir = await localStateDir(env);
+  const local = stateDir === undefined ? undefined : await readApiEndpoint(stateDir);
+  const url = nonEmpty(flags.url) ?? nonEmpty(env['WM_URL']) ?? config.url ?? local?.url ?? DEFAULT_API_URL;
   if (!/^https?:\/\/[^\s]+$/.test(url)) {
     throw hostError('HOST_ERR_CLI_CONFIG_INVALID', `the API URL must start with http:// or https:// (got '${redactUrl(url)}')`, { details: { path: '--url' } });
   }
@@ -104,7 +130,16 @@ export async function resolveConnection(flags: ConnectionFlags, env: NodeJS.Proc
   else if (nonEmpty(env['WM_TOKEN_FILE']) !== undefined) token = await readToken(path.resolve(env['WM_TOKEN_FILE'] as string), 'WM_TOKEN_FILE');
   else if (config.token !== undefined) token = config.token;
   else if (config.tokenFile !== undefined) token = await readToken(path.resolve(path.dirname(file), config.tokenFile), `tokenFile in ${file}`);
+  else if (local?.tokenFile !== undefined && sameOrigin(url, local.url)) token = await readToken(local.tokenFile, `the local host's ${apiEndpointPath(stateDir as string)}`);
   return { url: url.replace(/\/+$/, ''), ...(token === undefined ? {} : { token }) };
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
 }
 
 /** A URL fit for messages: user and password, if any, are dropped. */

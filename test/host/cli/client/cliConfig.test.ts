@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isWorkerManagerError } from '@worker-manager/plugin-sdk';
+import { writeApiEndpoint } from '../../../../host/src/api/apiEndpointFile.ts';
 import { cliConfigPath, DEFAULT_API_URL, redactUrl, resolveConnection } from '../../../../host/src/cli/client/cliConfig.ts';
+
+/** The pid of a process that has exited (and been reaped), so no process has it now. */
+async function exitedPid(): Promise<number> {
+  const child = spawn('true');
+  await once(child, 'exit');
+  return child.pid as number;
+}
 
 describe('cli.yaml and connection resolution', () => {
   let dir: string;
@@ -31,7 +41,28 @@ describe('cli.yaml and connection resolution', () => {
   });
 
   it('uses the host default URL and no token when nothing is configured (a missing default file is fine)', async () => {
-    assert.deepEqual(await resolveConnection({}, { XDG_CONFIG_HOME: path.join(dir, 'nowhere') }), { url: DEFAULT_API_URL });
+    assert.deepEqual(await resolveConnection({}, { XDG_CONFIG_HOME: path.join(dir, 'nowhere'), WM_STATE_DIR: path.join(dir, 'no-state') }), { url: DEFAULT_API_URL });
+  });
+
+  it("finds a running local host's URL and token from its state dir's endpoint file, below flags, env and cli.yaml", async () => {
+    const stateDir = path.join(dir, 'state');
+    await mkdir(stateDir, { recursive: true });
+    await writeFile(path.join(stateDir, 'admin.token'), 'local-admin-token\n');
+    await writeApiEndpoint(stateDir, { url: 'http://127.0.0.1:41999', tokenFile: path.join(stateDir, 'admin.token'), pid: process.pid });
+    const base = { XDG_CONFIG_HOME: path.join(dir, 'nowhere'), WM_STATE_DIR: stateDir };
+    assert.deepEqual(await resolveConnection({}, base), { url: 'http://127.0.0.1:41999', token: 'local-admin-token' });
+    // The state dir from the config wm serve would run: host.stateDir of WM_CONFIG, relative to its folder.
+    const configDir = path.join(dir, 'cfg');
+    await mkdir(configDir, { recursive: true });
+    await writeFile(path.join(configDir, 'wm.yaml'), 'host:\n  stateDir: ../state\n');
+    assert.deepEqual(await resolveConnection({}, { XDG_CONFIG_HOME: path.join(dir, 'nowhere'), WM_CONFIG: path.join(configDir, 'wm.yaml') }), { url: 'http://127.0.0.1:41999', token: 'local-admin-token' });
+    // A URL given another way wins, and the local token is not sent to another origin.
+    assert.deepEqual(await resolveConnection({ url: 'http://elsewhere:1' }, base), { url: 'http://elsewhere:1' });
+    assert.deepEqual(await resolveConnection({}, { ...base, WM_URL: 'http://127.0.0.1:41999/' }), { url: 'http://127.0.0.1:41999', token: 'local-admin-token' });
+    assert.deepEqual(await resolveConnection({ token: 'flag' }, base), { url: 'http://127.0.0.1:41999', token: 'flag' });
+    // A file left by a host that is gone (killed before it could remove it) is ignored.
+    await writeApiEndpoint(stateDir, { url: 'http://127.0.0.1:41999', tokenFile: path.join(stateDir, 'admin.token'), pid: await exitedPid() });
+    assert.deepEqual(await resolveConnection({}, base), { url: DEFAULT_API_URL });
   });
 
   it('takes each setting from its flag, else the environment, else the file; tokenFile is relative to the file', async () => {
