@@ -207,7 +207,8 @@ export class Host {
     // Registered first, so it is released last, once everything that writes to the dir has stopped.
     this.onShutdown('state dir lock', () => lock.release());
     const { bus, registry, workers, logger, metrics } = this.#container.cradle;
-    metrics.watch({ bus, registry });
+    // The ledger's store is attached below; the gauge reads it at scrape time.
+    metrics.watch({ bus, registry, workers: { countByPhase: async () => this.#container.cradle.ledger.store.countByPhase() } });
     await bus.start();
     this.onShutdown('bus', () => bus.stop());
     const { audit } = this.#container.cradle;

@@ -1,4 +1,4 @@
-import type { IdempotencyResult, ListPage, TransitionOutcome, WorkerStore } from '../../host/src/workers/ledger/WorkerStore.ts';
+import type { IdempotencyResult, ListPage, PhaseCount, TransitionOutcome, WorkerStore } from '../../host/src/workers/ledger/WorkerStore.ts';
 import { recordNotFound } from '../../host/src/workers/ledger/ledgerErrors.ts';
 import type { NewWorkerRecord, WorkerRecord } from '../../host/src/workers/ledger/workerRecord.ts';
 
@@ -32,6 +32,9 @@ export class NullWorkerStore implements WorkerStore {
   }
   async purgeFinished(): Promise<number> {
     return 0;
+  }
+  async countByPhase(): Promise<PhaseCount[]> {
+    return [];
   }
   async claimIdempotency(): Promise<IdempotencyResult> {
     return { status: 'new' };

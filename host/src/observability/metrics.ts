@@ -7,6 +7,8 @@ import { timePublishes } from './metricsBus.ts';
 import { LabelBudget, reasonFamily } from './metricsLabels.ts';
 import type { OperationObserver, OperationRecord } from './OperationObserver.ts';
 import type { ReconcileObserver } from '../workers/ReconcileLoop.ts';
+import { LEDGER_PHASES } from '../workers/ledger/workerStateMachine.ts';
+import type { PhaseCount } from '../workers/ledger/WorkerStore.ts';
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
@@ -25,6 +27,8 @@ export interface MetricsOptions {
 export interface MetricsSources {
   bus?: { stats(): BusStats };
   registry?: { instances(): InstanceRecord[] };
+  /** The worker ledger's counts, for `wm_workers`. */
+  workers?: { countByPhase(): Promise<PhaseCount[]> };
 }
 
 /** A plugin as the registry hooks name it. */
@@ -218,6 +222,21 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
   const callErrors = new Counter({
     name: 'plugin_call_errors_total', help: 'Failed calls into plugin threads, by instance, method and error code.',
     labelNames: ['plugin_instance', 'plugin', 'method', 'error_code'] as const, registers,
+  });
+  new Gauge({
+    name: 'wm_workers', help: 'Workers in the ledger, by state (ledger phase) and provider instance; 0 for every phase of a configured provider instance that has none.',
+    labelNames: ['state', 'instance'] as const, registers,
+    // Read from the ledger at scrape time: one grouped count, so the gauge is exact whoever wrote the records.
+    async collect() {
+      const counts = await sources.workers?.countByPhase().catch(() => undefined);
+      if (counts === undefined) return;
+      this.reset();
+      for (const inst of sources.registry?.instances() ?? []) {
+        if (inst.plugin?.pkg?.metadata.kind !== 'provider') continue;
+        for (const phase of LEDGER_PHASES) this.set({ state: phase, instance: budget.value('instance', inst.name) }, 0);
+      }
+      for (const c of counts) this.set({ state: c.phase, instance: budget.value('instance', c.instance) }, c.count);
+    },
   });
   const busGauge = (name: string, help: string, read: (stats: BusStats) => number): void => {
     new Gauge({

@@ -58,6 +58,13 @@ export interface IdempotencyClaim {
   now?: Date;
 }
 
+/** How many records one instance has in one phase. */
+export interface PhaseCount {
+  instance: string;
+  phase: LedgerPhase;
+  count: number;
+}
+
 /** What a claim found: first use, a repeat of the same request, or the same key used for a different request. */
 export type IdempotencyResult = { status: 'new' } | { status: 'replay'; workerId: string } | { status: 'conflict' };
 
@@ -85,6 +92,8 @@ export interface WorkerStore {
   list(query?: ListQuery): Promise<ListPage>;
   /** Removes terminal records whose `finishedAt` is before `olderThan`; returns how many. */
   purgeFinished(olderThan: Date): Promise<number>;
+  /** How many records each (instance, phase) pair has; pairs with none are left out. For the `wm_workers` gauge. */
+  countByPhase(): Promise<PhaseCount[]>;
   /** Atomically records an idempotency key, or says what an earlier, unexpired use of it was. */
   claimIdempotency(claim: IdempotencyClaim): Promise<IdempotencyResult>;
   /** Removes idempotency records expired at `now`; returns how many. */

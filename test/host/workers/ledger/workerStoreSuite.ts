@@ -262,6 +262,28 @@ export function workerStoreSuite(harness: StoreHarness): void {
       }
     });
 
+    it('counts records by instance and phase, following transitions, deletes and purges', async () => {
+      const counted = await harness.open(clock.now);
+      try {
+        assert.deepEqual(await counted.countByPhase(), []);
+        await counted.create(newWorker('c-1', { instance: 'a' }));
+        await counted.create(newWorker('c-2', { instance: 'a', state: stateIn('Running') }));
+        await counted.create(newWorker('c-3', { instance: 'a', state: stateIn('Running') }));
+        await counted.create(newWorker('c-4', { instance: 'b', state: stateIn('Running') }));
+        await counted.transition('c-3', stateIn('Failed'));
+        await counted.delete('c-4');
+        assert.deepEqual(await counted.countByPhase(), [
+          { instance: 'a', phase: 'Failed', count: 1 },
+          { instance: 'a', phase: 'Pending', count: 1 },
+          { instance: 'a', phase: 'Running', count: 1 },
+        ]);
+        assert.equal(await counted.purgeFinished(new Date(clock.now().getTime() + 1)), 1);
+        assert.deepEqual((await counted.countByPhase()).map((c) => `${c.instance}/${c.phase}=${c.count}`), ['a/Pending=1', 'a/Running=1']);
+      } finally {
+        await counted.close();
+      }
+    });
+
     it('refuses every call after close(), and closes twice without error', async () => {
       const closing = await harness.open(clock.now);
       await closing.create(newWorker('closing'));

@@ -9,7 +9,7 @@ import { claimTimes, judgeClaim, type StoredClaim } from '../../idempotency.ts';
 import { normalizeListQuery, pageInMemory } from '../../listQuery.ts';
 import { recordExists, recordNotFound, storeClosed, storeFailure } from '../../ledgerErrors.ts';
 import { applyPatch, applyTransition, assertRevision, decodeStoredRecord, newRecord } from '../../recordChanges.ts';
-import type { IdempotencyClaim, IdempotencyResult, ListPage, ListQuery, TransitionOptions, TransitionOutcome, WorkerStore, WriteOptions } from '../../WorkerStore.ts';
+import type { IdempotencyClaim, IdempotencyResult, ListPage, ListQuery, PhaseCount, TransitionOptions, TransitionOutcome, WorkerStore, WriteOptions } from '../../WorkerStore.ts';
 import type { LedgerState, NewWorkerRecord, WorkerRecord, WorkerRecordPatch } from '../../workerRecord.ts';
 import { TERMINAL_PHASES } from '../../workerStateMachine.ts';
 import { isRevisionMismatch, scanBucket } from './kvScan.ts';
@@ -143,6 +143,20 @@ export class JetStreamWorkerStore implements WorkerStore {
       const normalized = normalizeListQuery(query);
       const rows = await scanBucket(this.#js, this.#names.workers);
       return pageInMemory(rows.map((row) => this.#decode(row.value, row.key)), normalized);
+    });
+  }
+
+  async countByPhase(): Promise<PhaseCount[]> {
+    return this.#run('count workers by phase', async () => {
+      const counts = new Map<string, PhaseCount>();
+      for (const row of await scanBucket(this.#js, this.#names.workers)) {
+        const record = this.#decode(row.value, row.key);
+        const key = `${record.instance}\u0000${record.state.phase}`;
+        const entry = counts.get(key) ?? { instance: record.instance, phase: record.state.phase, count: 0 };
+        entry.count += 1;
+        counts.set(key, entry);
+      }
+      return [...counts.values()].sort((a, b) => (a.instance === b.instance ? a.phase.localeCompare(b.phase) : a.instance.localeCompare(b.instance)));
     });
   }
 

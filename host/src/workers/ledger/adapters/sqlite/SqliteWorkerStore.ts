@@ -3,8 +3,8 @@ import { claimTimes, judgeClaim, type StoredClaim } from '../../idempotency.ts';
 import { normalizeListQuery, toPage } from '../../listQuery.ts';
 import { recordExists, recordNotFound, storeClosed, storeFailure } from '../../ledgerErrors.ts';
 import { applyPatch, applyTransition, assertRevision, decodeStoredRecord, newRecord } from '../../recordChanges.ts';
-import type { IdempotencyClaim, IdempotencyResult, ListPage, ListQuery, TransitionOptions, TransitionOutcome, WorkerStore, WriteOptions } from '../../WorkerStore.ts';
-import type { LedgerState, NewWorkerRecord, WorkerRecord, WorkerRecordPatch } from '../../workerRecord.ts';
+import type { IdempotencyClaim, IdempotencyResult, ListPage, ListQuery, PhaseCount, TransitionOptions, TransitionOutcome, WorkerStore, WriteOptions } from '../../WorkerStore.ts';
+import type { LedgerPhase, LedgerState, NewWorkerRecord, WorkerRecord, WorkerRecordPatch } from '../../workerRecord.ts';
 import { TERMINAL_PHASES } from '../../workerStateMachine.ts';
 import { listSql } from './listSql.ts';
 import { migrate } from './migrations.ts';
@@ -38,6 +38,7 @@ function prepareStatements(db: Database.Database) {
     getClaim: db.prepare('SELECT request_hash, worker_id, expires_at FROM idempotency WHERE tenant = ? AND principal = ? AND key = ?'),
     putClaim: db.prepare('INSERT OR REPLACE INTO idempotency (tenant, principal, key, request_hash, worker_id, expires_at) VALUES (?, ?, ?, ?, ?, ?)'),
     purgeClaims: db.prepare('DELETE FROM idempotency WHERE expires_at <= ?'),
+    countByPhase: db.prepare('SELECT instance, phase, COUNT(*) AS count FROM workers GROUP BY instance, phase ORDER BY instance, phase'),
   };
 }
 
@@ -139,6 +140,12 @@ export class SqliteWorkerStore implements WorkerStore {
       this.#stmt.purgeLabels.run(...TERMINAL, cutoff);
       return this.#stmt.purge.run(...TERMINAL, cutoff).changes;
     });
+  }
+
+  async countByPhase(): Promise<PhaseCount[]> {
+    return this.#run('count workers by phase', () =>
+      (this.#stmt.countByPhase.all() as Array<{ instance: string; phase: LedgerPhase; count: number | bigint }>).map((row) => ({ instance: row.instance, phase: row.phase, count: Number(row.count) })),
+    );
   }
 
   async claimIdempotency(claim: IdempotencyClaim): Promise<IdempotencyResult> {
