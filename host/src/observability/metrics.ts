@@ -225,7 +225,8 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
   });
   new Gauge({
     name: 'wm_workers', help: 'Workers in the ledger, by state (ledger phase) and provider instance; 0 for every phase of a configured provider instance that has none.',
-    labelNames: ['state', 'instance'] as const, registers,
+    // `provider`, as on the other worker series: Prometheus gives `instance` to the scrape target.
+    labelNames: ['state', 'provider'] as const, registers,
     // Read from the ledger at scrape time: one grouped count, so the gauge is exact whoever wrote the records.
     async collect() {
       const counts = await sources.workers?.countByPhase().catch(() => undefined);
@@ -233,9 +234,9 @@ export function createMetrics(options: MetricsOptions = {}): HostMetrics {
       this.reset();
       for (const inst of sources.registry?.instances() ?? []) {
         if (inst.plugin?.pkg?.metadata.kind !== 'provider') continue;
-        for (const phase of LEDGER_PHASES) this.set({ state: phase, instance: budget.value('instance', inst.name) }, 0);
+        for (const phase of LEDGER_PHASES) this.set({ state: phase, provider: provider(inst.name) }, 0);
       }
-      for (const c of counts) this.set({ state: c.phase, instance: budget.value('instance', c.instance) }, c.count);
+      for (const c of counts) this.set({ state: c.phase, provider: provider(c.instance) }, c.count);
     },
   });
   const busGauge = (name: string, help: string, read: (stats: BusStats) => number): void => {

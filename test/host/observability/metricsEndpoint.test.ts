@@ -50,7 +50,7 @@ instances:
     assert.equal(valueOf(samples, 'event_bus_connected'), 1);
     assert.ok(valueOf(samples, 'process_resident_memory_bytes') > 0);
     // Every phase of a provider instance is a series, 0 while it has no worker in it.
-    const workers = samples.filter((x) => x.name === 'wm_workers' && x.labels['instance'] === 'local');
+    const workers = samples.filter((x) => x.name === 'wm_workers' && x.labels['provider'] === 'local');
     assert.deepEqual(workers.map((x) => [x.labels['state'], x.value]).sort(), ['Creating', 'Degraded', 'Failed', 'Paused', 'Pending', 'Recovering', 'Running', 'Starting', 'Stopping', 'Terminated', 'Unknown'].map((p) => [p, 0]));
   });
 
@@ -86,7 +86,7 @@ instances:
     assert.equal(moved('worker_terminate_latency_ms_count', { provider: 'local' }), 1);
     assert.equal(moved('provider_operations_errors_total', { provider: 'local', operation: 'createWorker', error_category: 'ResourceLimits', error_code: 'WM_ERR_RESOURCE_EXHAUSTED' }), 1);
     // The ledger's records by state: the terminated one, the refused and the failed ones.
-    assert.deepEqual(['Running', 'Terminated', 'Failed'].map((state) => valueOf(now, 'wm_workers', { state, instance: 'local' })), [0, 1, 2]);
+    assert.deepEqual(['Running', 'Terminated', 'Failed'].map((state) => valueOf(now, 'wm_workers', { state, provider: 'local' })), [0, 1, 2]);
   });
 
   it('counts the crashes and restart of a hostile plugin, then shows it quarantined', async () => {
