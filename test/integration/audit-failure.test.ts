@@ -9,6 +9,7 @@ import { AccessGuard } from '../../host/src/security/authn/AccessGuard.ts';
 import { hostPrincipal } from '../../host/src/security/authn/createAuthenticator.ts';
 import { LocalAdminAuthenticator } from '../../host/src/security/authn/LocalAdminAuthenticator.ts';
 import { processProviderYaml, startTestHost, type TestHost } from '../helpers/startTestHost.ts';
+import { budget, waitFor } from '../helpers/waitFor.ts';
 
 const SPEC = { command: ['sleep', '600'] };
 
@@ -64,30 +65,51 @@ ${processProviderYaml()}`, {
   });
 });
 
-/**
- * A read (`worker:read`) runs while its audit record is being written, so a storm of requests does not make it queue
- * twice; its answer must still wait for the record. Here the very first call is a read whose record cannot be synced:
- * it is answered with the audit's error, never with the data it read.
- */
-describe('a read whose audit record cannot be made durable', () => {
-  it('answers 503 HOST_ERR_AUDIT_UNAVAILABLE instead of the data', async (t) => {
-    const h = await startTestHost(`
-host: { id: audit-failure-read, stateDir: \${DIR}/state, logLevel: warn }
+/** A host whose audit log file is a symlink to `device`, with the local admin token, started on the process provider. */
+async function hostOnDevice(id: string, device: string): Promise<{ h: TestHost; get: (route: string) => Promise<Response> }> {
+  const h = await startTestHost(`
+host: { id: ${id}, stateDir: \${DIR}/state, logLevel: warn }
 api: { enabled: true, port: 0 }
 ${processProviderYaml()}`, {
-      beforeStart: async (dir) => {
-        const file = auditLogPath(path.join(dir, 'state'));
-        await mkdir(path.dirname(file), { recursive: true });
-        await symlink('/dev/null', file);
-      },
-    });
+    beforeStart: async (dir) => {
+      const file = auditLogPath(path.join(dir, 'state'));
+      await mkdir(path.dirname(file), { recursive: true });
+      await symlink(device, file);
+    },
+  });
+  const token = (await readFile(h.host.adminTokenFile ?? assert.fail('no admin token'), 'utf8')).trim();
+  const url = h.host.apiUrl ?? assert.fail('the API is not listening');
+  return { h, get: (route) => fetch(new URL(route, url), { headers: { authorization: `Bearer ${token}` } }) };
+}
+
+/**
+ * A read (`worker:read`) runs while its audit record is being written, so a storm of requests does not make it queue
+ * twice; its answer waits until the record is in the log file (its fsync follows within the sync lag). A read whose
+ * record cannot be written is answered with the audit's error, never with the data it read.
+ */
+describe('a read and its audit record', () => {
+  it('answers 503 HOST_ERR_AUDIT_UNAVAILABLE instead of the data when the record cannot be written', async (t) => {
+    // /dev/full refuses every write (ENOSPC).
+    const { h, get } = await hostOnDevice('audit-failure-read', '/dev/full');
     t.after(() => h.stop());
-    const token = (await readFile(h.host.adminTokenFile ?? assert.fail('no admin token'), 'utf8')).trim();
-    const res = await fetch(new URL('/v1/workers?label=suite=audit', h.host.apiUrl ?? assert.fail('the API is not listening')), { headers: { authorization: `Bearer ${token}` } });
+    const res = await get('/v1/workers?label=suite=audit');
     assert.equal(res.status, 503);
     const body = (await res.json()) as { code: string; items?: unknown; details?: { reason?: string } };
     assert.equal(body.code, 'HOST_ERR_AUDIT_UNAVAILABLE');
-    assert.equal(body.details?.reason, 'sync_failed');
+    assert.equal(body.details?.reason, 'write_failed');
     assert.equal(body.items, undefined, 'no listing leaves without its audit record');
+  });
+
+  it('is answered once its record is written; a sync that then fails keeps the record in the fatal log line and refuses what follows', async (t) => {
+    // /dev/null takes the write and refuses the fdatasync that follows within the sync lag.
+    const { h, get } = await hostOnDevice('audit-failure-read-sync', '/dev/null');
+    t.after(() => h.stop());
+    const first = await get('/v1/workers?label=suite=audit');
+    assert.equal(first.status, 200, 'the record was written: the read is answered');
+    const fatal = await waitFor(() => h.logs.map((l) => JSON.parse(l) as { level: number; records?: Array<{ action: string }> }).find((l) => l.level === 60), 'the failed sync of the read\'s record', budget(30_000));
+    assert.deepEqual(fatal.records?.map((r) => r.action), ['worker:read'], 'the log line keeps the record the file may have lost');
+    const later = await get('/v1/workers?label=suite=audit');
+    assert.equal(later.status, 503);
+    assert.equal(((await later.json()) as { details?: { reason?: string } }).details?.reason, 'sync_failed');
   });
 });
