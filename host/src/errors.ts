@@ -95,6 +95,11 @@ export const HOST_ERROR_CODES = {
     description: 'The plugin entry module could not be loaded, or its definition differs from its package metadata.',
     howToSolve: 'Read the cause; rebuild the plugin and regenerate its metadata.',
   },
+  HOST_ERR_PLUGIN_METADATA_DRIFT: {
+    category: 'Configuration', severity: 'High', transient: false,
+    description: 'The plugin\'s package.json (version and workerManager block: id, kind, hostApi, capabilities, configSchema, description) differs from what its definePlugin call declares. The host negotiated from the package.json before running the plugin, so it refuses the plugin rather than serve it on stale facts; the message names each difference.',
+    howToSolve: 'Regenerate the block from the code with wm-plugin metadata <pluginDir> (npm run plugin:metadata in this repo) and republish; run wm-plugin metadata --check in the plugin\'s CI.',
+  },
   HOST_ERR_PLUGIN_PACKAGE_UNSAFE: {
     category: 'Configuration', severity: 'Critical', transient: false,
     description: 'A restricted plugin package reaches outside itself, so the host refused to copy or bundle it for the sandbox: a symlink that leaves the package (or dangles, or loops), a socket, fifo or device, more files or bytes than a package may hold (MAX_PACKAGE_FILES, MAX_PACKAGE_BYTES), or an import of a file outside the package and its dependencies, of a non-code file, or with import attributes other than { type: \'json\' } (which would inline the file as data).',

@@ -6,6 +6,7 @@ export * from './contracts/index.ts';
 export * from './errors/index.ts';
 export * from './definePlugin.ts';
 export * from './pluginMetadata.ts';
+export * from './pluginMetadataDrift.ts';
 export * from './version.ts';
 export * from './schema.ts';
 export * from './fs/writeFileAtomic.ts';

@@ -14,6 +14,7 @@
 import Type, { type Static } from 'typebox';
 import { WorkerEvent } from './contracts/workerEvent.ts';
 import { SerializedError } from './errors/SerializedError.ts';
+import { PluginMetadata } from './pluginMetadata.ts';
 
 /** Protocol version; bumped on any incompatible change of these shapes. */
 export const PROTOCOL_VERSION = 2;
@@ -88,6 +89,11 @@ export const ThreadInit = Type.Object({
   heartbeatMs: Type.Integer({ minimum: 10 }),
   /** Operations the host negotiated; anything else is refused inside the thread too. */
   methods: Type.Array(Type.String()),
+  /**
+   * The package.json `workerManager` block the host negotiated from. When given, the thread refuses a definition that
+   * declares anything else (`HOST_ERR_PLUGIN_METADATA_DRIFT`): the host would otherwise have decided on stale facts.
+   */
+  metadata: Type.Optional(PluginMetadata),
 });
 /** Thread init data. */
 export type ThreadInit = Static<typeof ThreadInit>;

@@ -309,6 +309,7 @@ export class PluginRegistry {
         egress: inst.entry.egress,
         methods: negotiated.methods,
         contract: negotiated.contract,
+        metadata: pkg.metadata,
         onEvent: (event) => hooks.onWorkerEvent?.(inst.name, event),
         onLog: (level, message, fields) => hooks.onPluginLog?.(inst.name, level, message, fields),
         onStatus: (change) => {

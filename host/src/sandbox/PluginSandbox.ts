@@ -8,6 +8,7 @@ import {
   WorkerManagerError,
   type CallOptions,
   type Contract,
+  type PluginMetadata,
   type Proxied,
   type WorkerEvent,
 } from '@worker-manager/plugin-sdk';
@@ -47,6 +48,12 @@ export interface SandboxOptions {
   /** Negotiated operations; any other is refused with WM_ERR_COMPATIBILITY before a thread sees it. */
   methods: readonly string[];
   contract: Contract;
+  /**
+   * The package.json `workerManager` block negotiated from; the threads refuse a definition that declares anything else
+   * (HOST_ERR_PLUGIN_METADATA_DRIFT). The registry always passes it; a sandbox built without it checks id, version and
+   * kind only.
+   */
+  metadata?: PluginMetadata;
   onEvent?(event: WorkerEvent): void;
   /**
    * A line for the host's log, with `fields` to merge into it as they are. A plugin's own fields are always nested
@@ -598,6 +605,7 @@ export class PluginSandbox {
       stateDir: this.#options.stateDir,
       heartbeatMs: this.#limits.heartbeatMs,
       methods: [...this.#options.methods],
+      ...(this.#options.metadata === undefined ? {} : { metadata: this.#options.metadata }),
     };
     const pool = new PluginThreadPool({
       filename: restricted?.threadFile ?? THREAD_BOOT,

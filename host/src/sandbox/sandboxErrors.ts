@@ -48,6 +48,7 @@ export function rebuildError(subject: Subject, wire: unknown): WorkerManagerErro
 /** Start failures that already say what went wrong; anything else is wrapped as a load failure. */
 const START_ERRORS: ReadonlySet<string> = new Set([
   'HOST_ERR_PLUGIN_LOAD_FAILED', 'HOST_ERR_PLUGIN_SETUP_FAILED', 'HOST_ERR_PLUGIN_STOPPED', 'HOST_ERR_PLUGIN_START_TIMEOUT', 'HOST_ERR_SANDBOX_UNAVAILABLE', 'HOST_ERR_PLUGIN_PACKAGE_UNSAFE',
+  'HOST_ERR_PLUGIN_METADATA_DRIFT',
 ]);
 
 export function startError(error: unknown, subject: Subject): WorkerManagerError {

@@ -287,6 +287,7 @@ export class ProcessSandbox {
       env: { ...this.#options.env },
       limits: this.#limits,
       methods: [...this.#options.methods],
+      ...(this.#options.metadata === undefined ? {} : { metadata: this.#options.metadata }),
       bundle: { dir: bundle.dir, threadFile: bundle.threadFile, pluginUrl: bundle.pluginUrl },
       ...(this.#egress === undefined ? {} : { egress: { socketPath: this.#egress.socketPath, proxyPort: PROXY_PORT } }),
     };

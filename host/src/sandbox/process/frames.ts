@@ -5,7 +5,7 @@
  * frames below carry the calls. The sandbox is untrusted: the host checks every line it reads against these schemas,
  * and every result against the contract, before anything else sees it.
  */
-import { SerializedError } from '@worker-manager/plugin-sdk';
+import { PluginMetadata, SerializedError } from '@worker-manager/plugin-sdk';
 import Type, { type Static } from 'typebox';
 
 const Id = Type.Integer({ minimum: 1 });
@@ -24,6 +24,8 @@ export const SandboxInit = Type.Object({
   env: Type.Record(Type.String(), Type.String()),
   limits: Type.Unknown(),
   methods: Type.Array(Type.String()),
+  /** The package.json `workerManager` block the host negotiated from (see ThreadInit.metadata). */
+  metadata: Type.Optional(PluginMetadata),
   bundle: Type.Object({ dir: Type.String(), threadFile: Type.String(), pluginUrl: Type.String() }),
   /** The egress proxy's unix socket inside the sandbox; the sandbox relays 127.0.0.1:`proxyPort` to it. */
   egress: Type.Optional(Type.Object({ socketPath: Type.String(), proxyPort: Type.Integer({ minimum: 1, maximum: 65_535 }) })),

@@ -75,6 +75,7 @@ async function init(message: SandboxInit): Promise<void> {
     env,
     limits,
     methods: message.methods,
+    ...(message.metadata === undefined ? {} : { metadata: message.metadata }),
     contract: message.kind === 'provider' ? WorkerProviderContract : CredentialProviderContract,
     prebuilt: message.bundle,
     onEvent: (event) => send(JSON.stringify({ type: 'event', event })),

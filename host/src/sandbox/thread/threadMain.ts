@@ -7,6 +7,7 @@ import { MessagePort, threadId, workerData } from 'node:worker_threads';
 import {
   CredentialProviderContract,
   isPluginDefinition,
+  pluginMetadataDrift,
   toWorkerManagerError,
   WorkerEvent,
   WorkerManagerError,
@@ -232,6 +233,18 @@ async function loadPlugin(): Promise<Handlers> {
   const def = mod.default;
   if (!isPluginDefinition(def)) {
     throw hostError('HOST_ERR_PLUGIN_LOAD_FAILED', `plugin '${init.pluginId}' entry has no definePlugin(...) default export`, { details: { ...subject } });
+  }
+  if (init.metadata !== undefined) {
+    // The host negotiated (capabilities, host API, config schema) from the package.json before any plugin code ran;
+    // a definition that says otherwise would be served on stale facts, so it is refused with each difference named.
+    const drift = pluginMetadataDrift({ version: init.pluginVersion, workerManager: init.metadata }, def);
+    if (drift.length > 0) {
+      throw hostError(
+        'HOST_ERR_PLUGIN_METADATA_DRIFT',
+        `plugin '${init.pluginId}@${init.pluginVersion}' (instance '${init.instance}'): package.json differs from its definePlugin call: ${drift.join('; ')}`,
+        { details: { ...subject, differences: drift } },
+      );
+    }
   }
   if (def.id !== init.pluginId || def.version !== init.pluginVersion || def.kind !== init.kind) {
     throw hostError(
