@@ -70,11 +70,15 @@ export async function buildProcessBundle(options: { entry: string; packageDir: s
     const dir = join(CACHE_ROOT, key);
     if (!(await validCache(dir))) {
       await bundleInto(staging, packageCopy, inside, realPackage);
-      await rm(dir, { recursive: true, force: true });
-      // Atomic: a concurrent start of the same plugin sees either no bundle or a whole one.
-      await rename(staging, dir).catch(async (error: unknown) => {
-        if (!(await validCache(dir))) throw error;
-      });
+      // Another start of the same plugin (a second instance) may have built and moved its bundle in while this one
+      // built: that bundle may already be running, so it is kept, never deleted under it.
+      if (!(await validCache(dir))) {
+        await rm(dir, { recursive: true, force: true });
+        // Atomic: a concurrent start of the same plugin sees either no bundle or a whole one.
+        await rename(staging, dir).catch(async (error: unknown) => {
+          if (!(await validCache(dir))) throw error;
+        });
+      }
       void pruneCache(key);
     }
     const now = new Date();
@@ -102,7 +106,9 @@ export async function buildProcessBundle(options: { entry: string; packageDir: s
 
 async function bundleInto(dir: string, packageCopy: string, inside: string, realPackage: string): Promise<void> {
   const nodePaths = nodeModulesAbove(realPackage);
-  const guard = packageBoundaryPlugin({ packageDir: packageCopy, allowedRoots: [await realpath(SDK_DIR), ...nodePaths], hostEntries: [sandboxMain, threadMain] });
+  const guard = packageBoundaryPlugin({
+    packageDir: packageCopy, allowedRoots: [await realpath(SDK_DIR), ...(await sdkDependencyDirs()), ...nodePaths], hostEntries: [sandboxMain, threadMain],
+  });
   const result = await build({
     entryPoints: { sandbox: sandboxMain, thread: threadMain, plugin: join(packageCopy, inside) },
     outdir: dir,
@@ -186,6 +192,26 @@ async function pruneCache(keep: string): Promise<void> {
     const info = await stat(path).catch(() => undefined);
     if (info !== undefined && now - info.mtimeMs > (name.startsWith('staging-') ? 3_600_000 : CACHE_MAX_AGE_MS)) await rm(path, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/**
+ * The folders of the host SDK's own dependencies, as Node resolves them from the SDK: the SDK imports them, and a
+ * plugin installed outside the host's folder (in the config's node_modules, as a vendor's package is) has no
+ * node_modules in common with the host, so without these the bundle guard would refuse the SDK's own imports. Only
+ * the SDK's declared dependencies, not the host's whole node_modules.
+ */
+async function sdkDependencyDirs(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(SDK_DIR, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const out: string[] = [];
+  for (const name of Object.keys(manifest.dependencies ?? {})) {
+    for (const nodeModules of nodeModulesAbove(SDK_DIR)) {
+      const found = await realpath(join(nodeModules, name)).catch(() => undefined);
+      if (found === undefined) continue;
+      out.push(found);
+      break;
+    }
+  }
+  return out;
 }
 
 /** Every node_modules folder from `dir` up to the root, nearest first: where Node would resolve the package's imports. */
