@@ -90,7 +90,8 @@ const hostBoundary = {
 };
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '.wm-state/**', '.tools/**', 'dist/**', 'coverage/**'] },
+  // plugin-sdk/dist-package/ is the publishable SDK that `npm run sdk:pack` compiles: generated JavaScript and .d.ts.
+  { ignores: ['**/node_modules/**', '.wm-state/**', '.tools/**', 'dist/**', 'coverage/**', 'plugin-sdk/dist-package/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -7,8 +7,8 @@ export type PluginKind = Static<typeof PluginKind>;
 
 /**
  * The `workerManager` block of a plugin's package.json. The host reads it (and the package `version`) to negotiate
- * before any plugin code runs; `wm-plugin-metadata` writes it from the plugin's `definePlugin` call so the two never
- * drift.
+ * before any plugin code runs; `wm-plugin metadata` (in this repo `npm run plugin:metadata`) writes it from the plugin's
+ * `definePlugin` call so the two never drift, and the host refuses a plugin whose two declarations differ.
  */
 export const PluginMetadata = Type.Object(
   {
